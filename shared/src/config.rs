@@ -1,0 +1,242 @@
+//! Configuration from the contract's environment variables, validated once at init. Every
+//! problem is reported together, each naming its variable.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::{Host, Url};
+
+pub const PAYOUTS_TABLE: &str = "PAYOUTS_TABLE";
+pub const VEXORA_SECRET_ID: &str = "VEXORA_SECRET_ID";
+pub const VEXORA_BASE_URL: &str = "VEXORA_BASE_URL";
+pub const VEXORA_NOTIFY_URL: &str = "VEXORA_NOTIFY_URL";
+pub const VEXORA_TIMEOUT_MS: &str = "VEXORA_TIMEOUT_MS";
+
+/// Every variable the functions read, for tools and templates that must match the code.
+pub const ALL_VARIABLES: [&str; 5] = [
+    PAYOUTS_TABLE,
+    VEXORA_SECRET_ID,
+    VEXORA_BASE_URL,
+    VEXORA_NOTIFY_URL,
+    VEXORA_TIMEOUT_MS,
+];
+
+pub const DEFAULT_VEXORA_TIMEOUT: Duration = Duration::from_millis(8000);
+const MAX_VEXORA_TIMEOUT_MS: u64 = 60_000;
+
+/// The validated configuration shared by the functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub payouts_table: String,
+    pub vexora_secret_id: String,
+    pub vexora_base_url: Url,
+    pub vexora_notify_url: Url,
+    pub vexora_timeout: Duration,
+}
+
+/// One bad variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// All bad variables found at init.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError(pub Vec<VarError>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid configuration: ")?;
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{} {}", e.variable, e.problem)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads through `lookup` so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut errors = Vec::new();
+        let mut required = |name: &'static str| match lookup(name) {
+            Some(v) if !v.trim().is_empty() => Some(v),
+            _ => {
+                errors.push(VarError {
+                    variable: name,
+                    problem: "is missing or empty".into(),
+                });
+                None
+            }
+        };
+        let table = required(PAYOUTS_TABLE);
+        let secret_id = required(VEXORA_SECRET_ID);
+        let base = required(VEXORA_BASE_URL);
+        let notify = required(VEXORA_NOTIFY_URL);
+        let mut check = |name: &'static str, r: Result<Url, String>| {
+            r.map_err(|problem| {
+                errors.push(VarError {
+                    variable: name,
+                    problem,
+                })
+            })
+            .ok()
+        };
+        let base = base.and_then(|v| check(VEXORA_BASE_URL, parse_url(&v)));
+        let notify = notify.and_then(|v| check(VEXORA_NOTIFY_URL, parse_url(&v)));
+        let timeout = match lookup(VEXORA_TIMEOUT_MS) {
+            None => Some(DEFAULT_VEXORA_TIMEOUT),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if (1..=MAX_VEXORA_TIMEOUT_MS).contains(&ms) => {
+                    Some(Duration::from_millis(ms))
+                }
+                _ => {
+                    errors.push(VarError {
+                        variable: VEXORA_TIMEOUT_MS,
+                        problem: format!(
+                            "must be a whole number of milliseconds from 1 to {MAX_VEXORA_TIMEOUT_MS}"
+                        ),
+                    });
+                    None
+                }
+            },
+        };
+        match (table, secret_id, base, notify, timeout) {
+            (Some(t), Some(s), Some(b), Some(n), Some(d)) if errors.is_empty() => Ok(Self {
+                payouts_table: t,
+                vexora_secret_id: s,
+                vexora_base_url: b,
+                vexora_notify_url: n,
+                vexora_timeout: d,
+            }),
+            _ => Err(ConfigError(errors)),
+        }
+    }
+}
+
+/// An absolute URL; `http://` only for loopback hosts (local runs), otherwise `https://`.
+pub fn parse_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value.trim()).map_err(|e| format!("is not a valid URL ({e})"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => return Err("must use https:// (http:// is accepted only for loopback hosts)".into()),
+        other => return Err(format!("must use https://, not {other}://")),
+    }
+    if url.host().is_none() {
+        return Err("must name a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not carry a query or fragment".into());
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        (PAYOUTS_TABLE, "payouts"),
+        (VEXORA_SECRET_ID, "vexora/merchant"),
+        (VEXORA_BASE_URL, "https://sandbox-api.vexora.com/japan"),
+        (VEXORA_NOTIFY_URL, "https://api.example.jp/vexora/notify"),
+    ];
+
+    fn with(name: &str, value: Option<&str>) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = GOOD
+            .iter()
+            .filter(|(k, _)| *k != name)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(value) = value {
+            v.push((name.to_owned(), value.to_owned()));
+        }
+        v
+    }
+
+    fn load(pairs: Vec<(String, String)>) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.into_iter().collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_complete_environment_loads_with_the_default_timeout() {
+        let c = Config::from_lookup(env(GOOD)).unwrap();
+        assert_eq!(c.payouts_table, "payouts");
+        assert_eq!(c.vexora_timeout, Duration::from_millis(8000));
+        assert_eq!(c.vexora_base_url.as_str(), "https://sandbox-api.vexora.com/japan");
+    }
+
+    #[test]
+    fn loopback_http_is_accepted_for_local_runs() {
+        for url in ["http://127.0.0.1:9000", "http://localhost:1/x", "http://[::1]:5/"] {
+            assert!(load(with(VEXORA_BASE_URL, Some(url))).is_ok(), "{url}");
+        }
+        let c = load(with(VEXORA_TIMEOUT_MS, Some("250"))).unwrap();
+        assert_eq!(c.vexora_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn each_bad_variable_is_named() {
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            (PAYOUTS_TABLE, None, "missing"),
+            (PAYOUTS_TABLE, Some("  "), "missing"),
+            (VEXORA_SECRET_ID, None, "missing"),
+            (VEXORA_BASE_URL, None, "missing"),
+            (VEXORA_BASE_URL, Some("not a url"), "not a valid URL"),
+            (VEXORA_BASE_URL, Some("http://vexora.example.com"), "https://"),
+            (VEXORA_BASE_URL, Some("http://10.0.0.1"), "loopback"),
+            (VEXORA_BASE_URL, Some("ftp://vexora.example.com"), "not ftp"),
+            (VEXORA_BASE_URL, Some("https://vexora.example.com/?a=1"), "query"),
+            (VEXORA_NOTIFY_URL, None, "missing"),
+            (VEXORA_NOTIFY_URL, Some("http://example.jp/notify"), "https://"),
+            (VEXORA_TIMEOUT_MS, Some("fast"), "milliseconds"),
+            (VEXORA_TIMEOUT_MS, Some("0"), "milliseconds"),
+            (VEXORA_TIMEOUT_MS, Some("60001"), "milliseconds"),
+        ];
+        for (name, value, expected) in cases {
+            let err = load(with(name, *value)).unwrap_err();
+            assert_eq!(err.0.len(), 1, "{name}={value:?}: {err}");
+            assert_eq!(err.0[0].variable, *name);
+            let text = err.to_string();
+            assert!(text.contains(name) && text.contains(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let err = Config::from_lookup(|_| None).unwrap_err();
+        let names: Vec<_> = err.0.iter().map(|e| e.variable).collect();
+        assert_eq!(
+            names,
+            [PAYOUTS_TABLE, VEXORA_SECRET_ID, VEXORA_BASE_URL, VEXORA_NOTIFY_URL]
+        );
+    }
+}

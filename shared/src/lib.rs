@@ -1,0 +1,12 @@
+//! The payout core: everything the payout functions share.
+
+pub mod config;
+pub mod domain;
+pub mod order;
+pub mod secrets;
+pub mod signing;
+pub mod store;
+pub mod vexora;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod testkit;

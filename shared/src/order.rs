@@ -1,0 +1,335 @@
+//! The payout order state machine (contract § States): which moves are allowed, and what a
+//! report about an order does to it. Pure: no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Amount, PayoutRequest, TradeNo};
+use crate::vexora::VexoraAnswer;
+
+/// Where a payout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Intent stored; Vexora has not answered yet.
+    Pending,
+    /// Vexora's answer is unknown; resolved later by query or webhook.
+    Unconfirmed,
+    /// Vexora accepted the payout (`0015`).
+    Processing,
+    /// Money sent (`0000`). Final.
+    Succeeded,
+    /// No money sent (`00029`, or a submit `code 8000` with no platform order). Final.
+    Failed,
+}
+
+impl OrderStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Unconfirmed,
+        Self::Processing,
+        Self::Succeeded,
+        Self::Failed,
+    ];
+
+    pub fn is_final(self) -> bool {
+        match self {
+            Self::Succeeded | Self::Failed => true,
+            Self::Pending | Self::Unconfirmed | Self::Processing => false,
+        }
+    }
+
+    /// The contract's table, verbatim.
+    pub fn may_move_to(self, to: Self) -> bool {
+        use OrderStatus::*;
+        match (self, to) {
+            (Pending, Unconfirmed | Processing | Succeeded | Failed) => true,
+            (Unconfirmed, Processing | Succeeded | Failed) => true,
+            (Processing, Succeeded | Failed) => true,
+            (Pending, Pending)
+            | (Unconfirmed, Pending | Unconfirmed)
+            | (Processing, Pending | Unconfirmed | Processing)
+            | (Succeeded, _)
+            | (Failed, _) => false,
+        }
+    }
+
+    /// The states from which a move to `to` is allowed: the guard of a conditional write.
+    pub fn allowed_sources(to: Self) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|from| from.may_move_to(to))
+            .collect()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Unconfirmed => "UNCONFIRMED",
+            Self::Processing => "PROCESSING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status `{0}`")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for OrderStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+/// What a report (a submit answer, a webhook, a query answer) says about an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported {
+    Processing,
+    Succeeded,
+    Failed,
+    /// The report says nothing certain (timeout, `code 5000`, an undocumented status, ...).
+    Unknown,
+}
+
+impl Reported {
+    /// The state this report would put an order in.
+    pub fn target(self) -> OrderStatus {
+        match self {
+            Self::Processing => OrderStatus::Processing,
+            Self::Succeeded => OrderStatus::Succeeded,
+            Self::Failed => OrderStatus::Failed,
+            Self::Unknown => OrderStatus::Unconfirmed,
+        }
+    }
+}
+
+/// What to do with a report, given the order's current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Move the order to this state.
+    Move(OrderStatus),
+    /// The order is already where the report says: nothing to do.
+    Duplicate,
+    /// The report is older than what we know (e.g. `0015` after `0000`), or carries no
+    /// information: nothing changes and nothing is wrong.
+    Stale,
+    /// The report contradicts a final state (success after failure or the reverse). Nothing
+    /// changes; the report is kept on the order and raises an alarm.
+    Anomaly,
+}
+
+/// The single rule for applying a report to an order.
+pub fn decide(current: OrderStatus, reported: Reported) -> Decision {
+    let target = reported.target();
+    if current == target {
+        return Decision::Duplicate;
+    }
+    if current.may_move_to(target) {
+        return Decision::Move(target);
+    }
+    match (current, reported) {
+        (OrderStatus::Succeeded, Reported::Failed) | (OrderStatus::Failed, Reported::Succeeded) => {
+            Decision::Anomaly
+        }
+        _ => Decision::Stale,
+    }
+}
+
+/// A payout order as stored and shown. It holds only the last 4 digits of the account number
+/// and no mobile, e-mail or names: nothing after the submit needs them, so nothing keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub trade_no: TradeNo,
+    pub status: OrderStatus,
+    /// Increases by one with every stored change; guards read-modify-write updates.
+    pub version: u64,
+    pub amount: Amount,
+    pub bank_code: String,
+    pub bank_number_last4: String,
+    pub user_id: String,
+    pub remark: Option<String>,
+    /// [`PayoutRequest::fingerprint`]: tells a retry from a different payout on the same key.
+    pub fingerprint: String,
+    pub plat_form_trade_no: Option<String>,
+    /// Vexora's last answer about this order.
+    pub vexora: Option<VexoraAnswer>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the reconciler should next look at this order; `None` once final.
+    pub check_after: Option<DateTime<Utc>>,
+    pub anomalies: Vec<Anomaly>,
+    /// How many anomalies were seen, including any beyond the stored ones.
+    pub anomaly_count: u64,
+}
+
+impl Order {
+    /// A new order for a validated request, `PENDING`, version 1.
+    pub fn pending(
+        trade_no: TradeNo,
+        request: &PayoutRequest,
+        now: DateTime<Utc>,
+        check_after: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            trade_no,
+            status: OrderStatus::Pending,
+            version: 1,
+            amount: request.amount,
+            bank_code: request.bank_code.as_str().to_owned(),
+            bank_number_last4: request.bank_number.last4(),
+            user_id: request.user_id.as_str().to_owned(),
+            remark: request.remark.as_ref().map(|r| r.as_str().to_owned()),
+            fingerprint: request.fingerprint(),
+            plat_form_trade_no: None,
+            vexora: None,
+            created_at: now,
+            updated_at: now,
+            check_after: Some(check_after),
+            anomalies: Vec::new(),
+            anomaly_count: 0,
+        }
+    }
+}
+
+/// A report that contradicted what we know, kept on the order. `report` holds only PII-free
+/// fields of the report (codes, status, amounts, platform number), never names or accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    pub at: DateTime<Utc>,
+    /// Where the report came from: `webhook`, `query` or `submit`.
+    pub source: String,
+    /// Why it is an anomaly, e.g. `contradicts_final_state` or `amount_mismatch`.
+    pub reason: String,
+    pub report: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus::*;
+    use super::*;
+
+    #[test]
+    fn the_transition_table_is_exactly_the_contracts() {
+        let allowed = [
+            (Pending, Unconfirmed),
+            (Pending, Processing),
+            (Pending, Succeeded),
+            (Pending, Failed),
+            (Unconfirmed, Processing),
+            (Unconfirmed, Succeeded),
+            (Unconfirmed, Failed),
+            (Processing, Succeeded),
+            (Processing, Failed),
+        ];
+        for from in OrderStatus::ALL {
+            for to in OrderStatus::ALL {
+                assert_eq!(
+                    from.may_move_to(to),
+                    allowed.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn final_states_never_move() {
+        for from in [Succeeded, Failed] {
+            assert!(from.is_final());
+            for to in OrderStatus::ALL {
+                assert!(!from.may_move_to(to), "{from} -> {to}");
+            }
+            for reported in [
+                Reported::Processing,
+                Reported::Succeeded,
+                Reported::Failed,
+                Reported::Unknown,
+            ] {
+                assert!(
+                    !matches!(decide(from, reported), Decision::Move(_)),
+                    "{from} moved on {reported:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_state_and_report_has_the_expected_decision() {
+        use Decision::*;
+        let table = [
+            (Pending, Reported::Processing, Move(Processing)),
+            (Pending, Reported::Succeeded, Move(Succeeded)),
+            (Pending, Reported::Failed, Move(Failed)),
+            (Pending, Reported::Unknown, Move(Unconfirmed)),
+            (Unconfirmed, Reported::Processing, Move(Processing)),
+            (Unconfirmed, Reported::Succeeded, Move(Succeeded)),
+            (Unconfirmed, Reported::Failed, Move(Failed)),
+            (Unconfirmed, Reported::Unknown, Duplicate),
+            (Processing, Reported::Processing, Duplicate),
+            (Processing, Reported::Succeeded, Move(Succeeded)),
+            (Processing, Reported::Failed, Move(Failed)),
+            (Processing, Reported::Unknown, Stale),
+            (Succeeded, Reported::Processing, Stale),
+            (Succeeded, Reported::Succeeded, Duplicate),
+            (Succeeded, Reported::Failed, Anomaly),
+            (Succeeded, Reported::Unknown, Stale),
+            (Failed, Reported::Processing, Stale),
+            (Failed, Reported::Succeeded, Anomaly),
+            (Failed, Reported::Failed, Duplicate),
+            (Failed, Reported::Unknown, Stale),
+        ];
+        assert_eq!(table.len(), OrderStatus::ALL.len() * 4);
+        for (current, reported, expected) in table {
+            assert_eq!(decide(current, reported), expected, "{current} + {reported:?}");
+        }
+    }
+
+    #[test]
+    fn allowed_sources_are_the_guard_of_each_target() {
+        assert_eq!(OrderStatus::allowed_sources(Pending), vec![]);
+        assert_eq!(OrderStatus::allowed_sources(Unconfirmed), vec![Pending]);
+        assert_eq!(
+            OrderStatus::allowed_sources(Processing),
+            vec![Pending, Unconfirmed]
+        );
+        assert_eq!(
+            OrderStatus::allowed_sources(Succeeded),
+            vec![Pending, Unconfirmed, Processing]
+        );
+        assert_eq!(
+            OrderStatus::allowed_sources(Failed),
+            vec![Pending, Unconfirmed, Processing]
+        );
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_names() {
+        for status in OrderStatus::ALL {
+            assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(status));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{status}\"")
+            );
+        }
+        assert_eq!(
+            "DONE".parse::<OrderStatus>(),
+            Err(UnknownStatus("DONE".into()))
+        );
+    }
+}

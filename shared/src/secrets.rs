@@ -1,0 +1,216 @@
+//! The Vexora merchant credentials: read from Secrets Manager through the official caching
+//! client, parsed once per fetched version, never printable.
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_secretsmanager_caching::SecretsManagerCachingClient;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Vexora's 10-digit merchant number, sent in the `merchantNo` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantNo(String);
+
+impl MerchantNo {
+    pub fn parse(s: &str) -> Result<Self, SecretError> {
+        if s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(SecretError::Malformed("`merchantNo` must be 10 digits"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The merchant number and app secret. `Debug` masks the secret.
+#[derive(Debug, Clone)]
+pub struct VexoraCredentials {
+    pub merchant_no: MerchantNo,
+    pub app_secret: SecretString,
+}
+
+impl VexoraCredentials {
+    /// Parses the secret's JSON value `{"merchantNo": "...", "appSecret": "..."}`.
+    pub fn from_json(value: &str) -> Result<Self, SecretError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wire {
+            merchant_no: Option<String>,
+            app_secret: Option<SecretString>,
+        }
+        let wire: Wire = serde_json::from_str(value).map_err(|_| {
+            SecretError::Malformed("the value must be a JSON object with `merchantNo` and `appSecret`")
+        })?;
+        let merchant_no = MerchantNo::parse(
+            wire.merchant_no
+                .as_deref()
+                .ok_or(SecretError::Malformed("`merchantNo` is missing"))?,
+        )?;
+        let app_secret = wire
+            .app_secret
+            .filter(|s| !s.expose_secret().is_empty())
+            .ok_or(SecretError::Malformed("`appSecret` is missing or empty"))?;
+        Ok(Self {
+            merchant_no,
+            app_secret,
+        })
+    }
+}
+
+/// Which version of the secret to read: the current one, or the one before a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Current,
+    Previous,
+}
+
+impl Stage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Current => "AWSCURRENT",
+            Self::Previous => "AWSPREVIOUS",
+        }
+    }
+}
+
+/// Why credentials could not be had. Messages name the problem, never the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the Vexora secret (VEXORA_SECRET_ID) does not exist or has no {0} version")]
+    NotFound(&'static str),
+    #[error("the Vexora secret (VEXORA_SECRET_ID) could not be read: {0}")]
+    Unavailable(String),
+    #[error("the Vexora secret (VEXORA_SECRET_ID) is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// The port the functions use to get Vexora credentials.
+pub trait SecretSource: Send + Sync {
+    /// The credentials of a stage, from the cache when fresh.
+    fn credentials(
+        &self,
+        stage: Stage,
+    ) -> impl Future<Output = Result<Arc<VexoraCredentials>, SecretError>> + Send;
+
+    /// Bypasses the cache for one read of a stage (e.g. after a signature failure).
+    fn refresh(
+        &self,
+        stage: Stage,
+    ) -> impl Future<Output = Result<Arc<VexoraCredentials>, SecretError>> + Send;
+}
+
+/// Secrets Manager through `aws_secretsmanager_caching`.
+#[derive(Debug)]
+pub struct SecretsManagerSource {
+    cache: SecretsManagerCachingClient,
+    secret_id: String,
+}
+
+/// How long a fetched secret is served from memory before Secrets Manager is asked again.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+impl SecretsManagerSource {
+    pub fn new(
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: impl Into<String>,
+        ttl: Duration,
+    ) -> Result<Self, SecretError> {
+        let cache = SecretsManagerCachingClient::new(client, NonZeroUsize::MIN.saturating_add(1), ttl, true)
+            .map_err(|e| SecretError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            cache,
+            secret_id: secret_id.into(),
+        })
+    }
+
+    async fn read(&self, stage: Stage, refresh: bool) -> Result<Arc<VexoraCredentials>, SecretError> {
+        let fetched = self
+            .cache
+            .get_secret_value(&self.secret_id, None, Some(stage.label()), refresh)
+            .await;
+        let value = match fetched {
+            Ok(output) => output.secret_string,
+            Err(e) => return Err(classify(e.as_ref(), stage)),
+        };
+        let value = value.ok_or(SecretError::Malformed("the value is not a string"))?;
+        VexoraCredentials::from_json(&value).map(Arc::new)
+    }
+}
+
+fn classify(e: &(dyn std::error::Error + 'static), stage: Stage) -> SecretError {
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+    use aws_secretsmanager_caching::secret_store::SecretStoreError;
+    // The caching client wraps SDK errors; find a ResourceNotFound anywhere in the chain.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(SecretStoreError::ResourceNotFound) = err.downcast_ref::<SecretStoreError>() {
+            return SecretError::NotFound(stage.label());
+        }
+        if let Some(sdk) = err.downcast_ref::<aws_sdk_secretsmanager::error::SdkError<GetSecretValueError>>()
+            && sdk
+                .as_service_error()
+                .is_some_and(GetSecretValueError::is_resource_not_found_exception)
+        {
+            return SecretError::NotFound(stage.label());
+        }
+        cause = err.source();
+    }
+    SecretError::Unavailable(e.to_string())
+}
+
+impl SecretSource for SecretsManagerSource {
+    async fn credentials(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
+        self.read(stage, false).await
+    }
+
+    async fn refresh(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
+        self.read(stage, true).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_parse_from_the_documented_json() {
+        let c = VexoraCredentials::from_json(r#"{"merchantNo":"0000000001","appSecret":"abc"}"#)
+            .unwrap();
+        assert_eq!(c.merchant_no.as_str(), "0000000001");
+        assert_eq!(c.app_secret.expose_secret(), "abc");
+    }
+
+    #[test]
+    fn malformed_secrets_are_rejected_with_a_reason_and_no_value() {
+        let cases = [
+            ("not json", "JSON object"),
+            ("[]", "JSON object"),
+            (r#"{"appSecret":"CANARY-SECRET"}"#, "`merchantNo` is missing"),
+            (r#"{"merchantNo":"123","appSecret":"CANARY-SECRET"}"#, "10 digits"),
+            (r#"{"merchantNo":"000000000A","appSecret":"CANARY-SECRET"}"#, "10 digits"),
+            (r#"{"merchantNo":"0000000001"}"#, "`appSecret` is missing"),
+            (r#"{"merchantNo":"0000000001","appSecret":""}"#, "`appSecret` is missing"),
+        ];
+        for (value, expected) in cases {
+            let message = VexoraCredentials::from_json(value).unwrap_err().to_string();
+            assert!(message.contains(expected), "{value}: {message}");
+            assert!(message.contains("VEXORA_SECRET_ID"), "{message}");
+            assert!(!message.contains("CANARY"), "{message}");
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_the_app_secret() {
+        let c = VexoraCredentials::from_json(
+            r#"{"merchantNo":"0000000001","appSecret":"CANARY-SECRET"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("CANARY"));
+    }
+}

@@ -1,0 +1,570 @@
+//! Orders in DynamoDB: the table definition (the one source of truth for tests, tools and the
+//! SAM template check), conditional create, guarded transitions, anomalies and the index of
+//! unresolved orders.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::domain::{Amount, TradeNo};
+use crate::order::{Anomaly, Order, OrderStatus};
+use crate::vexora::VexoraAnswer;
+
+/// The table's shape, defined once.
+pub mod schema {
+    /// Partition key: the merchant's `tradeNo` (string).
+    pub const PARTITION_KEY: &str = "tradeNo";
+    /// Sparse index of orders that are not final yet, by when to look at them next.
+    pub const UNRESOLVED_INDEX: &str = "unresolved-by-check-after";
+    /// Index partition key: present (value [`UNRESOLVED_MARK`]) only while an order is not final.
+    pub const UNRESOLVED_KEY: &str = "unresolved";
+    pub const UNRESOLVED_MARK: &str = "1";
+    /// Index sort key: epoch milliseconds of the next check (number).
+    pub const CHECK_AFTER: &str = "checkAfter";
+    /// At most this many anomalies are kept on an order; the count goes on.
+    pub const MAX_ANOMALIES_KEPT: usize = 20;
+}
+
+/// Creates the payouts table exactly as the SAM template declares it (on-demand, one sparse
+/// index). Used by tests and the local stack.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let attr = |name: &str, kind| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(schema::UNRESOLVED_INDEX)
+        .key_schema(key(schema::UNRESOLVED_KEY, KeyType::Hash)?)
+        .key_schema(key(schema::CHECK_AFTER, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        ?;
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(schema::PARTITION_KEY, KeyType::Hash)?)
+        .attribute_definitions(attr(schema::PARTITION_KEY, ScalarAttributeType::S)?)
+        .attribute_definitions(attr(schema::UNRESOLVED_KEY, ScalarAttributeType::S)?)
+        .attribute_definitions(attr(schema::CHECK_AFTER, ScalarAttributeType::N)?)
+        .global_secondary_indexes(index)
+        .send()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.into()))?;
+    Ok(())
+}
+
+/// Why the store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// DynamoDB failed or could not be reached; the SDK error is kept so its kind stays matchable.
+    #[error("DynamoDB request failed")]
+    Unavailable(#[source] aws_sdk_dynamodb::Error),
+    /// A request to DynamoDB could not be built (a bug, not an outage).
+    #[error("DynamoDB request could not be built")]
+    Build(#[from] aws_sdk_dynamodb::error::BuildError),
+    /// A stored item does not read as an order.
+    #[error("stored order is unreadable: attribute `{0}`")]
+    Corrupt(&'static str),
+    /// No order may move to this state (nothing moves to `PENDING`).
+    #[error("no state may move to {0}")]
+    ImpossibleTransition(OrderStatus),
+}
+
+/// The result of a create-if-absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// An order with this `tradeNo` already exists; here it is, from the same round trip.
+    AlreadyExists(Order),
+}
+
+/// A move of one order to a new state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub to: OrderStatus,
+    /// When set, the move happens only if the order is still at this version.
+    pub expected_version: Option<u64>,
+    /// Vexora's answer that caused the move, kept on the order.
+    pub answer: Option<VexoraAnswer>,
+    pub at: DateTime<Utc>,
+    /// Next reconciler check for a non-final target; ignored for final ones.
+    pub check_after: Option<DateTime<Utc>>,
+}
+
+/// What a guarded transition did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transitioned {
+    /// Moved; the order as stored now.
+    Applied(Order),
+    /// The guard failed; the order as it stands (so the caller can tell duplicate from stale).
+    Rejected(Order),
+    NotFound,
+}
+
+/// One page of unresolved orders due for a check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuePage {
+    pub trade_nos: Vec<TradeNo>,
+    /// Where the next page starts; `None` when this was the last.
+    pub next: Option<DueCursor>,
+}
+
+/// Opaque position in the unresolved index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueCursor(HashMap<String, AttributeValue>);
+
+/// The port the functions use to keep orders.
+pub trait OrderStore: Send + Sync {
+    /// Stores a new order unless its `tradeNo` exists; never overwrites.
+    fn create(&self, order: &Order) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    fn get(
+        &self,
+        trade_no: &TradeNo,
+    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+
+    /// Moves an order in one conditional write guarded by the allowed previous states
+    /// (and the version when given).
+    fn transition(
+        &self,
+        trade_no: &TradeNo,
+        transition: &Transition,
+    ) -> impl Future<Output = Result<Transitioned, StoreError>> + Send;
+
+    /// Keeps a contradicting report on the order without changing its state.
+    fn record_anomaly(
+        &self,
+        trade_no: &TradeNo,
+        anomaly: &Anomaly,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Unresolved orders whose next check is at or before `now`, oldest first.
+    fn due_for_check(
+        &self,
+        now: DateTime<Utc>,
+        limit: i32,
+        start: Option<DueCursor>,
+    ) -> impl Future<Output = Result<DuePage, StoreError>> + Send;
+}
+
+/// The real adapter.
+#[derive(Debug, Clone)]
+pub struct DynamoOrderStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOrderStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl OrderStore for DynamoOrderStore {
+    async fn create(&self, order: &Order) -> Result<Created, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(order)))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::Created),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    let item = failed.item.ok_or(StoreError::Corrupt(schema::PARTITION_KEY))?;
+                    Ok(Created::AlreadyExists(from_item(&item)?))
+                }
+                other => Err(StoreError::Unavailable(other.into())),
+            },
+            Err(e) => Err(StoreError::Unavailable(e.into())),
+        }
+    }
+
+    async fn get(&self, trade_no: &TradeNo) -> Result<Option<Order>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.into()))?;
+        out.item.as_ref().map(from_item).transpose()
+    }
+
+    async fn transition(
+        &self,
+        trade_no: &TradeNo,
+        t: &Transition,
+    ) -> Result<Transitioned, StoreError> {
+        let sources = OrderStatus::allowed_sources(t.to);
+        if sources.is_empty() {
+            return Err(StoreError::ImpossibleTransition(t.to));
+        }
+        let mut names = HashMap::from([
+            ("#pk".to_owned(), schema::PARTITION_KEY.to_owned()),
+            ("#status".to_owned(), "status".to_owned()),
+            ("#version".to_owned(), "version".to_owned()),
+            ("#updatedAt".to_owned(), "updatedAt".to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (":to".to_owned(), s(t.to.as_str())),
+            (":one".to_owned(), n(1)),
+            (":at".to_owned(), s(&timestamp(t.at))),
+        ]);
+        let mut placeholders = Vec::with_capacity(sources.len());
+        for (i, source) in sources.iter().enumerate() {
+            let key = format!(":from{i}");
+            values.insert(key.clone(), s(source.as_str()));
+            placeholders.push(key);
+        }
+        let mut condition = format!(
+            "attribute_exists(#pk) AND #status IN ({})",
+            placeholders.join(", ")
+        );
+        if let Some(version) = t.expected_version {
+            condition.push_str(" AND #version = :expected");
+            values.insert(":expected".to_owned(), n(version));
+        }
+        let mut set = vec![
+            "#status = :to",
+            "#version = #version + :one",
+            "#updatedAt = :at",
+        ];
+        let mut remove = Vec::new();
+        if let Some(answer) = &t.answer {
+            set.push("vexora = :vexora");
+            values.insert(":vexora".to_owned(), answer_to_attr(answer));
+            if let Some(platform) = &answer.plat_form_trade_no {
+                set.push("platFormTradeNo = :platform");
+                values.insert(":platform".to_owned(), s(platform));
+            }
+        }
+        names.insert("#checkAfter".to_owned(), schema::CHECK_AFTER.to_owned());
+        names.insert("#unresolved".to_owned(), schema::UNRESOLVED_KEY.to_owned());
+        match (t.to.is_final(), t.check_after) {
+            (true, _) => remove.extend(["#unresolved", "#checkAfter"]),
+            (false, Some(at)) => {
+                set.push("#checkAfter = :checkAfter");
+                values.insert(":checkAfter".to_owned(), n(at.timestamp_millis()));
+            }
+            (false, None) => {}
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item = out.attributes.ok_or(StoreError::Corrupt(schema::PARTITION_KEY))?;
+                Ok(Transitioned::Applied(from_item(&item)?))
+            }
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
+                    Some(item) => Ok(Transitioned::Rejected(from_item(&item)?)),
+                    None => Ok(Transitioned::NotFound),
+                },
+                other => Err(StoreError::Unavailable(other.into())),
+            },
+            Err(e) => Err(StoreError::Unavailable(e.into())),
+        }
+    }
+
+    async fn record_anomaly(&self, trade_no: &TradeNo, anomaly: &Anomaly) -> Result<(), StoreError> {
+        let kept = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+            .update_expression(
+                "SET anomalies = list_append(if_not_exists(anomalies, :empty), :one) ADD anomalyCount :inc",
+            )
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(anomalies) OR size(anomalies) < :max)",
+            )
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":one", AttributeValue::L(vec![anomaly_to_attr(anomaly)]))
+            .expression_attribute_values(":inc", n(1))
+            .expression_attribute_values(":max", n(schema::MAX_ANOMALIES_KEPT as u64))
+            .send()
+            .await;
+        match kept {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                // The list is full (or the order is gone): count it without keeping the details.
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+                    .update_expression("ADD anomalyCount :inc")
+                    .condition_expression("attribute_exists(#pk)")
+                    .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                    .expression_attribute_values(":inc", n(1))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| StoreError::Unavailable(e.into()))
+            }
+            Err(e) => Err(StoreError::Unavailable(e.into())),
+        }
+    }
+
+    async fn due_for_check(
+        &self,
+        now: DateTime<Utc>,
+        limit: i32,
+        start: Option<DueCursor>,
+    ) -> Result<DuePage, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::UNRESOLVED_INDEX)
+            .key_condition_expression("#u = :mark AND #c <= :now")
+            .expression_attribute_names("#u", schema::UNRESOLVED_KEY)
+            .expression_attribute_names("#c", schema::CHECK_AFTER)
+            .expression_attribute_values(":mark", s(schema::UNRESOLVED_MARK))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .limit(limit)
+            .set_exclusive_start_key(start.map(|c| c.0))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.into()))?;
+        let trade_nos = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                get_s(item, schema::PARTITION_KEY)
+                    .and_then(|t| TradeNo::parse(t).map_err(|_| StoreError::Corrupt(schema::PARTITION_KEY)))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(DuePage {
+            trade_nos,
+            next: out.last_evaluated_key.map(DueCursor),
+        })
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// RFC 3339 with milliseconds in UTC: sortable and what the API shows.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn answer_to_attr(a: &VexoraAnswer) -> AttributeValue {
+    let mut m = HashMap::new();
+    for (k, v) in [
+        ("code", &a.code),
+        ("status", &a.status),
+        ("message", &a.message),
+        ("platFormTradeNo", &a.plat_form_trade_no),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), s(v));
+        }
+    }
+    AttributeValue::M(m)
+}
+
+fn anomaly_to_attr(a: &Anomaly) -> AttributeValue {
+    let report = a
+        .report
+        .iter()
+        .map(|(k, v)| (k.clone(), s(v)))
+        .collect::<HashMap<_, _>>();
+    AttributeValue::M(HashMap::from([
+        ("at".to_owned(), s(&timestamp(a.at))),
+        ("source".to_owned(), s(&a.source)),
+        ("reason".to_owned(), s(&a.reason)),
+        ("report".to_owned(), AttributeValue::M(report)),
+    ]))
+}
+
+fn to_item(o: &Order) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        (schema::PARTITION_KEY.to_owned(), s(o.trade_no.as_str())),
+        ("status".to_owned(), s(o.status.as_str())),
+        ("version".to_owned(), n(o.version)),
+        ("amount".to_owned(), n(o.amount.yen())),
+        ("currency".to_owned(), s("JPY")),
+        ("bankCode".to_owned(), s(&o.bank_code)),
+        ("bankNumberLast4".to_owned(), s(&o.bank_number_last4)),
+        ("userId".to_owned(), s(&o.user_id)),
+        ("fingerprint".to_owned(), s(&o.fingerprint)),
+        ("createdAt".to_owned(), s(&timestamp(o.created_at))),
+        ("updatedAt".to_owned(), s(&timestamp(o.updated_at))),
+        ("anomalyCount".to_owned(), n(o.anomaly_count)),
+    ]);
+    if let Some(remark) = &o.remark {
+        item.insert("remark".to_owned(), s(remark));
+    }
+    if let Some(p) = &o.plat_form_trade_no {
+        item.insert("platFormTradeNo".to_owned(), s(p));
+    }
+    if let Some(a) = &o.vexora {
+        item.insert("vexora".to_owned(), answer_to_attr(a));
+    }
+    if !o.anomalies.is_empty() {
+        item.insert(
+            "anomalies".to_owned(),
+            AttributeValue::L(o.anomalies.iter().map(anomaly_to_attr).collect()),
+        );
+    }
+    if let (false, Some(at)) = (o.status.is_final(), o.check_after) {
+        item.insert(schema::UNRESOLVED_KEY.to_owned(), s(schema::UNRESOLVED_MARK));
+        item.insert(schema::CHECK_AFTER.to_owned(), n(at.timestamp_millis()));
+    }
+    item
+}
+
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, name: &'static str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::Corrupt(name)),
+    }
+}
+
+fn opt_s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn get_n<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &'static str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt(name)),
+        _ => Err(StoreError::Corrupt(name)),
+    }
+}
+
+fn get_time(item: &HashMap<String, AttributeValue>, name: &'static str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(get_s(item, name)?)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt(name))
+}
+
+fn answer_from_attr(v: &AttributeValue) -> Option<VexoraAnswer> {
+    let m = v.as_m().ok()?;
+    Some(VexoraAnswer {
+        code: opt_s(m, "code"),
+        status: opt_s(m, "status"),
+        message: opt_s(m, "message"),
+        plat_form_trade_no: opt_s(m, "platFormTradeNo"),
+    })
+}
+
+fn anomaly_from_attr(v: &AttributeValue) -> Result<Anomaly, StoreError> {
+    let m = v.as_m().map_err(|_| StoreError::Corrupt("anomalies"))?;
+    let report = match m.get("report") {
+        Some(AttributeValue::M(r)) => r
+            .iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    Ok(Anomaly {
+        at: get_time(m, "at")?,
+        source: get_s(m, "source")?.to_owned(),
+        reason: get_s(m, "reason")?.to_owned(),
+        report,
+    })
+}
+
+fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Order, StoreError> {
+    let trade_no = TradeNo::parse(get_s(item, schema::PARTITION_KEY)?)
+        .map_err(|_| StoreError::Corrupt(schema::PARTITION_KEY))?;
+    let status = get_s(item, "status")?
+        .parse()
+        .map_err(|_| StoreError::Corrupt("status"))?;
+    let amount = Amount::new(get_n(item, "amount")?).map_err(|_| StoreError::Corrupt("amount"))?;
+    let anomalies = match item.get("anomalies") {
+        Some(AttributeValue::L(list)) => list.iter().map(anomaly_from_attr).collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
+    let check_after = match item.get(schema::CHECK_AFTER) {
+        Some(_) => Some(
+            DateTime::from_timestamp_millis(get_n(item, schema::CHECK_AFTER)?)
+                .ok_or(StoreError::Corrupt(schema::CHECK_AFTER))?,
+        ),
+        None => None,
+    };
+    Ok(Order {
+        trade_no,
+        status,
+        version: get_n(item, "version")?,
+        amount,
+        bank_code: get_s(item, "bankCode")?.to_owned(),
+        bank_number_last4: get_s(item, "bankNumberLast4")?.to_owned(),
+        user_id: get_s(item, "userId")?.to_owned(),
+        remark: opt_s(item, "remark"),
+        fingerprint: get_s(item, "fingerprint")?.to_owned(),
+        plat_form_trade_no: opt_s(item, "platFormTradeNo"),
+        vexora: item.get("vexora").and_then(answer_from_attr),
+        created_at: get_time(item, "createdAt")?,
+        updated_at: get_time(item, "updatedAt")?,
+        check_after,
+        anomalies,
+        anomaly_count: match item.get("anomalyCount") {
+            Some(_) => get_n(item, "anomalyCount")?,
+            None => 0,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

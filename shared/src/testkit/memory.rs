@@ -1,0 +1,202 @@
+//! In-memory fakes of the ports with the same semantics as the real adapters (the store's
+//! behaviour tests run against both).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::TradeNo;
+use crate::order::{Anomaly, Order, OrderStatus};
+use crate::secrets::{SecretError, SecretSource, Stage, VexoraCredentials};
+use crate::store::{
+    Created, DueCursor, DuePage, OrderStore, StoreError, Transition, Transitioned, schema,
+};
+
+/// Orders in a map. `set_unavailable(true)` makes every call fail as if DynamoDB were down.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    orders: Mutex<BTreeMap<TradeNo, Order>>,
+    unavailable: AtomicBool,
+    calls: AtomicUsize,
+}
+
+impl InMemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_unavailable(&self, down: bool) {
+        self.unavailable.store(down, Ordering::SeqCst);
+    }
+
+    /// How many store calls were made (the fake's equivalent of DynamoDB requests).
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Puts an order as it is, bypassing every rule (to arrange a test).
+    pub fn insert(&self, order: Order) {
+        self.lock().insert(order.trade_no.clone(), order);
+    }
+
+    pub fn snapshot(&self, trade_no: &TradeNo) -> Option<Order> {
+        self.lock().get(trade_no).cloned()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<TradeNo, Order>> {
+        self.orders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn enter(&self) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(aws_sdk_dynamodb::Error::InternalServerError(
+                aws_sdk_dynamodb::types::error::InternalServerError::builder()
+                    .message("in-memory store set unavailable")
+                    .build(),
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl OrderStore for InMemoryStore {
+    async fn create(&self, order: &Order) -> Result<Created, StoreError> {
+        self.enter()?;
+        let mut orders = self.lock();
+        if let Some(existing) = orders.get(&order.trade_no) {
+            return Ok(Created::AlreadyExists(existing.clone()));
+        }
+        orders.insert(order.trade_no.clone(), order.clone());
+        Ok(Created::Created)
+    }
+
+    async fn get(&self, trade_no: &TradeNo) -> Result<Option<Order>, StoreError> {
+        self.enter()?;
+        Ok(self.lock().get(trade_no).cloned())
+    }
+
+    async fn transition(&self, trade_no: &TradeNo, t: &Transition) -> Result<Transitioned, StoreError> {
+        self.enter()?;
+        let sources = OrderStatus::allowed_sources(t.to);
+        if sources.is_empty() {
+            return Err(StoreError::ImpossibleTransition(t.to));
+        }
+        let mut orders = self.lock();
+        let Some(order) = orders.get_mut(trade_no) else {
+            return Ok(Transitioned::NotFound);
+        };
+        let version_ok = t.expected_version.is_none_or(|v| v == order.version);
+        if !sources.contains(&order.status) || !version_ok {
+            return Ok(Transitioned::Rejected(order.clone()));
+        }
+        order.status = t.to;
+        order.version += 1;
+        order.updated_at = t.at;
+        if let Some(answer) = &t.answer {
+            order.vexora = Some(answer.clone());
+            if let Some(p) = &answer.plat_form_trade_no {
+                order.plat_form_trade_no = Some(p.clone());
+            }
+        }
+        if t.to.is_final() {
+            order.check_after = None;
+        } else if let Some(at) = t.check_after {
+            order.check_after = Some(at);
+        }
+        Ok(Transitioned::Applied(order.clone()))
+    }
+
+    async fn record_anomaly(&self, trade_no: &TradeNo, anomaly: &Anomaly) -> Result<(), StoreError> {
+        self.enter()?;
+        if let Some(order) = self.lock().get_mut(trade_no) {
+            if order.anomalies.len() < schema::MAX_ANOMALIES_KEPT {
+                order.anomalies.push(anomaly.clone());
+            }
+            order.anomaly_count += 1;
+        }
+        Ok(())
+    }
+
+    async fn due_for_check(
+        &self,
+        now: DateTime<Utc>,
+        limit: i32,
+        start: Option<DueCursor>,
+    ) -> Result<DuePage, StoreError> {
+        self.enter()?;
+        // The fake returns everything due in one page; cursors are a real-adapter concern.
+        let _ = start;
+        let mut due: Vec<(DateTime<Utc>, TradeNo)> = self
+            .lock()
+            .values()
+            .filter(|o| !o.status.is_final())
+            .filter_map(|o| o.check_after.filter(|at| *at <= now).map(|at| (at, o.trade_no.clone())))
+            .collect();
+        due.sort();
+        due.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(DuePage {
+            trade_nos: due.into_iter().map(|(_, t)| t).collect(),
+            next: None,
+        })
+    }
+}
+
+/// Fixed credentials per stage; counts reads so tests can assert "no fetch per request".
+#[derive(Debug)]
+pub struct StaticSecrets {
+    current: Arc<VexoraCredentials>,
+    previous: Option<Arc<VexoraCredentials>>,
+    reads: AtomicUsize,
+    refreshes: AtomicUsize,
+}
+
+impl StaticSecrets {
+    pub fn new(current: VexoraCredentials) -> Self {
+        Self {
+            current: Arc::new(current),
+            previous: None,
+            reads: AtomicUsize::new(0),
+            refreshes: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn with_previous(mut self, previous: VexoraCredentials) -> Self {
+        self.previous = Some(Arc::new(previous));
+        self
+    }
+
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    pub fn refreshes(&self) -> usize {
+        self.refreshes.load(Ordering::SeqCst)
+    }
+
+    fn stage(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
+        match stage {
+            Stage::Current => Ok(self.current.clone()),
+            Stage::Previous => self
+                .previous
+                .clone()
+                .ok_or(SecretError::NotFound(stage.label())),
+        }
+    }
+}
+
+impl SecretSource for StaticSecrets {
+    async fn credentials(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.stage(stage)
+    }
+
+    async fn refresh(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        self.stage(stage)
+    }
+}

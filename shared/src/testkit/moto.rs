@@ -1,0 +1,151 @@
+//! A moto server (DynamoDB and Secrets Manager emulator) on a free loopback port, started once
+//! per test process and killed with it.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// A running moto server.
+#[derive(Debug, Clone)]
+pub struct Moto {
+    pub endpoint: String,
+}
+
+/// Where the Makefile installs moto: `<workspace>/.venv/bin/moto_server`, unless
+/// `MOTO_SERVER` names another executable.
+fn moto_executable() -> PathBuf {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(".venv/bin/moto_server")
+}
+
+impl Moto {
+    /// The process-wide server, started on first use.
+    pub fn shared() -> &'static Moto {
+        static SHARED: OnceLock<Moto> = OnceLock::new();
+        SHARED.get_or_init(|| match Self::start() {
+            Ok(moto) => moto,
+            Err(message) => panic!("{message}"),
+        })
+    }
+
+    /// Starts a server owned by a thread that lives as long as the test process; the child is
+    /// asked to die with that thread (PR_SET_PDEATHSIG), so no server outlives the tests.
+    pub fn start() -> Result<Moto, String> {
+        let exe = moto_executable();
+        if !exe.exists() {
+            return Err(format!(
+                "moto server not found at {}: run `make test` (it installs the pinned moto into .venv) or set MOTO_SERVER",
+                exe.display()
+            ));
+        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("moto-server".into())
+            .spawn(move || {
+                let started = (0..3).find_map(|_| spawn_on_free_port(&exe).ok());
+                match started {
+                    Some((child, addr)) => {
+                        let _ = tx.send(Ok(addr));
+                        // Keep the owning thread (and so the child) alive for the whole process.
+                        let _child: Child = child;
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    None => {
+                        let _ = tx.send(Err(spawn_on_free_port(&exe).err().unwrap_or_default()));
+                    }
+                }
+            })
+            .map_err(|e| format!("could not start the moto thread: {e}"))?;
+        let addr = rx
+            .recv()
+            .map_err(|_| "the moto thread ended without an answer".to_owned())??;
+        Ok(Moto {
+            endpoint: format!("http://{addr}"),
+        })
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+fn spawn_on_free_port(exe: &PathBuf) -> Result<(Child, SocketAddr), String> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut command = Command::new(exe);
+    command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    die_with_parent_thread(&mut command);
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("could not run {}: {e}", exe.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Drain stderr in the background so the server never blocks on a full pipe.
+            if let Some(mut stderr) = child.stderr.take() {
+                std::thread::spawn(move || {
+                    let mut sink = Vec::new();
+                    let _ = stderr.read_to_end(&mut sink);
+                });
+            }
+            return Ok((child, addr));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            return Err(format!("moto server exited with {status}: {err}"));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err("moto server did not accept connections within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[allow(unsafe_code)]
+fn die_with_parent_thread(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the child's own process state.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// SDK configuration pointing every client at `endpoint`, with a region and fake credentials.
+pub async fn aws_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("ap-northeast-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "testkit",
+        ))
+        .load()
+        .await
+}
