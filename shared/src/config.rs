@@ -128,7 +128,9 @@ pub fn parse_url(value: &str) -> Result<Url, String> {
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
-        "http" => return Err("must use https:// (http:// is accepted only for loopback hosts)".into()),
+        "http" => {
+            return Err("must use https:// (http:// is accepted only for loopback hosts)".into());
+        }
         other => return Err(format!("must use https://, not {other}://")),
     }
     if url.host().is_none() {
@@ -191,12 +193,19 @@ mod tests {
         let c = Config::from_lookup(env(GOOD)).unwrap();
         assert_eq!(c.payouts_table, "payouts");
         assert_eq!(c.vexora_timeout, Duration::from_millis(8000));
-        assert_eq!(c.vexora_base_url.as_str(), "https://sandbox-api.vexora.com/japan");
+        assert_eq!(
+            c.vexora_base_url.as_str(),
+            "https://sandbox-api.vexora.com/japan"
+        );
     }
 
     #[test]
     fn loopback_http_is_accepted_for_local_runs() {
-        for url in ["http://127.0.0.1:9000", "http://localhost:1/x", "http://[::1]:5/"] {
+        for url in [
+            "http://127.0.0.1:9000",
+            "http://localhost:1/x",
+            "http://[::1]:5/",
+        ] {
             assert!(load(with(VEXORA_BASE_URL, Some(url))).is_ok(), "{url}");
         }
         let c = load(with(VEXORA_TIMEOUT_MS, Some("250"))).unwrap();
@@ -211,12 +220,24 @@ mod tests {
             (VEXORA_SECRET_ID, None, "missing"),
             (VEXORA_BASE_URL, None, "missing"),
             (VEXORA_BASE_URL, Some("not a url"), "not a valid URL"),
-            (VEXORA_BASE_URL, Some("http://vexora.example.com"), "https://"),
+            (
+                VEXORA_BASE_URL,
+                Some("http://vexora.example.com"),
+                "https://",
+            ),
             (VEXORA_BASE_URL, Some("http://10.0.0.1"), "loopback"),
             (VEXORA_BASE_URL, Some("ftp://vexora.example.com"), "not ftp"),
-            (VEXORA_BASE_URL, Some("https://vexora.example.com/?a=1"), "query"),
+            (
+                VEXORA_BASE_URL,
+                Some("https://vexora.example.com/?a=1"),
+                "query",
+            ),
             (VEXORA_NOTIFY_URL, None, "missing"),
-            (VEXORA_NOTIFY_URL, Some("http://example.jp/notify"), "https://"),
+            (
+                VEXORA_NOTIFY_URL,
+                Some("http://example.jp/notify"),
+                "https://",
+            ),
             (VEXORA_TIMEOUT_MS, Some("fast"), "milliseconds"),
             (VEXORA_TIMEOUT_MS, Some("0"), "milliseconds"),
             (VEXORA_TIMEOUT_MS, Some("60001"), "milliseconds"),
@@ -236,7 +257,12 @@ mod tests {
         let names: Vec<_> = err.0.iter().map(|e| e.variable).collect();
         assert_eq!(
             names,
-            [PAYOUTS_TABLE, VEXORA_SECRET_ID, VEXORA_BASE_URL, VEXORA_NOTIFY_URL]
+            [
+                PAYOUTS_TABLE,
+                VEXORA_SECRET_ID,
+                VEXORA_BASE_URL,
+                VEXORA_NOTIFY_URL
+            ]
         );
     }
 }

@@ -262,7 +262,9 @@ impl Email {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
         if !local_ok || !labels_ok || !domain.contains('.') {
             return invalid(SHAPE);
@@ -311,7 +313,11 @@ impl KatakanaName {
                 "must be written in full-width Katakana (e.g. ヤマダ); it contains {found}"
             ));
         }
-        if s.contains("  ") || s.contains("\u{3000}\u{3000}") || s.contains(" \u{3000}") || s.contains("\u{3000} ") {
+        if s.contains("  ")
+            || s.contains("\u{3000}\u{3000}")
+            || s.contains(" \u{3000}")
+            || s.contains("\u{3000} ")
+        {
             return invalid("parts must be separated by a single space");
         }
         Ok(Self(Pii(s.to_owned())))
@@ -460,7 +466,15 @@ impl TryFrom<PayoutRequestDto> for PayoutRequest {
         }
 
         match (
-            trade_no, amount, bank_code, bank_number, user_id, mobile, email, firstname, lastname,
+            trade_no,
+            amount,
+            bank_code,
+            bank_number,
+            user_id,
+            mobile,
+            email,
+            firstname,
+            lastname,
             remark,
         ) {
             (
@@ -582,11 +596,23 @@ mod tests {
             ("bankNumber", json!("1".repeat(20)), "20 digits"),
             ("userId", json!("u!~#".repeat(16)), "64 visible ASCII"),
             ("mobile", json!("08000000000"), "11 digits from 0"),
-            ("email", json!("a.b+c@mail.example.co.jp"), "subdomains and plus"),
+            (
+                "email",
+                json!("a.b+c@mail.example.co.jp"),
+                "subdomains and plus",
+            ),
             ("firstname", json!("ジョン・スミス"), "middle dot"),
             ("firstname", json!("ユーコ"), "long vowel mark"),
-            ("lastname", json!("ヤマダ タロウ"), "ASCII space between parts"),
-            ("lastname", json!("ヤマダ\u{3000}タロウ"), "full-width space"),
+            (
+                "lastname",
+                json!("ヤマダ タロウ"),
+                "ASCII space between parts",
+            ),
+            (
+                "lastname",
+                json!("ヤマダ\u{3000}タロウ"),
+                "full-width space",
+            ),
             ("lastname", json!("ア".repeat(40)), "40 characters"),
             ("remark", json!("ＯＫ 半角も全角も"), "any visible text"),
             ("remark", json!("x".repeat(128)), "128 characters"),
@@ -604,7 +630,12 @@ mod tests {
     fn bad_forms_are_rejected_with_the_field_named() {
         let cases: &[(&str, Value, &str, &str)] = &[
             ("amount", json!(99), "below minimum", "at least 100"),
-            ("amount", json!("99"), "below minimum as string", "at least 100"),
+            (
+                "amount",
+                json!("99"),
+                "below minimum as string",
+                "at least 100",
+            ),
             ("amount", json!(100.5), "decimal number", "whole number"),
             ("amount", json!("100.5"), "decimal string", "whole number"),
             ("amount", json!(-100), "negative number", "negative"),
@@ -614,7 +645,12 @@ mod tests {
             ("amount", json!(1e3), "float number", "whole number"),
             ("amount", json!(""), "empty string", "whole number"),
             ("amount", json!(" 100"), "padded", "whole number"),
-            ("amount", json!("99999999999999999999999"), "overflow", "too large"),
+            (
+                "amount",
+                json!("99999999999999999999999"),
+                "overflow",
+                "too large",
+            ),
             ("amount", json!(true), "boolean", "whole number"),
             ("amount", Value::Null, "null", "required"),
             ("tradeNo", json!(""), "empty", "1 to 32"),
@@ -625,7 +661,12 @@ mod tests {
             ("bankCode", json!("005"), "3 digits", "exactly 4"),
             ("bankCode", json!("00050"), "5 digits", "exactly 4"),
             ("bankCode", json!("00a5"), "letter", "exactly 4"),
-            ("bankCode", json!("０００５"), "full-width digits", "exactly 4"),
+            (
+                "bankCode",
+                json!("０００５"),
+                "full-width digits",
+                "exactly 4",
+            ),
             ("bankCode", json!(5), "number", "must be a string"),
             ("bankNumber", json!(""), "empty", "1 to 20"),
             ("bankNumber", json!("1".repeat(21)), "21 digits", "1 to 20"),
@@ -637,26 +678,86 @@ mod tests {
             ("mobile", json!("+819012345678"), "country code", "+81"),
             ("mobile", json!("0901234567"), "10 digits", "11 digits"),
             ("mobile", json!("090123456789"), "12 digits", "11 digits"),
-            ("mobile", json!("19012345678"), "not starting with 0", "starting with 0"),
+            (
+                "mobile",
+                json!("19012345678"),
+                "not starting with 0",
+                "starting with 0",
+            ),
             ("mobile", json!("090-1234-5678"), "dashes", "11 digits"),
             ("email", json!("taro"), "no @", "e-mail address"),
-            ("email", json!("taro@example"), "no dot in domain", "e-mail address"),
-            ("email", json!("@example.jp"), "empty local part", "e-mail address"),
-            ("email", json!("ta ro@example.jp"), "space", "e-mail address"),
+            (
+                "email",
+                json!("taro@example"),
+                "no dot in domain",
+                "e-mail address",
+            ),
+            (
+                "email",
+                json!("@example.jp"),
+                "empty local part",
+                "e-mail address",
+            ),
+            (
+                "email",
+                json!("ta ro@example.jp"),
+                "space",
+                "e-mail address",
+            ),
             ("email", json!("a@b@example.jp"), "two @", "e-mail address"),
-            ("email", json!("a@example..jp"), "empty label", "e-mail address"),
-            ("email", json!(format!("{}@example.jp", "a".repeat(250))), "too long", "254"),
+            (
+                "email",
+                json!("a@example..jp"),
+                "empty label",
+                "e-mail address",
+            ),
+            (
+                "email",
+                json!(format!("{}@example.jp", "a".repeat(250))),
+                "too long",
+                "254",
+            ),
             ("firstname", json!("たろう"), "Hiragana", "Hiragana"),
             ("firstname", json!("太郎"), "Kanji", "Kanji"),
-            ("firstname", json!("ﾀﾛｳ"), "half-width Katakana", "half-width Katakana"),
+            (
+                "firstname",
+                json!("ﾀﾛｳ"),
+                "half-width Katakana",
+                "half-width Katakana",
+            ),
             ("firstname", json!("Taro"), "Latin", "Latin letters"),
-            ("firstname", json!("タロウ1"), "digit", "other than Katakana"),
+            (
+                "firstname",
+                json!("タロウ1"),
+                "digit",
+                "other than Katakana",
+            ),
             ("firstname", json!(""), "empty", "must not be empty"),
-            ("firstname", json!("ア".repeat(41)), "41 characters", "at most 40"),
-            ("lastname", json!(" ヤマダ"), "leading space", "start or end"),
-            ("lastname", json!("ヤマダ  タロウ"), "double space", "single space"),
+            (
+                "firstname",
+                json!("ア".repeat(41)),
+                "41 characters",
+                "at most 40",
+            ),
+            (
+                "lastname",
+                json!(" ヤマダ"),
+                "leading space",
+                "start or end",
+            ),
+            (
+                "lastname",
+                json!("ヤマダ  タロウ"),
+                "double space",
+                "single space",
+            ),
             ("lastname", Value::Null, "null", "required"),
-            ("remark", json!("x".repeat(129)), "129 characters", "at most 128"),
+            (
+                "remark",
+                json!("x".repeat(129)),
+                "129 characters",
+                "at most 128",
+            ),
             ("remark", json!("a\nb"), "newline", "control"),
             ("remark", json!(5), "number", "must be a string"),
         ];
@@ -675,12 +776,25 @@ mod tests {
     #[test]
     fn every_violation_is_reported_not_only_the_first() {
         let v = json!({"amount": "12.5", "bankCode": "1", "mobile": "+81", "extra": 1, "other": 2});
-        let fields: Vec<String> = parse(&v).unwrap_err().0.into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = parse(&v)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(
             fields,
             [
-                "amount", "bankCode", "bankNumber", "userId", "mobile", "email", "firstname",
-                "lastname", "extra", "other"
+                "amount",
+                "bankCode",
+                "bankNumber",
+                "userId",
+                "mobile",
+                "email",
+                "firstname",
+                "lastname",
+                "extra",
+                "other"
             ]
         );
     }
@@ -689,7 +803,10 @@ mod tests {
     fn a_body_that_is_not_an_object_is_one_body_error() {
         for body in [&b"not json"[..], b"[1]", b"\"x\"", b"", b"{\"a\":"] {
             let errors = PayoutRequest::from_json(body).unwrap_err().0;
-            assert_eq!(errors, vec![FieldError::new("body", "must be a JSON object")]);
+            assert_eq!(
+                errors,
+                vec![FieldError::new("body", "must be a JSON object")]
+            );
         }
     }
 
@@ -709,7 +826,13 @@ mod tests {
     #[test]
     fn debug_of_a_valid_request_masks_personal_data() {
         let printed = format!("{:?}", parse(&good()).unwrap());
-        for secret in ["1234567", "09012345678", "taro@example.jp", "タロウ", "ヤマダ"] {
+        for secret in [
+            "1234567",
+            "09012345678",
+            "taro@example.jp",
+            "タロウ",
+            "ヤマダ",
+        ] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
     }
@@ -721,7 +844,9 @@ mod tests {
         let reordered = r#"{"remark":"November payout","lastname":"ヤマダ","firstname":"タロウ",
             "email":"taro@example.jp","mobile":"09012345678","userId":"user-42",
             "bankNumber":"1234567","bankCode":"0005","amount":"1500","tradeNo":"ORDER_2026-0001"}"#;
-        let c = PayoutRequest::from_json(reordered.as_bytes()).unwrap().fingerprint();
+        let c = PayoutRequest::from_json(reordered.as_bytes())
+            .unwrap()
+            .fingerprint();
         assert_eq!(a, b);
         assert_eq!(a, c);
         assert_eq!(a.len(), 64);
@@ -741,7 +866,11 @@ mod tests {
             ("lastname", json!("タナカ")),
             ("remark", Value::Null),
         ] {
-            assert_ne!(parse(&with(field, value)).unwrap().fingerprint(), base, "{field}");
+            assert_ne!(
+                parse(&with(field, value)).unwrap().fingerprint(),
+                base,
+                "{field}"
+            );
         }
     }
 

@@ -296,7 +296,11 @@ mod tests {
         ];
         assert_eq!(table.len(), OrderStatus::ALL.len() * 4);
         for (current, reported, expected) in table {
-            assert_eq!(decide(current, reported), expected, "{current} + {reported:?}");
+            assert_eq!(
+                decide(current, reported),
+                expected,
+                "{current} + {reported:?}"
+            );
         }
     }
 

@@ -45,7 +45,9 @@ impl VexoraCredentials {
             app_secret: Option<SecretString>,
         }
         let wire: Wire = serde_json::from_str(value).map_err(|_| {
-            SecretError::Malformed("the value must be a JSON object with `merchantNo` and `appSecret`")
+            SecretError::Malformed(
+                "the value must be a JSON object with `merchantNo` and `appSecret`",
+            )
         })?;
         let merchant_no = MerchantNo::parse(
             wire.merchant_no
@@ -121,15 +123,24 @@ impl SecretsManagerSource {
         secret_id: impl Into<String>,
         ttl: Duration,
     ) -> Result<Self, SecretError> {
-        let cache = SecretsManagerCachingClient::new(client, NonZeroUsize::MIN.saturating_add(1), ttl, true)
-            .map_err(|e| SecretError::Unavailable(e.to_string()))?;
+        let cache = SecretsManagerCachingClient::new(
+            client,
+            NonZeroUsize::MIN.saturating_add(1),
+            ttl,
+            true,
+        )
+        .map_err(|e| SecretError::Unavailable(e.to_string()))?;
         Ok(Self {
             cache,
             secret_id: secret_id.into(),
         })
     }
 
-    async fn read(&self, stage: Stage, refresh: bool) -> Result<Arc<VexoraCredentials>, SecretError> {
+    async fn read(
+        &self,
+        stage: Stage,
+        refresh: bool,
+    ) -> Result<Arc<VexoraCredentials>, SecretError> {
         let fetched = self
             .cache
             .get_secret_value(&self.secret_id, None, Some(stage.label()), refresh)
@@ -152,7 +163,8 @@ fn classify(e: &(dyn std::error::Error + 'static), stage: Stage) -> SecretError 
         if let Some(SecretStoreError::ResourceNotFound) = err.downcast_ref::<SecretStoreError>() {
             return SecretError::NotFound(stage.label());
         }
-        if let Some(sdk) = err.downcast_ref::<aws_sdk_secretsmanager::error::SdkError<GetSecretValueError>>()
+        if let Some(sdk) =
+            err.downcast_ref::<aws_sdk_secretsmanager::error::SdkError<GetSecretValueError>>()
             && sdk
                 .as_service_error()
                 .is_some_and(GetSecretValueError::is_resource_not_found_exception)
@@ -191,11 +203,23 @@ mod tests {
         let cases = [
             ("not json", "JSON object"),
             ("[]", "JSON object"),
-            (r#"{"appSecret":"CANARY-SECRET"}"#, "`merchantNo` is missing"),
-            (r#"{"merchantNo":"123","appSecret":"CANARY-SECRET"}"#, "10 digits"),
-            (r#"{"merchantNo":"000000000A","appSecret":"CANARY-SECRET"}"#, "10 digits"),
+            (
+                r#"{"appSecret":"CANARY-SECRET"}"#,
+                "`merchantNo` is missing",
+            ),
+            (
+                r#"{"merchantNo":"123","appSecret":"CANARY-SECRET"}"#,
+                "10 digits",
+            ),
+            (
+                r#"{"merchantNo":"000000000A","appSecret":"CANARY-SECRET"}"#,
+                "10 digits",
+            ),
             (r#"{"merchantNo":"0000000001"}"#, "`appSecret` is missing"),
-            (r#"{"merchantNo":"0000000001","appSecret":""}"#, "`appSecret` is missing"),
+            (
+                r#"{"merchantNo":"0000000001","appSecret":""}"#,
+                "`appSecret` is missing",
+            ),
         ];
         for (value, expected) in cases {
             let message = VexoraCredentials::from_json(value).unwrap_err().to_string();
@@ -212,5 +236,100 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("CANARY"));
+    }
+    mod against_moto {
+        use super::super::*;
+        use crate::testkit::{Moto, aws_config_for};
+
+        async fn client() -> aws_sdk_secretsmanager::Client {
+            aws_sdk_secretsmanager::Client::new(&aws_config_for(&Moto::shared().endpoint).await)
+        }
+
+        async fn create(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {
+            let name = format!("vexora/{}", uuid::Uuid::new_v4());
+            client
+                .create_secret()
+                .name(&name)
+                .secret_string(value)
+                .send()
+                .await
+                .unwrap();
+            name
+        }
+
+        const V1: &str = r#"{"merchantNo":"0000000001","appSecret":"first"}"#;
+        const V2: &str = r#"{"merchantNo":"0000000001","appSecret":"second"}"#;
+
+        #[tokio::test]
+        async fn reads_are_served_from_the_cache_until_a_refresh() {
+            let c = client().await;
+            let id = create(&c, V1).await;
+            let source = SecretsManagerSource::new(c.clone(), &id, DEFAULT_TTL).unwrap();
+            assert_eq!(
+                source
+                    .credentials(Stage::Current)
+                    .await
+                    .unwrap()
+                    .app_secret
+                    .expose_secret(),
+                "first"
+            );
+
+            c.put_secret_value()
+                .secret_id(&id)
+                .secret_string(V2)
+                .send()
+                .await
+                .unwrap();
+
+            let cached = source.credentials(Stage::Current).await.unwrap();
+            assert_eq!(
+                cached.app_secret.expose_secret(),
+                "first",
+                "a warm read must not call Secrets Manager"
+            );
+            let fresh = source.refresh(Stage::Current).await.unwrap();
+            assert_eq!(fresh.app_secret.expose_secret(), "second");
+        }
+
+        #[tokio::test]
+        async fn the_previous_version_is_readable_during_a_rotation() {
+            let c = client().await;
+            let id = create(&c, V1).await;
+            c.put_secret_value()
+                .secret_id(&id)
+                .secret_string(V2)
+                .send()
+                .await
+                .unwrap();
+            let source = SecretsManagerSource::new(c, &id, DEFAULT_TTL).unwrap();
+
+            let current = source.credentials(Stage::Current).await.unwrap();
+            let previous = source.credentials(Stage::Previous).await.unwrap();
+
+            assert_eq!(current.app_secret.expose_secret(), "second");
+            assert_eq!(previous.app_secret.expose_secret(), "first");
+        }
+
+        #[tokio::test]
+        async fn a_missing_secret_is_not_found() {
+            let source =
+                SecretsManagerSource::new(client().await, "vexora/absent", DEFAULT_TTL).unwrap();
+            let err = source.credentials(Stage::Current).await.unwrap_err();
+            assert!(
+                matches!(err, SecretError::NotFound("AWSCURRENT")),
+                "{err:?}"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_malformed_secret_is_reported_without_its_value() {
+            let c = client().await;
+            let id = create(&c, r#"{"merchantNo":"1","appSecret":"CANARY-SECRET"}"#).await;
+            let source = SecretsManagerSource::new(c, &id, DEFAULT_TTL).unwrap();
+            let err = source.credentials(Stage::Current).await.unwrap_err();
+            assert!(matches!(err, SecretError::Malformed(_)), "{err:?}");
+            assert!(!format!("{err} {err:?}").contains("CANARY"));
+        }
     }
 }

@@ -107,8 +107,9 @@ impl ReceivedFields {
         for (name, value) in raw {
             let text = value.get();
             let as_text = match text.as_bytes().first() {
-                Some(b'"') => serde_json::from_str::<String>(text)
-                    .map_err(|_| FieldsError::NotAnObject)?,
+                Some(b'"') => {
+                    serde_json::from_str::<String>(text).map_err(|_| FieldsError::NotAnObject)?
+                }
                 Some(b'{') | Some(b'[') => return Err(FieldsError::NestedValue(name)),
                 _ if text == "null" => String::new(),
                 _ => text.to_owned(),
@@ -214,10 +215,7 @@ mod tests {
     fn signature_does_not_depend_on_field_order() {
         let forward = [("a", "1"), ("b", "2"), ("c", "3")];
         let backward = [("c", "3"), ("b", "2"), ("a", "1")];
-        assert_eq!(
-            sign(forward, &secret("x")),
-            sign(backward, &secret("x"))
-        );
+        assert_eq!(sign(forward, &secret("x")), sign(backward, &secret("x")));
     }
 
     #[test]
@@ -243,7 +241,11 @@ mod tests {
             ("not hex", Some("zz"), &s),
             ("too short", Some(&v.md5[..30]), &s),
             ("too long", Some("271af25a735d1ff9053404eedb4c328c00"), &s),
-            ("one digit off", Some("271af25a735d1ff9053404eedb4c328d"), &s),
+            (
+                "one digit off",
+                Some("271af25a735d1ff9053404eedb4c328d"),
+                &s,
+            ),
         ];
         for (reason, sign, secret) in cases {
             assert!(!verify(fields(), *sign, secret), "{reason}");
@@ -294,9 +296,13 @@ mod tests {
         let fields = ReceivedFields::from_json(body.as_bytes()).unwrap();
         assert!(fields.verify(&s));
 
-        let dropped_extra = format!(r#"{{"status":"0000","amount":1500,"tradeNo":"T9","sign":"{sig}"}}"#);
+        let dropped_extra =
+            format!(r#"{{"status":"0000","amount":1500,"tradeNo":"T9","sign":"{sig}"}}"#);
         let fields = ReceivedFields::from_json(dropped_extra.as_bytes()).unwrap();
-        assert!(!fields.verify(&s), "a removed field must break the signature");
+        assert!(
+            !fields.verify(&s),
+            "a removed field must break the signature"
+        );
     }
 
     #[test]

@@ -59,8 +59,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
                 .projection_type(ProjectionType::KeysOnly)
                 .build(),
         )
-        .build()
-        ?;
+        .build()?;
     client
         .create_table()
         .table_name(name)
@@ -72,7 +71,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .global_secondary_indexes(index)
         .send()
         .await
-        .map_err(|e| StoreError::Unavailable(e.into()))?;
+        .map_err(|e| StoreError::Unavailable(Box::new(e.into())))?;
     Ok(())
 }
 
@@ -81,7 +80,7 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
 pub enum StoreError {
     /// DynamoDB failed or could not be reached; the SDK error is kept so its kind stays matchable.
     #[error("DynamoDB request failed")]
-    Unavailable(#[source] aws_sdk_dynamodb::Error),
+    Unavailable(#[source] Box<aws_sdk_dynamodb::Error>),
     /// A request to DynamoDB could not be built (a bug, not an outage).
     #[error("DynamoDB request could not be built")]
     Build(#[from] aws_sdk_dynamodb::error::BuildError),
@@ -98,7 +97,7 @@ pub enum StoreError {
 pub enum Created {
     Created,
     /// An order with this `tradeNo` already exists; here it is, from the same round trip.
-    AlreadyExists(Order),
+    AlreadyExists(Box<Order>),
 }
 
 /// A move of one order to a new state.
@@ -202,12 +201,14 @@ impl OrderStore for DynamoOrderStore {
             Ok(_) => Ok(Created::Created),
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 PutItemError::ConditionalCheckFailedException(failed) => {
-                    let item = failed.item.ok_or(StoreError::Corrupt(schema::PARTITION_KEY))?;
-                    Ok(Created::AlreadyExists(from_item(&item)?))
+                    let item = failed
+                        .item
+                        .ok_or(StoreError::Corrupt(schema::PARTITION_KEY))?;
+                    Ok(Created::AlreadyExists(Box::new(from_item(&item)?)))
                 }
-                other => Err(StoreError::Unavailable(other.into())),
+                other => Err(StoreError::Unavailable(Box::new(other.into()))),
             },
-            Err(e) => Err(StoreError::Unavailable(e.into())),
+            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
         }
     }
 
@@ -220,7 +221,7 @@ impl OrderStore for DynamoOrderStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(e.into()))?;
+            .map_err(|e| StoreError::Unavailable(Box::new(e.into())))?;
         out.item.as_ref().map(from_item).transpose()
     }
 
@@ -272,11 +273,15 @@ impl OrderStore for DynamoOrderStore {
                 values.insert(":platform".to_owned(), s(platform));
             }
         }
-        names.insert("#checkAfter".to_owned(), schema::CHECK_AFTER.to_owned());
-        names.insert("#unresolved".to_owned(), schema::UNRESOLVED_KEY.to_owned());
         match (t.to.is_final(), t.check_after) {
-            (true, _) => remove.extend(["#unresolved", "#checkAfter"]),
+            (true, _) => {
+                // A final order leaves the unresolved index.
+                names.insert("#unresolved".to_owned(), schema::UNRESOLVED_KEY.to_owned());
+                names.insert("#checkAfter".to_owned(), schema::CHECK_AFTER.to_owned());
+                remove.extend(["#unresolved", "#checkAfter"]);
+            }
             (false, Some(at)) => {
+                names.insert("#checkAfter".to_owned(), schema::CHECK_AFTER.to_owned());
                 set.push("#checkAfter = :checkAfter");
                 values.insert(":checkAfter".to_owned(), n(at.timestamp_millis()));
             }
@@ -301,7 +306,9 @@ impl OrderStore for DynamoOrderStore {
             .await;
         match result {
             Ok(out) => {
-                let item = out.attributes.ok_or(StoreError::Corrupt(schema::PARTITION_KEY))?;
+                let item = out
+                    .attributes
+                    .ok_or(StoreError::Corrupt(schema::PARTITION_KEY))?;
                 Ok(Transitioned::Applied(from_item(&item)?))
             }
             Err(SdkError::ServiceError(e)) => match e.into_err() {
@@ -309,13 +316,17 @@ impl OrderStore for DynamoOrderStore {
                     Some(item) => Ok(Transitioned::Rejected(from_item(&item)?)),
                     None => Ok(Transitioned::NotFound),
                 },
-                other => Err(StoreError::Unavailable(other.into())),
+                other => Err(StoreError::Unavailable(Box::new(other.into()))),
             },
-            Err(e) => Err(StoreError::Unavailable(e.into())),
+            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
         }
     }
 
-    async fn record_anomaly(&self, trade_no: &TradeNo, anomaly: &Anomaly) -> Result<(), StoreError> {
+    async fn record_anomaly(
+        &self,
+        trade_no: &TradeNo,
+        anomaly: &Anomaly,
+    ) -> Result<(), StoreError> {
         let kept = self
             .client
             .update_item()
@@ -349,9 +360,9 @@ impl OrderStore for DynamoOrderStore {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| StoreError::Unavailable(e.into()))
+                    .map_err(|e| StoreError::Unavailable(Box::new(e.into())))
             }
-            Err(e) => Err(StoreError::Unavailable(e.into())),
+            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
         }
     }
 
@@ -375,14 +386,15 @@ impl OrderStore for DynamoOrderStore {
             .set_exclusive_start_key(start.map(|c| c.0))
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(e.into()))?;
+            .map_err(|e| StoreError::Unavailable(Box::new(e.into())))?;
         let trade_nos = out
             .items
             .unwrap_or_default()
             .iter()
             .map(|item| {
-                get_s(item, schema::PARTITION_KEY)
-                    .and_then(|t| TradeNo::parse(t).map_err(|_| StoreError::Corrupt(schema::PARTITION_KEY)))
+                get_s(item, schema::PARTITION_KEY).and_then(|t| {
+                    TradeNo::parse(t).map_err(|_| StoreError::Corrupt(schema::PARTITION_KEY))
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(DuePage {
@@ -465,13 +477,19 @@ fn to_item(o: &Order) -> HashMap<String, AttributeValue> {
         );
     }
     if let (false, Some(at)) = (o.status.is_final(), o.check_after) {
-        item.insert(schema::UNRESOLVED_KEY.to_owned(), s(schema::UNRESOLVED_MARK));
+        item.insert(
+            schema::UNRESOLVED_KEY.to_owned(),
+            s(schema::UNRESOLVED_MARK),
+        );
         item.insert(schema::CHECK_AFTER.to_owned(), n(at.timestamp_millis()));
     }
     item
 }
 
-fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, name: &'static str) -> Result<&'a str, StoreError> {
+fn get_s<'a>(
+    item: &'a HashMap<String, AttributeValue>,
+    name: &'static str,
+) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
         _ => Err(StoreError::Corrupt(name)),
@@ -485,14 +503,20 @@ fn opt_s(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     }
 }
 
-fn get_n<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &'static str) -> Result<T, StoreError> {
+fn get_n<T: std::str::FromStr>(
+    item: &HashMap<String, AttributeValue>,
+    name: &'static str,
+) -> Result<T, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt(name)),
         _ => Err(StoreError::Corrupt(name)),
     }
 }
 
-fn get_time(item: &HashMap<String, AttributeValue>, name: &'static str) -> Result<DateTime<Utc>, StoreError> {
+fn get_time(
+    item: &HashMap<String, AttributeValue>,
+    name: &'static str,
+) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(get_s(item, name)?)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| StoreError::Corrupt(name))
@@ -533,7 +557,10 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Order, StoreError
         .map_err(|_| StoreError::Corrupt("status"))?;
     let amount = Amount::new(get_n(item, "amount")?).map_err(|_| StoreError::Corrupt("amount"))?;
     let anomalies = match item.get("anomalies") {
-        Some(AttributeValue::L(list)) => list.iter().map(anomaly_from_attr).collect::<Result<_, _>>()?,
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(anomaly_from_attr)
+            .collect::<Result<_, _>>()?,
         _ => Vec::new(),
     };
     let check_after = match item.get(schema::CHECK_AFTER) {

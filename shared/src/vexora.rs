@@ -107,7 +107,10 @@ impl QueryRequest {
     pub fn signed(trade_no: &TradeNo, timestamp_ms: i64, secret: &SecretString) -> Self {
         let timestamp = timestamp_ms.to_string();
         let sign = signing::sign(
-            [("tradeNo", trade_no.as_str()), ("timestamp", timestamp.as_str())],
+            [
+                ("tradeNo", trade_no.as_str()),
+                ("timestamp", timestamp.as_str()),
+            ],
             secret,
         );
         Self {
@@ -185,8 +188,10 @@ pub enum NotSent {
     Build,
 }
 
-/// What happened on the wire for one call.
+/// What happened on the wire for one call. Short-lived (returned, matched, dropped), so the
+/// size of the answer variant does not matter.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Exchange {
     /// Certainly not received by Vexora.
     NotSent(NotSent),

@@ -54,10 +54,12 @@ impl InMemoryStore {
     fn enter(&self) -> Result<(), StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.unavailable.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable(aws_sdk_dynamodb::Error::InternalServerError(
-                aws_sdk_dynamodb::types::error::InternalServerError::builder()
-                    .message("in-memory store set unavailable")
-                    .build(),
+            return Err(StoreError::Unavailable(Box::new(
+                aws_sdk_dynamodb::Error::InternalServerError(
+                    aws_sdk_dynamodb::types::error::InternalServerError::builder()
+                        .message("in-memory store set unavailable")
+                        .build(),
+                ),
             )));
         }
         Ok(())
@@ -69,7 +71,7 @@ impl OrderStore for InMemoryStore {
         self.enter()?;
         let mut orders = self.lock();
         if let Some(existing) = orders.get(&order.trade_no) {
-            return Ok(Created::AlreadyExists(existing.clone()));
+            return Ok(Created::AlreadyExists(Box::new(existing.clone())));
         }
         orders.insert(order.trade_no.clone(), order.clone());
         Ok(Created::Created)
@@ -80,7 +82,11 @@ impl OrderStore for InMemoryStore {
         Ok(self.lock().get(trade_no).cloned())
     }
 
-    async fn transition(&self, trade_no: &TradeNo, t: &Transition) -> Result<Transitioned, StoreError> {
+    async fn transition(
+        &self,
+        trade_no: &TradeNo,
+        t: &Transition,
+    ) -> Result<Transitioned, StoreError> {
         self.enter()?;
         let sources = OrderStatus::allowed_sources(t.to);
         if sources.is_empty() {
@@ -111,7 +117,11 @@ impl OrderStore for InMemoryStore {
         Ok(Transitioned::Applied(order.clone()))
     }
 
-    async fn record_anomaly(&self, trade_no: &TradeNo, anomaly: &Anomaly) -> Result<(), StoreError> {
+    async fn record_anomaly(
+        &self,
+        trade_no: &TradeNo,
+        anomaly: &Anomaly,
+    ) -> Result<(), StoreError> {
         self.enter()?;
         if let Some(order) = self.lock().get_mut(trade_no) {
             if order.anomalies.len() < schema::MAX_ANOMALIES_KEPT {
@@ -135,7 +145,11 @@ impl OrderStore for InMemoryStore {
             .lock()
             .values()
             .filter(|o| !o.status.is_final())
-            .filter_map(|o| o.check_after.filter(|at| *at <= now).map(|at| (at, o.trade_no.clone())))
+            .filter_map(|o| {
+                o.check_after
+                    .filter(|at| *at <= now)
+                    .map(|at| (at, o.trade_no.clone()))
+            })
             .collect();
         due.sort();
         due.truncate(usize::try_from(limit).unwrap_or(0));

@@ -6,3 +6,44 @@ mod moto;
 
 pub use memory::{InMemoryStore, StaticSecrets};
 pub use moto::{Moto, aws_config_for};
+
+use secrecy::SecretString;
+
+use crate::domain::PayoutRequest;
+use crate::secrets::{MerchantNo, VexoraCredentials};
+
+/// A valid payout request body (JSON text) with the given amount.
+pub fn payout_json(trade_no: &str, amount: u64) -> String {
+    serde_json::json!({
+        "tradeNo": trade_no,
+        "amount": amount,
+        "bankCode": "0005",
+        "bankNumber": "1234567",
+        "userId": "user-42",
+        "mobile": "09012345678",
+        "email": "taro@example.jp",
+        "firstname": "タロウ",
+        "lastname": "ヤマダ",
+        "remark": "test payout"
+    })
+    .to_string()
+}
+
+/// The validated form of [`payout_json`].
+pub fn payout(trade_no: &str, amount: u64) -> PayoutRequest {
+    match PayoutRequest::from_json(payout_json(trade_no, amount).as_bytes()) {
+        Ok(request) => request,
+        Err(e) => panic!("the test payout is invalid: {e:?}"),
+    }
+}
+
+/// Credentials for tests: merchant `0000000001` and the given app secret.
+pub fn credentials(app_secret: &str) -> VexoraCredentials {
+    match MerchantNo::parse("0000000001") {
+        Ok(merchant_no) => VexoraCredentials {
+            merchant_no,
+            app_secret: SecretString::from(app_secret.to_owned()),
+        },
+        Err(e) => panic!("{e}"),
+    }
+}

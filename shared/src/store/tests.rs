@@ -1,0 +1,370 @@
+//! The store's behaviour, run against the real adapter on a moto server and against the
+//! in-memory fake, so the fake the handler tests use cannot drift from DynamoDB.
+
+use super::*;
+use crate::order::Anomaly;
+use crate::testkit::{self, InMemoryStore, Moto, aws_config_for};
+use crate::vexora::VexoraAnswer;
+use chrono::{Duration, TimeZone};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+}
+
+fn order(trade_no: &str, amount: u64) -> Order {
+    Order::pending(
+        TradeNo::parse(trade_no).unwrap(),
+        &testkit::payout(trade_no, amount),
+        t0(),
+        t0() + Duration::seconds(30),
+    )
+}
+
+fn tn(s: &str) -> TradeNo {
+    TradeNo::parse(s).unwrap()
+}
+
+fn move_to(to: OrderStatus, minutes: i64) -> Transition {
+    Transition {
+        to,
+        expected_version: None,
+        answer: Some(VexoraAnswer {
+            code: Some("0000".into()),
+            status: Some("0015".into()),
+            message: Some("processing".into()),
+            plat_form_trade_no: Some("PF-1".into()),
+        }),
+        at: t0() + Duration::minutes(minutes),
+        check_after: Some(t0() + Duration::minutes(minutes + 5)),
+    }
+}
+
+async fn moto_store() -> DynamoOrderStore {
+    let moto = Moto::shared();
+    let config = aws_config_for(&moto.endpoint).await;
+    let client = Client::new(&config);
+    let table = format!("payouts-{}", uuid::Uuid::new_v4());
+    create_table(&client, &table).await.unwrap();
+    DynamoOrderStore::new(client, table)
+}
+
+/// Declares one behaviour test for each adapter.
+macro_rules! store_behaviour {
+    ($($name:ident),* $(,)?) => {
+        mod dynamo {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::moto_store().await).await;
+                }
+            )*
+        }
+        mod in_memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::InMemoryStore::new()).await;
+                }
+            )*
+        }
+    };
+}
+
+store_behaviour!(
+    a_created_order_reads_back_unchanged,
+    a_second_create_returns_the_existing_order_and_changes_nothing,
+    a_transition_moves_the_order_and_keeps_the_answer,
+    a_transition_from_the_wrong_state_is_rejected_with_the_current_order,
+    a_transition_at_a_stale_version_is_rejected,
+    final_states_cannot_be_left,
+    a_transition_of_an_unknown_order_is_not_found,
+    nothing_moves_to_pending,
+    anomalies_are_kept_up_to_a_bound_and_counted_beyond,
+    due_orders_are_found_through_the_index_and_leave_it_when_final,
+);
+
+async fn a_created_order_reads_back_unchanged(store: &impl OrderStore) {
+    let o = order("READ1", 1500);
+    assert_eq!(store.create(&o).await.unwrap(), Created::Created);
+    assert_eq!(store.get(&tn("READ1")).await.unwrap(), Some(o));
+    assert_eq!(store.get(&tn("NOPE")).await.unwrap(), None);
+}
+
+async fn a_second_create_returns_the_existing_order_and_changes_nothing(store: &impl OrderStore) {
+    let first = order("DUP1", 1500);
+    store.create(&first).await.unwrap();
+    let second = order("DUP1", 9999);
+
+    let result = store.create(&second).await.unwrap();
+
+    assert_eq!(result, Created::AlreadyExists(Box::new(first.clone())));
+    assert_eq!(store.get(&tn("DUP1")).await.unwrap(), Some(first));
+}
+
+async fn a_transition_moves_the_order_and_keeps_the_answer(store: &impl OrderStore) {
+    store.create(&order("MOVE1", 1500)).await.unwrap();
+
+    let result = store
+        .transition(&tn("MOVE1"), &move_to(OrderStatus::Processing, 1))
+        .await
+        .unwrap();
+
+    let Transitioned::Applied(moved) = result else {
+        panic!("not applied: {result:?}");
+    };
+    assert_eq!(moved.status, OrderStatus::Processing);
+    assert_eq!(moved.version, 2);
+    assert_eq!(moved.plat_form_trade_no.as_deref(), Some("PF-1"));
+    assert_eq!(
+        moved.vexora.as_ref().unwrap().status.as_deref(),
+        Some("0015")
+    );
+    assert_eq!(moved.updated_at, t0() + Duration::minutes(1));
+    assert_eq!(moved.created_at, t0());
+    assert_eq!(moved.check_after, Some(t0() + Duration::minutes(6)));
+    assert_eq!(store.get(&tn("MOVE1")).await.unwrap(), Some(moved));
+}
+
+async fn a_transition_from_the_wrong_state_is_rejected_with_the_current_order(
+    store: &impl OrderStore,
+) {
+    store.create(&order("WRONG1", 1500)).await.unwrap();
+    store
+        .transition(&tn("WRONG1"), &move_to(OrderStatus::Processing, 1))
+        .await
+        .unwrap();
+
+    // PROCESSING may not move to UNCONFIRMED.
+    let result = store
+        .transition(&tn("WRONG1"), &move_to(OrderStatus::Unconfirmed, 2))
+        .await
+        .unwrap();
+
+    let Transitioned::Rejected(current) = result else {
+        panic!("not rejected: {result:?}");
+    };
+    assert_eq!(current.status, OrderStatus::Processing);
+    assert_eq!(current.version, 2);
+}
+
+async fn a_transition_at_a_stale_version_is_rejected(store: &impl OrderStore) {
+    store.create(&order("VER1", 1500)).await.unwrap();
+    let mut t = move_to(OrderStatus::Unconfirmed, 1);
+    t.expected_version = Some(7);
+
+    let result = store.transition(&tn("VER1"), &t).await.unwrap();
+
+    assert!(
+        matches!(result, Transitioned::Rejected(ref o) if o.version == 1 && o.status == OrderStatus::Pending)
+    );
+    t.expected_version = Some(1);
+    assert!(matches!(
+        store.transition(&tn("VER1"), &t).await.unwrap(),
+        Transitioned::Applied(ref o) if o.version == 2
+    ));
+}
+
+async fn final_states_cannot_be_left(store: &impl OrderStore) {
+    store.create(&order("FINAL1", 1500)).await.unwrap();
+    let Transitioned::Applied(done) = store
+        .transition(&tn("FINAL1"), &move_to(OrderStatus::Succeeded, 1))
+        .await
+        .unwrap()
+    else {
+        panic!("success not applied");
+    };
+    for to in [
+        OrderStatus::Failed,
+        OrderStatus::Processing,
+        OrderStatus::Unconfirmed,
+        OrderStatus::Succeeded,
+    ] {
+        let result = store
+            .transition(&tn("FINAL1"), &move_to(to, 2))
+            .await
+            .unwrap();
+        assert_eq!(result, Transitioned::Rejected(done.clone()), "{to}");
+    }
+}
+
+async fn a_transition_of_an_unknown_order_is_not_found(store: &impl OrderStore) {
+    let result = store
+        .transition(&tn("GHOST"), &move_to(OrderStatus::Succeeded, 1))
+        .await
+        .unwrap();
+    assert_eq!(result, Transitioned::NotFound);
+    assert_eq!(
+        store.get(&tn("GHOST")).await.unwrap(),
+        None,
+        "no item may be created"
+    );
+}
+
+async fn nothing_moves_to_pending(store: &impl OrderStore) {
+    store.create(&order("PEND1", 1500)).await.unwrap();
+    let err = store
+        .transition(&tn("PEND1"), &move_to(OrderStatus::Pending, 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::ImpossibleTransition(OrderStatus::Pending)
+    ));
+}
+
+async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderStore) {
+    store.create(&order("ANOM1", 1500)).await.unwrap();
+    let anomaly = |i: i64| Anomaly {
+        at: t0() + Duration::seconds(i),
+        source: "webhook".into(),
+        reason: "contradicts_final_state".into(),
+        report: [
+            ("status".to_owned(), "00029".to_owned()),
+            ("amount".to_owned(), "1500".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let total = schema::MAX_ANOMALIES_KEPT as i64 + 3;
+    for i in 0..total {
+        store
+            .record_anomaly(&tn("ANOM1"), &anomaly(i))
+            .await
+            .unwrap();
+    }
+
+    let stored = store.get(&tn("ANOM1")).await.unwrap().unwrap();
+    assert_eq!(stored.anomalies.len(), schema::MAX_ANOMALIES_KEPT);
+    assert_eq!(stored.anomalies[0], anomaly(0));
+    assert_eq!(stored.anomaly_count, total as u64);
+    assert_eq!(
+        stored.status,
+        OrderStatus::Pending,
+        "an anomaly changes no state"
+    );
+    assert_eq!(stored.version, 1);
+}
+
+async fn due_orders_are_found_through_the_index_and_leave_it_when_final(store: &impl OrderStore) {
+    for (i, t) in ["DUE1", "DUE2", "DUE3"].into_iter().enumerate() {
+        let mut o = order(t, 1500);
+        o.check_after = Some(t0() + Duration::minutes(i as i64));
+        store.create(&o).await.unwrap();
+    }
+    store
+        .transition(&tn("DUE2"), &move_to(OrderStatus::Failed, 0))
+        .await
+        .unwrap();
+
+    let page = store
+        .due_for_check(t0() + Duration::seconds(90), 10, None)
+        .await
+        .unwrap();
+
+    assert_eq!(page.trade_nos, vec![tn("DUE1")]);
+    let later = store
+        .due_for_check(t0() + Duration::hours(1), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(later.trade_nos, vec![tn("DUE1"), tn("DUE3")]);
+}
+
+#[tokio::test]
+async fn racing_creates_of_one_trade_no_have_exactly_one_winner() {
+    let store = moto_store().await;
+    let attempts = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { store.create(&order("RACE1", 1000 + i)).await })
+    });
+    let mut created = 0;
+    let mut existing = Vec::new();
+    for handle in attempts {
+        match handle.await.unwrap().unwrap() {
+            Created::Created => created += 1,
+            Created::AlreadyExists(o) => existing.push(*o),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(existing.len(), 7);
+    let stored = store.get(&tn("RACE1")).await.unwrap().unwrap();
+    assert!(
+        existing.iter().all(|o| *o == stored),
+        "every loser sees the winner's order"
+    );
+}
+
+#[tokio::test]
+async fn racing_transitions_apply_once() {
+    let store = moto_store().await;
+    store.create(&order("RACE2", 1500)).await.unwrap();
+    let attempts = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .transition(&tn("RACE2"), &move_to(OrderStatus::Succeeded, 1))
+                .await
+        })
+    });
+    let mut applied = 0;
+    for handle in attempts {
+        if let Transitioned::Applied(_) = handle.await.unwrap().unwrap() {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+    assert_eq!(store.get(&tn("RACE2")).await.unwrap().unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn the_unresolved_index_pages() {
+    let store = moto_store().await;
+    for i in 0..5 {
+        let mut o = order(&format!("PAGE{i}"), 1500);
+        o.check_after = Some(t0() + Duration::seconds(i));
+        store.create(&o).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .due_for_check(t0() + Duration::hours(1), 2, cursor)
+            .await
+            .unwrap();
+        assert!(page.trade_nos.len() <= 2);
+        seen.extend(page.trade_nos);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<_> = (0..5).map(|i| tn(&format!("PAGE{i}"))).collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn an_unreachable_dynamodb_is_an_error_not_an_outcome() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = aws_config_for(&format!("http://127.0.0.1:{port}")).await;
+    let store = DynamoOrderStore::new(Client::new(&config), "payouts");
+    let err = store.create(&order("DOWN1", 1500)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_corrupt_item_is_reported_by_attribute() {
+    let store = moto_store().await;
+    store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .item(schema::PARTITION_KEY, s("BROKEN1"))
+        .item("status", s("DONE"))
+        .send()
+        .await
+        .unwrap();
+    let err = store.get(&tn("BROKEN1")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt("status")), "{err:?}");
+}
