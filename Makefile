@@ -25,7 +25,9 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
 
 test: venv lint ## Every check and test (what CI runs)
-	cargo test --workspace
+	@mkdir -p target
+	cargo test --workspace 2>&1 | tee target/test-output.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "total: %d passed, %d failed\n", p, f}' target/test-output.log
 
 fmt: ## Format the code
 	cargo fmt --all

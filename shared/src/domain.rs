@@ -70,11 +70,12 @@ fn all_digits(s: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TradeNo(String);
 
-/// Japan Standard Time. Japan has observed no daylight saving since 1951, so a fixed offset is exact.
-fn tokyo() -> FixedOffset {
-    #[allow(clippy::unwrap_used)] // 9 h is inside the ±24 h range `east_opt` accepts.
-    FixedOffset::east_opt(9 * 3600).unwrap()
-}
+/// Japan Standard Time. Japan has observed no daylight saving since 1951, so a fixed offset is
+/// exact. Evaluated at compile time: nothing can fail at run time.
+const TOKYO: FixedOffset = match FixedOffset::east_opt(9 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+9 is a valid offset"),
+};
 
 impl TradeNo {
     pub const MAX_LEN: usize = 32;
@@ -94,7 +95,7 @@ impl TradeNo {
 
     /// `yyyyMMddHHmmss` in Asia/Tokyo followed by 6 random digits (Vexora's suggested form).
     pub fn generate(now: DateTime<Utc>, rng: &mut impl Rng) -> Self {
-        let local = now.with_timezone(&tokyo());
+        let local = now.with_timezone(&TOKYO);
         let suffix: u32 = rng.random_range(0..1_000_000);
         Self(format!("{}{suffix:06}", local.format("%Y%m%d%H%M%S")))
     }
@@ -195,10 +196,16 @@ impl BankNumber {
         self.0.expose()
     }
 
-    /// The last 4 digits, the only part ever stored, shown or logged.
-    pub fn last4(&self) -> String {
+    /// `****` followed by the last 4 digits: the only form ever stored, shown or logged. A number
+    /// shorter than 7 digits (Japanese accounts have 7) shows no digit, so a mask never reveals
+    /// most of a number.
+    pub fn masked(&self) -> String {
         let s = self.0.expose();
-        s[s.len().saturating_sub(4)..].to_owned()
+        if s.len() >= 7 {
+            format!("****{}", &s[s.len() - 4..])
+        } else {
+            "****".to_owned()
+        }
     }
 }
 
@@ -571,7 +578,8 @@ mod tests {
         let req = parse(&good()).unwrap();
         assert_eq!(req.amount.yen(), 1500);
         assert_eq!(req.trade_no.unwrap().as_str(), "ORDER_2026-0001");
-        assert_eq!(req.bank_number.last4(), "4567");
+        assert_eq!(req.bank_number.masked(), "****4567");
+        assert_eq!(BankNumber::parse("123456").unwrap().masked(), "****");
     }
 
     #[test]

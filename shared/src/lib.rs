@@ -1,11 +1,13 @@
 //! The payout core: everything the payout functions share.
 
+pub mod bootstrap;
 pub mod config;
 pub mod domain;
 pub mod order;
 pub mod secrets;
 pub mod signing;
 pub mod store;
+pub mod telemetry;
 pub mod vexora;
 
 #[cfg(any(test, feature = "test-util"))]

@@ -161,7 +161,8 @@ pub struct Order {
     pub version: u64,
     pub amount: Amount,
     pub bank_code: String,
-    pub bank_number_last4: String,
+    /// `****` + last 4 digits ([`crate::domain::BankNumber::masked`]).
+    pub bank_number_masked: String,
     pub user_id: String,
     pub remark: Option<String>,
     /// [`PayoutRequest::fingerprint`]: tells a retry from a different payout on the same key.
@@ -178,7 +179,29 @@ pub struct Order {
     pub anomaly_count: u64,
 }
 
+/// How long after its creation a `PENDING` order is abandoned: its submit function has
+/// certainly ended (the function timeout is set below this; see the SAM template), so nobody
+/// will record Vexora's answer. Readers and the reconciler then treat it as `UNCONFIRMED`.
+pub fn pending_abandoned_after(vexora_timeout: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(vexora_timeout).unwrap_or(chrono::Duration::MAX)
+        + chrono::Duration::seconds(20)
+}
+
 impl Order {
+    /// The status to show and act on: an abandoned `PENDING` order is `UNCONFIRMED`.
+    pub fn effective_status(
+        &self,
+        now: DateTime<Utc>,
+        abandoned_after: chrono::Duration,
+    ) -> OrderStatus {
+        match self.status {
+            OrderStatus::Pending if now - self.created_at >= abandoned_after => {
+                OrderStatus::Unconfirmed
+            }
+            status => status,
+        }
+    }
+
     /// A new order for a validated request, `PENDING`, version 1.
     pub fn pending(
         trade_no: TradeNo,
@@ -192,7 +215,7 @@ impl Order {
             version: 1,
             amount: request.amount,
             bank_code: request.bank_code.as_str().to_owned(),
-            bank_number_last4: request.bank_number.last4(),
+            bank_number_masked: request.bank_number.masked(),
             user_id: request.user_id.as_str().to_owned(),
             remark: request.remark.as_ref().map(|r| r.as_str().to_owned()),
             fingerprint: request.fingerprint(),
@@ -223,6 +246,7 @@ pub struct Anomaly {
 mod tests {
     use super::OrderStatus::*;
     use super::*;
+    use chrono::Utc;
 
     #[test]
     fn the_transition_table_is_exactly_the_contracts() {
@@ -320,6 +344,26 @@ mod tests {
             OrderStatus::allowed_sources(Failed),
             vec![Pending, Unconfirmed, Processing]
         );
+    }
+
+    #[test]
+    fn a_pending_order_is_unconfirmed_once_its_submit_has_certainly_ended() {
+        let now = Utc::now();
+        let grace = pending_abandoned_after(std::time::Duration::from_millis(8000));
+        assert_eq!(grace, chrono::Duration::seconds(28));
+        let mut order = Order::pending(
+            TradeNo::parse("T1").unwrap(),
+            &crate::testkit::payout("T1", 100),
+            now,
+            now + grace,
+        );
+        assert_eq!(
+            order.effective_status(now + grace - chrono::Duration::milliseconds(1), grace),
+            Pending
+        );
+        assert_eq!(order.effective_status(now + grace, grace), Unconfirmed);
+        order.status = Processing;
+        assert_eq!(order.effective_status(now + grace * 10, grace), Processing);
     }
 
     #[test]

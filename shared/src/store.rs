@@ -153,6 +153,15 @@ pub trait OrderStore: Send + Sync {
         transition: &Transition,
     ) -> impl Future<Output = Result<Transitioned, StoreError>> + Send;
 
+    /// Removes an order that is still `PENDING` at `version`, and only then: for a submit that
+    /// certainly never reached Vexora, so that a retry starts afresh. `false` when it was not
+    /// removed (it moved on, or is gone).
+    fn delete_pending(
+        &self,
+        trade_no: &TradeNo,
+        version: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Keeps a contradicting report on the order without changing its state.
     fn record_anomaly(
         &self,
@@ -322,6 +331,28 @@ impl OrderStore for DynamoOrderStore {
         }
     }
 
+    async fn delete_pending(&self, trade_no: &TradeNo, version: u64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+            .condition_expression("#status = :pending AND #version = :version")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
+            .expression_attribute_values(":version", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
+        }
+    }
+
     async fn record_anomaly(
         &self,
         trade_no: &TradeNo,
@@ -454,7 +485,7 @@ fn to_item(o: &Order) -> HashMap<String, AttributeValue> {
         ("amount".to_owned(), n(o.amount.yen())),
         ("currency".to_owned(), s("JPY")),
         ("bankCode".to_owned(), s(&o.bank_code)),
-        ("bankNumberLast4".to_owned(), s(&o.bank_number_last4)),
+        ("bankNumberMasked".to_owned(), s(&o.bank_number_masked)),
         ("userId".to_owned(), s(&o.user_id)),
         ("fingerprint".to_owned(), s(&o.fingerprint)),
         ("createdAt".to_owned(), s(&timestamp(o.created_at))),
@@ -576,7 +607,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Order, StoreError
         version: get_n(item, "version")?,
         amount,
         bank_code: get_s(item, "bankCode")?.to_owned(),
-        bank_number_last4: get_s(item, "bankNumberLast4")?.to_owned(),
+        bank_number_masked: get_s(item, "bankNumberMasked")?.to_owned(),
         user_id: get_s(item, "userId")?.to_owned(),
         remark: opt_s(item, "remark"),
         fingerprint: get_s(item, "fingerprint")?.to_owned(),

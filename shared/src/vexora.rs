@@ -355,6 +355,35 @@ impl Exchange {
     }
 }
 
+/// The port the functions use to talk to Vexora.
+pub trait PayoutGateway: Send + Sync {
+    fn submit(
+        &self,
+        credentials: &VexoraCredentials,
+        body: &DisbursementRequest,
+    ) -> impl std::future::Future<Output = Exchange> + Send;
+
+    fn query(
+        &self,
+        credentials: &VexoraCredentials,
+        body: &QueryRequest,
+    ) -> impl std::future::Future<Output = Exchange> + Send;
+}
+
+impl PayoutGateway for VexoraClient {
+    async fn submit(
+        &self,
+        credentials: &VexoraCredentials,
+        body: &DisbursementRequest,
+    ) -> Exchange {
+        self.post(&self.disbursements, credentials, body).await
+    }
+
+    async fn query(&self, credentials: &VexoraCredentials, body: &QueryRequest) -> Exchange {
+        self.post(&self.query, credentials, body).await
+    }
+}
+
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("could not build the Vexora HTTP client")]
@@ -384,18 +413,6 @@ impl VexoraClient {
             disbursements: join(base_url, DISBURSEMENTS_PATH),
             query: join(base_url, QUERY_PATH),
         })
-    }
-
-    pub async fn submit(
-        &self,
-        credentials: &VexoraCredentials,
-        body: &DisbursementRequest,
-    ) -> Exchange {
-        self.post(&self.disbursements, credentials, body).await
-    }
-
-    pub async fn query(&self, credentials: &VexoraCredentials, body: &QueryRequest) -> Exchange {
-        self.post(&self.query, credentials, body).await
     }
 
     async fn post<B: Serialize>(

@@ -80,6 +80,7 @@ store_behaviour!(
     a_transition_of_an_unknown_order_is_not_found,
     nothing_moves_to_pending,
     anomalies_are_kept_up_to_a_bound_and_counted_beyond,
+    only_a_pending_order_at_its_version_is_deleted,
     due_orders_are_found_through_the_index_and_leave_it_when_final,
 );
 
@@ -210,6 +211,33 @@ async fn nothing_moves_to_pending(store: &impl OrderStore) {
         err,
         StoreError::ImpossibleTransition(OrderStatus::Pending)
     ));
+}
+
+async fn only_a_pending_order_at_its_version_is_deleted(store: &impl OrderStore) {
+    store.create(&order("DEL1", 1500)).await.unwrap();
+    store.create(&order("DEL2", 1500)).await.unwrap();
+    store
+        .transition(&tn("DEL2"), &move_to(OrderStatus::Unconfirmed, 1))
+        .await
+        .unwrap();
+
+    assert!(
+        !store.delete_pending(&tn("DEL1"), 2).await.unwrap(),
+        "wrong version"
+    );
+    assert!(
+        !store.delete_pending(&tn("DEL2"), 1).await.unwrap(),
+        "no longer pending"
+    );
+    assert!(
+        !store.delete_pending(&tn("GHOST"), 1).await.unwrap(),
+        "absent"
+    );
+    assert!(store.get(&tn("DEL1")).await.unwrap().is_some());
+    assert!(store.get(&tn("DEL2")).await.unwrap().is_some());
+
+    assert!(store.delete_pending(&tn("DEL1"), 1).await.unwrap());
+    assert_eq!(store.get(&tn("DEL1")).await.unwrap(), None);
 }
 
 async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderStore) {

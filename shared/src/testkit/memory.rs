@@ -1,7 +1,7 @@
 //! In-memory fakes of the ports with the same semantics as the real adapters (the store's
 //! behaviour tests run against both).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -19,6 +19,7 @@ use crate::store::{
 pub struct InMemoryStore {
     orders: Mutex<BTreeMap<TradeNo, Order>>,
     unavailable: AtomicBool,
+    failing_operations: Mutex<BTreeSet<&'static str>>,
     calls: AtomicUsize,
 }
 
@@ -29,6 +30,15 @@ impl InMemoryStore {
 
     pub fn set_unavailable(&self, down: bool) {
         self.unavailable.store(down, Ordering::SeqCst);
+    }
+
+    /// Makes only the named operation (`create`, `get`, `transition`, `delete_pending`,
+    /// `record_anomaly`, `due_for_check`) fail, e.g. recording an answer after a stored intent.
+    pub fn fail_operation(&self, operation: &'static str) {
+        self.failing_operations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(operation);
     }
 
     /// How many store calls were made (the fake's equivalent of DynamoDB requests).
@@ -51,9 +61,14 @@ impl InMemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn enter(&self) -> Result<(), StoreError> {
+    fn enter(&self, operation: &'static str) -> Result<(), StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.unavailable.load(Ordering::SeqCst) {
+        let failing = self
+            .failing_operations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(operation);
+        if failing || self.unavailable.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable(Box::new(
                 aws_sdk_dynamodb::Error::InternalServerError(
                     aws_sdk_dynamodb::types::error::InternalServerError::builder()
@@ -68,7 +83,7 @@ impl InMemoryStore {
 
 impl OrderStore for InMemoryStore {
     async fn create(&self, order: &Order) -> Result<Created, StoreError> {
-        self.enter()?;
+        self.enter("create")?;
         let mut orders = self.lock();
         if let Some(existing) = orders.get(&order.trade_no) {
             return Ok(Created::AlreadyExists(Box::new(existing.clone())));
@@ -78,7 +93,7 @@ impl OrderStore for InMemoryStore {
     }
 
     async fn get(&self, trade_no: &TradeNo) -> Result<Option<Order>, StoreError> {
-        self.enter()?;
+        self.enter("get")?;
         Ok(self.lock().get(trade_no).cloned())
     }
 
@@ -87,7 +102,7 @@ impl OrderStore for InMemoryStore {
         trade_no: &TradeNo,
         t: &Transition,
     ) -> Result<Transitioned, StoreError> {
-        self.enter()?;
+        self.enter("transition")?;
         let sources = OrderStatus::allowed_sources(t.to);
         if sources.is_empty() {
             return Err(StoreError::ImpossibleTransition(t.to));
@@ -117,12 +132,24 @@ impl OrderStore for InMemoryStore {
         Ok(Transitioned::Applied(order.clone()))
     }
 
+    async fn delete_pending(&self, trade_no: &TradeNo, version: u64) -> Result<bool, StoreError> {
+        self.enter("delete_pending")?;
+        let mut orders = self.lock();
+        match orders.get(trade_no) {
+            Some(o) if o.status == OrderStatus::Pending && o.version == version => {
+                orders.remove(trade_no);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn record_anomaly(
         &self,
         trade_no: &TradeNo,
         anomaly: &Anomaly,
     ) -> Result<(), StoreError> {
-        self.enter()?;
+        self.enter("record_anomaly")?;
         if let Some(order) = self.lock().get_mut(trade_no) {
             if order.anomalies.len() < schema::MAX_ANOMALIES_KEPT {
                 order.anomalies.push(anomaly.clone());
@@ -138,7 +165,7 @@ impl OrderStore for InMemoryStore {
         limit: i32,
         start: Option<DueCursor>,
     ) -> Result<DuePage, StoreError> {
-        self.enter()?;
+        self.enter("due_for_check")?;
         // The fake returns everything due in one page; cursors are a real-adapter concern.
         let _ = start;
         let mut due: Vec<(DateTime<Utc>, TradeNo)> = self
@@ -167,15 +194,22 @@ pub struct StaticSecrets {
     previous: Option<Arc<VexoraCredentials>>,
     reads: AtomicUsize,
     refreshes: AtomicUsize,
+    unavailable: AtomicBool,
 }
 
 impl StaticSecrets {
+    /// Makes every read fail as if Secrets Manager were down.
+    pub fn set_unavailable(&self, down: bool) {
+        self.unavailable.store(down, Ordering::SeqCst);
+    }
+
     pub fn new(current: VexoraCredentials) -> Self {
         Self {
             current: Arc::new(current),
             previous: None,
             reads: AtomicUsize::new(0),
             refreshes: AtomicUsize::new(0),
+            unavailable: AtomicBool::new(false),
         }
     }
 
@@ -193,6 +227,11 @@ impl StaticSecrets {
     }
 
     fn stage(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(SecretError::Unavailable(
+                "static secrets set unavailable".into(),
+            ));
+        }
         match stage {
             Stage::Current => Ok(self.current.clone()),
             Stage::Previous => self

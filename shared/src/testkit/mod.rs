@@ -47,3 +47,9 @@ pub fn credentials(app_secret: &str) -> VexoraCredentials {
         Err(e) => panic!("{e}"),
     }
 }
+
+mod gateway;
+mod logs;
+
+pub use gateway::{ScriptedGateway, vexora_answer};
+pub use logs::CapturedLogs;

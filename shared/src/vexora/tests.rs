@@ -1,6 +1,7 @@
 use super::*;
 use crate::signing::ReceivedFields;
 use crate::testkit;
+use crate::vexora::PayoutGateway;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;

@@ -1,0 +1,476 @@
+//! HTTP ⇄ domain for the merchant API (contract § `POST /payouts`, § `GET /payouts/{tradeNo}`):
+//! routing, the submit flow, idempotency answers, and the order view.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use payout_core::domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
+use payout_core::order::{Order, OrderStatus, Reported};
+use payout_core::secrets::{SecretSource, Stage};
+use payout_core::store::{Created, OrderStore, Transition, Transitioned, timestamp};
+use payout_core::vexora::{
+    DisbursementRequest, Operation, Outcome, PayoutGateway, VexoraAnswer, outcome,
+};
+use serde::Serialize;
+use url::Url;
+
+/// Bodies larger than this are refused before parsing (a payout is well under 1 KiB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// How many times a generated `tradeNo` is drawn again if it collides with an existing one.
+const GENERATED_TRADE_NO_ATTEMPTS: usize = 3;
+
+/// The function's dependencies, built once at init and lent to every request.
+#[derive(Debug)]
+pub struct App<S, G, K> {
+    pub store: S,
+    pub gateway: G,
+    pub secrets: K,
+    pub notify_url: Url,
+    /// Age after which a `PENDING` order counts as `UNCONFIRMED` ([`payout_core::order::pending_abandoned_after`]).
+    pub abandoned_after: chrono::Duration,
+    pub clock: fn() -> DateTime<Utc>,
+}
+
+/// Every answer that is not an order, with its one status mapping.
+#[derive(Debug)]
+enum ApiError {
+    Validation(Vec<FieldError>),
+    InvalidQuery(String),
+    PayloadTooLarge,
+    NotFound,
+    MethodNotAllowed(&'static str),
+    InFlight,
+    IdempotencyMismatch,
+    /// Our storage or secret failed before anything was sent to Vexora: safe to retry.
+    Unavailable,
+    /// Vexora could not be reached at all; nothing was sent and nothing was kept.
+    VexoraUnreachable,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    fn response(&self) -> Response<Body> {
+        let (status, error, message) = match self {
+            Self::Validation(_) => (
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "the payout is not valid; see fields",
+            ),
+            Self::InvalidQuery(message) => {
+                (StatusCode::BAD_REQUEST, "invalid_query", message.as_str())
+            }
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body must be at most 16 KiB",
+            ),
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such payout or route",
+            ),
+            Self::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            ),
+            Self::InFlight => (
+                StatusCode::CONFLICT,
+                "in_flight",
+                "the first submit of this tradeNo is still in progress; retry shortly",
+            ),
+            Self::IdempotencyMismatch => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_mismatch",
+                "this tradeNo was already used for a different payout",
+            ),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "storage is unavailable; nothing was sent to Vexora; retry with the same tradeNo",
+            ),
+            Self::VexoraUnreachable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vexora_unreachable",
+                "Vexora could not be reached; nothing was sent; retry with the same tradeNo",
+            ),
+        };
+        let fields = match self {
+            Self::Validation(fields) => Some(fields.as_slice()),
+            _ => None,
+        };
+        let mut response = json(
+            status,
+            &ErrorBody {
+                error,
+                message,
+                fields,
+            },
+        );
+        if let Self::MethodNotAllowed(allow) = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// What the summary log line says about a request.
+struct Summary {
+    trade_no: Option<String>,
+    outcome: &'static str,
+}
+
+impl Summary {
+    fn new(trade_no: Option<&TradeNo>, outcome: &'static str) -> Self {
+        Self {
+            trade_no: trade_no.map(|t| t.as_str().to_owned()),
+            outcome,
+        }
+    }
+}
+
+/// Handles one request. Every anticipated outcome is a response; nothing here panics.
+pub async fn handle<S, G, K>(app: &App<S, G, K>, request: Request) -> Response<Body>
+where
+    S: OrderStore,
+    G: PayoutGateway,
+    K: SecretSource,
+{
+    let started = Instant::now();
+    let path = route_path(&request);
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (result, summary) = match (segments.as_slice(), request.method()) {
+        (["payouts"], &Method::POST) => app.submit(request.body()).await,
+        (["payouts"], _) => (
+            Err(ApiError::MethodNotAllowed("POST")),
+            Summary::new(None, "method_not_allowed"),
+        ),
+        (["payouts", trade_no], &Method::GET) => app.read(trade_no, &request).await,
+        (["payouts", _], _) => (
+            Err(ApiError::MethodNotAllowed("GET")),
+            Summary::new(None, "method_not_allowed"),
+        ),
+        _ => (Err(ApiError::NotFound), Summary::new(None, "no_route")),
+    };
+    let response = result.unwrap_or_else(|e| e.response());
+    tracing::info!(
+        trade_no = summary.trade_no.as_deref(),
+        outcome = summary.outcome,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// The path without the API Gateway stage, so routing works with `$default` and named stages.
+fn route_path(request: &Request) -> String {
+    let raw = request.raw_http_path();
+    let raw = if raw.is_empty() {
+        request.uri().path()
+    } else {
+        raw
+    };
+    #[allow(irrefutable_let_patterns)] // one variant with only the HTTP API feature enabled
+    if let RequestContext::ApiGatewayV2(ctx) = request.request_context()
+        && let Some(stage) = ctx.stage.as_deref().filter(|s| *s != "$default")
+        && let Some(rest) = raw.strip_prefix('/').and_then(|r| r.strip_prefix(stage))
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        return rest.to_owned();
+    }
+    raw.to_owned()
+}
+
+type Answer = (Result<Response<Body>, ApiError>, Summary);
+
+impl<S, G, K> App<S, G, K>
+where
+    S: OrderStore,
+    G: PayoutGateway,
+    K: SecretSource,
+{
+    async fn submit(&self, body: &Body) -> Answer {
+        let bytes: &[u8] = body.as_ref();
+        if bytes.len() > MAX_BODY_BYTES {
+            return (
+                Err(ApiError::PayloadTooLarge),
+                Summary::new(None, "too_large"),
+            );
+        }
+        let payout = match PayoutRequest::from_json(bytes) {
+            Ok(payout) => payout,
+            Err(ValidationErrors(fields)) => {
+                return (
+                    Err(ApiError::Validation(fields)),
+                    Summary::new(None, "invalid"),
+                );
+            }
+        };
+        // The secret comes first: failing here leaves nothing behind.
+        let Ok(credentials) = self.secrets.credentials(Stage::Current).await else {
+            tracing::error!("the Vexora secret could not be read");
+            return (
+                Err(ApiError::Unavailable),
+                Summary::new(None, "secret_unavailable"),
+            );
+        };
+        let (order, now) = match self.store_new(&payout).await {
+            Ok(Stored::New(order, now)) => (order, now),
+            Ok(Stored::Existing(existing)) => return self.repeat(&payout, &existing),
+            Err(trade_no) => {
+                return (
+                    Err(ApiError::Unavailable),
+                    Summary::new(trade_no.as_ref(), "storage_error"),
+                );
+            }
+        };
+        let body = DisbursementRequest::signed(
+            &payout,
+            &order.trade_no,
+            &self.notify_url,
+            now.timestamp_millis(),
+            &credentials.app_secret,
+        );
+        let exchange = self.gateway.submit(&credentials, &body).await;
+        let result = outcome(Operation::Submit, &order.trade_no, &exchange);
+        self.record(order, result, exchange.answer()).await
+    }
+
+    /// Stores a new `PENDING` order. Returns the existing order on a `tradeNo` conflict, or the
+    /// `tradeNo` (if known) when storage failed.
+    async fn store_new(&self, payout: &PayoutRequest) -> Result<Stored, Option<TradeNo>> {
+        let attempts = match payout.trade_no {
+            Some(_) => 1,
+            None => GENERATED_TRADE_NO_ATTEMPTS,
+        };
+        let mut last = None;
+        for _ in 0..attempts {
+            let now = (self.clock)();
+            let trade_no = payout
+                .trade_no
+                .clone()
+                .unwrap_or_else(|| TradeNo::generate(now, &mut rand::rng()));
+            let order = Order::pending(trade_no.clone(), payout, now, now + self.abandoned_after);
+            match self.store.create(&order).await {
+                Ok(Created::Created) => return Ok(Stored::New(order, now)),
+                Ok(Created::AlreadyExists(existing)) if payout.trade_no.is_some() => {
+                    return Ok(Stored::Existing(*existing));
+                }
+                Ok(Created::AlreadyExists(_)) => last = Some(trade_no),
+                Err(e) => {
+                    tracing::error!(trade_no = trade_no.as_str(), error = %e, "storing the order failed");
+                    return Err(Some(trade_no));
+                }
+            }
+        }
+        tracing::error!("generated tradeNo collided {GENERATED_TRADE_NO_ATTEMPTS} times");
+        Err(last)
+    }
+
+    /// A second submit of a known `tradeNo`, answered from the stored order without a call.
+    fn repeat(&self, payout: &PayoutRequest, existing: &Order) -> Answer {
+        let summary = |outcome| Summary::new(Some(&existing.trade_no), outcome);
+        if existing.fingerprint != payout.fingerprint() {
+            return (Err(ApiError::IdempotencyMismatch), summary("mismatch"));
+        }
+        let now = (self.clock)();
+        match existing.effective_status(now, self.abandoned_after) {
+            OrderStatus::Pending => (Err(ApiError::InFlight), summary("in_flight")),
+            _ => (
+                Ok(self.order_response(StatusCode::OK, existing)),
+                summary("duplicate"),
+            ),
+        }
+    }
+
+    /// Records Vexora's answer with a guarded transition and answers the merchant.
+    async fn record(&self, order: Order, result: Outcome, answer: Option<VexoraAnswer>) -> Answer {
+        let trade_no = order.trade_no.clone();
+        let label = result.label();
+        if let Outcome::NotReceived(_) = result {
+            // Certainly not sent: remove the intent so a retry starts afresh.
+            match self.store.delete_pending(&trade_no, order.version).await {
+                Ok(true) => {
+                    tracing::warn!(
+                        trade_no = trade_no.as_str(),
+                        "Vexora unreachable; order withdrawn"
+                    );
+                    return (
+                        Err(ApiError::VexoraUnreachable),
+                        Summary::new(Some(&trade_no), label),
+                    );
+                }
+                Ok(false) | Err(_) => {
+                    tracing::warn!(
+                        trade_no = trade_no.as_str(),
+                        "Vexora unreachable; order kept"
+                    );
+                }
+            }
+        }
+        let to = match result.reported() {
+            Reported::Processing => OrderStatus::Processing,
+            Reported::Succeeded => OrderStatus::Succeeded,
+            Reported::Failed => OrderStatus::Failed,
+            Reported::Unknown => OrderStatus::Unconfirmed,
+        };
+        let now = (self.clock)();
+        let transition = Transition {
+            to,
+            expected_version: None,
+            answer,
+            at: now,
+            check_after: Some(now + chrono::Duration::minutes(1)),
+        };
+        let stored = match self.store.transition(&trade_no, &transition).await {
+            // A webhook may have got there first: what is stored is the truth.
+            Ok(Transitioned::Applied(o) | Transitioned::Rejected(o)) => o,
+            Ok(Transitioned::NotFound) | Err(_) => {
+                // The intent is durable as PENDING; once abandoned it reads as UNCONFIRMED and
+                // the reconciler resolves it by query. Never report it failed.
+                tracing::error!(
+                    trade_no = trade_no.as_str(),
+                    outcome = label,
+                    "recording Vexora's answer failed"
+                );
+                let mut shown = order;
+                shown.status = OrderStatus::Unconfirmed;
+                return (
+                    Ok(self.order_response(StatusCode::ACCEPTED, &shown)),
+                    Summary::new(Some(&trade_no), "unrecorded"),
+                );
+            }
+        };
+        let status = match stored.effective_status(now, self.abandoned_after) {
+            OrderStatus::Pending | OrderStatus::Unconfirmed => StatusCode::ACCEPTED,
+            OrderStatus::Processing | OrderStatus::Succeeded | OrderStatus::Failed => {
+                StatusCode::CREATED
+            }
+        };
+        (
+            Ok(self.order_response(status, &stored)),
+            Summary::new(Some(&trade_no), label),
+        )
+    }
+
+    async fn read(&self, trade_no: &str, request: &Request) -> Answer {
+        let params = request.query_string_parameters();
+        if let Some((name, _)) = params.iter().next() {
+            return (
+                Err(ApiError::InvalidQuery(format!(
+                    "unknown query parameter `{}`",
+                    name.chars().take(64).collect::<String>()
+                ))),
+                Summary::new(None, "invalid_query"),
+            );
+        }
+        let Ok(trade_no) = TradeNo::parse(trade_no) else {
+            return (Err(ApiError::NotFound), Summary::new(None, "not_found"));
+        };
+        match self.store.get(&trade_no).await {
+            Ok(Some(order)) => (
+                Ok(self.order_response(StatusCode::OK, &order)),
+                Summary::new(Some(&trade_no), "found"),
+            ),
+            Ok(None) => (
+                Err(ApiError::NotFound),
+                Summary::new(Some(&trade_no), "not_found"),
+            ),
+            Err(e) => {
+                tracing::error!(trade_no = trade_no.as_str(), error = %e, "reading the order failed");
+                (
+                    Err(ApiError::Unavailable),
+                    Summary::new(Some(&trade_no), "storage_error"),
+                )
+            }
+        }
+    }
+
+    fn order_response(&self, status: StatusCode, order: &Order) -> Response<Body> {
+        let shown = order.effective_status((self.clock)(), self.abandoned_after);
+        json(status, &OrderView::new(order, shown))
+    }
+}
+
+enum Stored {
+    New(Order, DateTime<Utc>),
+    Existing(Order),
+}
+
+/// The order as merchants see it (contract § Order JSON). No PII: the account number is masked.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderView<'a> {
+    trade_no: &'a str,
+    #[serde(rename = "platFormTradeNo")]
+    plat_form_trade_no: Option<&'a str>,
+    status: OrderStatus,
+    amount: u64,
+    currency: &'static str,
+    bank_code: &'a str,
+    bank_number: &'a str,
+    user_id: &'a str,
+    remark: Option<&'a str>,
+    vexora: Option<VexoraView<'a>>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+struct VexoraView<'a> {
+    code: Option<&'a str>,
+    status: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+impl<'a> OrderView<'a> {
+    fn new(order: &'a Order, status: OrderStatus) -> Self {
+        Self {
+            trade_no: order.trade_no.as_str(),
+            plat_form_trade_no: order.plat_form_trade_no.as_deref(),
+            status,
+            amount: order.amount.yen(),
+            currency: "JPY",
+            bank_code: &order.bank_code,
+            bank_number: &order.bank_number_masked,
+            user_id: &order.user_id,
+            remark: order.remark.as_deref(),
+            vexora: order.vexora.as_ref().map(|v| VexoraView {
+                code: v.code.as_deref(),
+                status: v.status.as_deref(),
+                message: v.message.as_deref(),
+            }),
+            created_at: timestamp(order.created_at),
+            updated_at: timestamp(order.updated_at),
+        }
+    }
+}
+
+fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    // Serializing these plain structs cannot fail; an empty object is a safe fallback anyway.
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests;

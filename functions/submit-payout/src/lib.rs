@@ -1,0 +1,3 @@
+//! `submit-payout`: the merchant-facing payout API (`POST /payouts`, `GET /payouts/{tradeNo}`).
+
+pub mod handler;

@@ -1,0 +1,29 @@
+//! Wiring only: logs, init once, then serve requests with the clients lent to the handler.
+
+use std::convert::Infallible;
+
+use lambda_http::{Error, run, service_fn};
+use payout_core::bootstrap::Runtime;
+use payout_core::order::pending_abandoned_after;
+use submit_payout::handler::{App, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    payout_core::telemetry::init();
+    let runtime = Runtime::init()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    let app = App {
+        abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
+        notify_url: runtime.config.vexora_notify_url,
+        store: runtime.store,
+        gateway: runtime.vexora,
+        secrets: runtime.secrets,
+        clock: chrono::Utc::now,
+    };
+    let app = &app;
+    run(service_fn(move |request| async move {
+        Ok::<_, Infallible>(handle(app, request).await)
+    }))
+    .await
+}

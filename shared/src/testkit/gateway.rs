@@ -1,0 +1,97 @@
+//! A Vexora gateway that answers from a script and remembers every call.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::secrets::VexoraCredentials;
+use crate::vexora::{DisbursementRequest, Exchange, PayoutGateway, QueryRequest, parse_envelope};
+
+/// An HTTP 200 answer with this `code`, `data.status` and `data.tradeNo`.
+pub fn vexora_answer(code: &str, status: Option<&str>, trade_no: &str) -> Exchange {
+    let mut data =
+        serde_json::json!({"tradeNo": trade_no, "platFormTradeNo": format!("PF-{trade_no}")});
+    if let Some(status) = status {
+        data["status"] = status.into();
+    }
+    if code == "8000" {
+        data = serde_json::Value::Null;
+    }
+    let body =
+        serde_json::json!({"code": code, "msg": "test", "success": code == "0000", "data": data});
+    Exchange::Answered {
+        http_status: 200,
+        envelope: parse_envelope(body.to_string().as_bytes()),
+    }
+}
+
+#[derive(Debug)]
+pub struct ScriptedGateway {
+    submit_answer: Mutex<VecDeque<Exchange>>,
+    default_answer: Exchange,
+    query_answer: Mutex<VecDeque<Exchange>>,
+    submits: Mutex<Vec<DisbursementRequest>>,
+    queries: Mutex<Vec<QueryRequest>>,
+    delay: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ScriptedGateway {
+    /// Answers every submit and query with `answer` unless a scripted one is queued.
+    pub fn answering(answer: Exchange) -> Self {
+        Self {
+            submit_answer: Mutex::default(),
+            default_answer: answer,
+            query_answer: Mutex::default(),
+            submits: Mutex::default(),
+            queries: Mutex::default(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Each call waits this long before answering (to hold a submit in flight).
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn then_query(&self, answer: Exchange) {
+        lock(&self.query_answer).push_back(answer);
+    }
+
+    pub fn then_submit(&self, answer: Exchange) {
+        lock(&self.submit_answer).push_back(answer);
+    }
+
+    pub fn submits(&self) -> Vec<DisbursementRequest> {
+        lock(&self.submits).clone()
+    }
+
+    pub fn queries(&self) -> Vec<QueryRequest> {
+        lock(&self.queries).clone()
+    }
+}
+
+impl PayoutGateway for ScriptedGateway {
+    async fn submit(
+        &self,
+        _credentials: &VexoraCredentials,
+        body: &DisbursementRequest,
+    ) -> Exchange {
+        lock(&self.submits).push(body.clone());
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let next = lock(&self.submit_answer).pop_front();
+        next.unwrap_or_else(|| self.default_answer.clone())
+    }
+
+    async fn query(&self, _credentials: &VexoraCredentials, body: &QueryRequest) -> Exchange {
+        lock(&self.queries).push(body.clone());
+        let next = lock(&self.query_answer).pop_front();
+        next.unwrap_or_else(|| self.default_answer.clone())
+    }
+}
