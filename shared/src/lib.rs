@@ -3,6 +3,7 @@
 pub mod bootstrap;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod order;
 pub mod secrets;
 pub mod signing;

@@ -177,6 +177,19 @@ pub struct Order {
     pub anomalies: Vec<Anomaly>,
     /// How many anomalies were seen, including any beyond the stored ones.
     pub anomaly_count: u64,
+    /// The notifications received for this order, oldest first (bounded; see the store).
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One status notification as received (PII-free): the order's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    /// `webhook` or `query`.
+    pub source: String,
+    pub status: String,
+    pub plat_form_trade_no: Option<String>,
+    pub amount: Option<String>,
 }
 
 /// How long after its creation a `PENDING` order is abandoned: its submit function has
@@ -226,6 +239,7 @@ impl Order {
             check_after: Some(check_after),
             anomalies: Vec::new(),
             anomaly_count: 0,
+            history: Vec::new(),
         }
     }
 }

@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use aws_secretsmanager_caching::SecretsManagerCachingClient;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use crate::signing::ReceivedFields;
 
 /// Vexora's 10-digit merchant number, sent in the `merchantNo` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +188,101 @@ impl SecretSource for SecretsManagerSource {
     }
 }
 
+/// Verifies Vexora's signatures with the current app secret or, while a merchant rotates it,
+/// the previous one (`AWSCURRENT` / `AWSPREVIOUS`). After a failure it re-reads both from the
+/// source at most once per `min_refresh_interval`, so forged requests cannot drive Secrets
+/// Manager calls.
+#[derive(Debug)]
+pub struct Keyring<K> {
+    source: K,
+    previous: RwLock<Option<Arc<VexoraCredentials>>>,
+    last_refresh: Mutex<Option<Instant>>,
+    min_refresh_interval: Duration,
+}
+
+/// How often a verification failure may refresh the secret.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+impl<K: SecretSource> Keyring<K> {
+    /// Reads the current secret (required) and the previous one (if any) once, at init.
+    pub async fn load(source: K, min_refresh_interval: Duration) -> Result<Self, SecretError> {
+        source.credentials(Stage::Current).await?;
+        let previous = optional(source.credentials(Stage::Previous).await)?;
+        Ok(Self {
+            source,
+            previous: RwLock::new(previous),
+            last_refresh: Mutex::new(None),
+            min_refresh_interval,
+        })
+    }
+
+    pub fn source(&self) -> &K {
+        &self.source
+    }
+
+    /// Which secret signed `fields`, or `None` when none did. An error only when the secret
+    /// could not be read at all.
+    pub async fn verify(&self, fields: &ReceivedFields) -> Result<Option<Stage>, SecretError> {
+        if fields.get(crate::signing::SIGN_FIELD).is_none() {
+            return Ok(None);
+        }
+        let current = self.source.credentials(Stage::Current).await?;
+        if let Some(stage) = self.match_stage(fields, &current) {
+            return Ok(Some(stage));
+        }
+        if !self.may_refresh() {
+            return Ok(None);
+        }
+        let current = self.source.refresh(Stage::Current).await?;
+        let previous = optional(self.source.refresh(Stage::Previous).await)?;
+        *self
+            .previous
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = previous;
+        Ok(self.match_stage(fields, &current))
+    }
+
+    fn match_stage(&self, fields: &ReceivedFields, current: &VexoraCredentials) -> Option<Stage> {
+        if fields.verify(&current.app_secret) {
+            return Some(Stage::Current);
+        }
+        let previous = self
+            .previous
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        previous
+            .filter(|p| fields.verify(&p.app_secret))
+            .map(|_| Stage::Previous)
+    }
+
+    fn may_refresh(&self) -> bool {
+        let mut last = self
+            .last_refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match *last {
+            Some(at) if now.duration_since(at) < self.min_refresh_interval => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+}
+
+/// A stage that does not exist (no rotation yet) is `None`, not an error.
+fn optional(
+    read: Result<Arc<VexoraCredentials>, SecretError>,
+) -> Result<Option<Arc<VexoraCredentials>>, SecretError> {
+    match read {
+        Ok(c) => Ok(Some(c)),
+        Err(SecretError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +406,49 @@ mod tests {
 
             assert_eq!(current.app_secret.expose_secret(), "second");
             assert_eq!(previous.app_secret.expose_secret(), "first");
+        }
+
+        #[tokio::test]
+        async fn a_keyring_accepts_current_and_previous_and_refreshes_once_per_interval() {
+            use crate::signing::{ReceivedFields, sign};
+            let c = client().await;
+            let id = create(&c, V1).await;
+            let keyring = Keyring::load(
+                SecretsManagerSource::new(c.clone(), &id, DEFAULT_TTL).unwrap(),
+                MIN_REFRESH_INTERVAL,
+            )
+            .await
+            .unwrap();
+            let signed_with = |secret: &str| {
+                let secret = SecretString::from(secret.to_owned());
+                let sig = sign([("tradeNo", "T1"), ("status", "0000")], &secret);
+                ReceivedFields::from_json(
+                    format!(r#"{{"tradeNo":"T1","status":"0000","sign":"{sig}"}}"#).as_bytes(),
+                )
+                .unwrap()
+            };
+            assert_eq!(
+                keyring.verify(&signed_with("first")).await.unwrap(),
+                Some(Stage::Current)
+            );
+
+            c.put_secret_value()
+                .secret_id(&id)
+                .secret_string(V2)
+                .send()
+                .await
+                .unwrap();
+
+            // The cache still holds "first"; the failure refreshes and finds the rotation.
+            assert_eq!(
+                keyring.verify(&signed_with("second")).await.unwrap(),
+                Some(Stage::Current)
+            );
+            assert_eq!(
+                keyring.verify(&signed_with("first")).await.unwrap(),
+                Some(Stage::Previous)
+            );
+            assert_eq!(keyring.verify(&signed_with("third")).await.unwrap(), None);
         }
 
         #[tokio::test]

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{Amount, TradeNo};
-use crate::order::{Anomaly, Order, OrderStatus};
+use crate::order::{Anomaly, HistoryEntry, Order, OrderStatus};
 use crate::vexora::VexoraAnswer;
 
 /// The table's shape, defined once.
@@ -33,6 +33,8 @@ pub mod schema {
     pub const CHECK_AFTER: &str = "checkAfter";
     /// At most this many anomalies are kept on an order; the count goes on.
     pub const MAX_ANOMALIES_KEPT: usize = 20;
+    /// At most this many notifications are kept in an order's history; the count goes on.
+    pub const MAX_HISTORY_KEPT: usize = 50;
 }
 
 /// Creates the payouts table exactly as the SAM template declares it (on-demand, one sparse
@@ -111,6 +113,32 @@ pub struct Transition {
     pub at: DateTime<Utc>,
     /// Next reconciler check for a non-final target; ignored for final ones.
     pub check_after: Option<DateTime<Utc>>,
+    /// When set, the move happens only if the order is for this amount.
+    pub expected_amount: Option<Amount>,
+    /// A notification to keep in the order's bounded history in the same write.
+    pub history: Option<HistoryEntry>,
+}
+
+impl Transition {
+    /// A move to `to` at `at` with no other guard, answer or history.
+    pub fn to(to: OrderStatus, at: DateTime<Utc>) -> Self {
+        Self {
+            to,
+            expected_version: None,
+            answer: None,
+            at,
+            check_after: None,
+            expected_amount: None,
+            history: None,
+        }
+    }
+
+    /// Whether the guard of this transition lets `order` move (state, version, amount).
+    pub fn allows(&self, order: &Order) -> bool {
+        order.status.may_move_to(self.to)
+            && self.expected_version.is_none_or(|v| v == order.version)
+            && self.expected_amount.is_none_or(|a| a == order.amount)
+    }
 }
 
 /// What a guarded transition did.
@@ -162,6 +190,13 @@ pub trait OrderStore: Send + Sync {
         version: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Keeps a notification in the order's bounded history without changing its state.
+    fn append_history(
+        &self,
+        trade_no: &TradeNo,
+        entry: &HistoryEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Keeps a contradicting report on the order without changing its state.
     fn record_anomaly(
         &self,
@@ -190,6 +225,175 @@ impl DynamoOrderStore {
         Self {
             client,
             table: table.into(),
+        }
+    }
+
+    async fn transition_once(
+        &self,
+        trade_no: &TradeNo,
+        t: &Transition,
+        history: Option<&HistoryEntry>,
+    ) -> Result<Transitioned, StoreError> {
+        let sources = OrderStatus::allowed_sources(t.to);
+        if sources.is_empty() {
+            return Err(StoreError::ImpossibleTransition(t.to));
+        }
+        let mut names = HashMap::from([
+            ("#pk".to_owned(), schema::PARTITION_KEY.to_owned()),
+            ("#status".to_owned(), "status".to_owned()),
+            ("#version".to_owned(), "version".to_owned()),
+            ("#updatedAt".to_owned(), "updatedAt".to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (":to".to_owned(), s(t.to.as_str())),
+            (":one".to_owned(), n(1)),
+            (":at".to_owned(), s(&timestamp(t.at))),
+        ]);
+        let mut placeholders = Vec::with_capacity(sources.len());
+        for (i, source) in sources.iter().enumerate() {
+            let key = format!(":from{i}");
+            values.insert(key.clone(), s(source.as_str()));
+            placeholders.push(key);
+        }
+        let mut condition = format!(
+            "attribute_exists(#pk) AND #status IN ({})",
+            placeholders.join(", ")
+        );
+        if let Some(version) = t.expected_version {
+            condition.push_str(" AND #version = :expected");
+            values.insert(":expected".to_owned(), n(version));
+        }
+        if let Some(amount) = t.expected_amount {
+            condition.push_str(" AND amount = :amount");
+            values.insert(":amount".to_owned(), n(amount.yen()));
+        }
+        let mut set = vec![
+            "#status = :to",
+            "#version = #version + :one",
+            "#updatedAt = :at",
+        ];
+        let mut add = Vec::new();
+        if let Some(entry) = history {
+            condition
+                .push_str(" AND (attribute_not_exists(history) OR size(history) < :maxHistory)");
+            set.push("history = list_append(if_not_exists(history, :empty), :entry)");
+            add.push("historyCount :one");
+            values.insert(":maxHistory".to_owned(), n(schema::MAX_HISTORY_KEPT));
+            values.insert(":empty".to_owned(), AttributeValue::L(Vec::new()));
+            values.insert(
+                ":entry".to_owned(),
+                AttributeValue::L(vec![history_to_attr(entry)]),
+            );
+        }
+        let mut remove = Vec::new();
+        if let Some(answer) = &t.answer {
+            set.push("vexora = :vexora");
+            values.insert(":vexora".to_owned(), answer_to_attr(answer));
+            if let Some(platform) = &answer.plat_form_trade_no {
+                set.push("platFormTradeNo = :platform");
+                values.insert(":platform".to_owned(), s(platform));
+            }
+        }
+        match (t.to.is_final(), t.check_after) {
+            (true, _) => {
+                // A final order leaves the unresolved index.
+                names.insert("#unresolved".to_owned(), schema::UNRESOLVED_KEY.to_owned());
+                names.insert("#checkAfter".to_owned(), schema::CHECK_AFTER.to_owned());
+                remove.extend(["#unresolved", "#checkAfter"]);
+            }
+            (false, Some(at)) => {
+                names.insert("#checkAfter".to_owned(), schema::CHECK_AFTER.to_owned());
+                set.push("#checkAfter = :checkAfter");
+                values.insert(":checkAfter".to_owned(), n(at.timestamp_millis()));
+            }
+            (false, None) => {}
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !add.is_empty() {
+            expression.push_str(&format!(" ADD {}", add.join(", ")));
+        }
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item = out
+                    .attributes
+                    .ok_or(StoreError::Corrupt(schema::PARTITION_KEY))?;
+                Ok(Transitioned::Applied(from_item(&item)?))
+            }
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
+                    Some(item) => Ok(Transitioned::Rejected(from_item(&item)?)),
+                    None => Ok(Transitioned::NotFound),
+                },
+                other => Err(StoreError::Unavailable(Box::new(other.into()))),
+            },
+            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
+        }
+    }
+
+    /// Appends `entry` to a bounded list attribute and counts it; past the bound only counts.
+    async fn append_bounded(
+        &self,
+        trade_no: &TradeNo,
+        list: &'static str,
+        count: &'static str,
+        max: usize,
+        entry: AttributeValue,
+    ) -> Result<(), StoreError> {
+        let kept = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+            .update_expression(
+                "SET #list = list_append(if_not_exists(#list, :empty), :one) ADD #count :inc",
+            )
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#list) OR size(#list) < :max)",
+            )
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_names("#list", list)
+            .expression_attribute_names("#count", count)
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":one", AttributeValue::L(vec![entry]))
+            .expression_attribute_values(":inc", n(1))
+            .expression_attribute_values(":max", n(max))
+            .send()
+            .await;
+        match kept {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                // The list is full (or the order is gone): count it without keeping the details.
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+                    .update_expression("ADD #count :inc")
+                    .condition_expression("attribute_exists(#pk)")
+                    .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                    .expression_attribute_names("#count", count)
+                    .expression_attribute_values(":inc", n(1))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| StoreError::Unavailable(Box::new(e.into())))
+            }
+            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
         }
     }
 }
@@ -234,103 +438,6 @@ impl OrderStore for DynamoOrderStore {
         out.item.as_ref().map(from_item).transpose()
     }
 
-    async fn transition(
-        &self,
-        trade_no: &TradeNo,
-        t: &Transition,
-    ) -> Result<Transitioned, StoreError> {
-        let sources = OrderStatus::allowed_sources(t.to);
-        if sources.is_empty() {
-            return Err(StoreError::ImpossibleTransition(t.to));
-        }
-        let mut names = HashMap::from([
-            ("#pk".to_owned(), schema::PARTITION_KEY.to_owned()),
-            ("#status".to_owned(), "status".to_owned()),
-            ("#version".to_owned(), "version".to_owned()),
-            ("#updatedAt".to_owned(), "updatedAt".to_owned()),
-        ]);
-        let mut values = HashMap::from([
-            (":to".to_owned(), s(t.to.as_str())),
-            (":one".to_owned(), n(1)),
-            (":at".to_owned(), s(&timestamp(t.at))),
-        ]);
-        let mut placeholders = Vec::with_capacity(sources.len());
-        for (i, source) in sources.iter().enumerate() {
-            let key = format!(":from{i}");
-            values.insert(key.clone(), s(source.as_str()));
-            placeholders.push(key);
-        }
-        let mut condition = format!(
-            "attribute_exists(#pk) AND #status IN ({})",
-            placeholders.join(", ")
-        );
-        if let Some(version) = t.expected_version {
-            condition.push_str(" AND #version = :expected");
-            values.insert(":expected".to_owned(), n(version));
-        }
-        let mut set = vec![
-            "#status = :to",
-            "#version = #version + :one",
-            "#updatedAt = :at",
-        ];
-        let mut remove = Vec::new();
-        if let Some(answer) = &t.answer {
-            set.push("vexora = :vexora");
-            values.insert(":vexora".to_owned(), answer_to_attr(answer));
-            if let Some(platform) = &answer.plat_form_trade_no {
-                set.push("platFormTradeNo = :platform");
-                values.insert(":platform".to_owned(), s(platform));
-            }
-        }
-        match (t.to.is_final(), t.check_after) {
-            (true, _) => {
-                // A final order leaves the unresolved index.
-                names.insert("#unresolved".to_owned(), schema::UNRESOLVED_KEY.to_owned());
-                names.insert("#checkAfter".to_owned(), schema::CHECK_AFTER.to_owned());
-                remove.extend(["#unresolved", "#checkAfter"]);
-            }
-            (false, Some(at)) => {
-                names.insert("#checkAfter".to_owned(), schema::CHECK_AFTER.to_owned());
-                set.push("#checkAfter = :checkAfter");
-                values.insert(":checkAfter".to_owned(), n(at.timestamp_millis()));
-            }
-            (false, None) => {}
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
-            .update_expression(expression)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let item = out
-                    .attributes
-                    .ok_or(StoreError::Corrupt(schema::PARTITION_KEY))?;
-                Ok(Transitioned::Applied(from_item(&item)?))
-            }
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
-                    Some(item) => Ok(Transitioned::Rejected(from_item(&item)?)),
-                    None => Ok(Transitioned::NotFound),
-                },
-                other => Err(StoreError::Unavailable(Box::new(other.into()))),
-            },
-            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
-        }
-    }
-
     async fn delete_pending(&self, trade_no: &TradeNo, version: u64) -> Result<bool, StoreError> {
         let result = self
             .client
@@ -353,48 +460,55 @@ impl OrderStore for DynamoOrderStore {
         }
     }
 
+    async fn transition(
+        &self,
+        trade_no: &TradeNo,
+        t: &Transition,
+    ) -> Result<Transitioned, StoreError> {
+        let first = self
+            .transition_once(trade_no, t, t.history.as_ref())
+            .await?;
+        match first {
+            // Rejected only because the history is full: move without keeping the entry.
+            Transitioned::Rejected(current)
+                if t.history.is_some()
+                    && current.history.len() >= schema::MAX_HISTORY_KEPT
+                    && t.allows(&current) =>
+            {
+                self.transition_once(trade_no, t, None).await
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn append_history(
+        &self,
+        trade_no: &TradeNo,
+        entry: &HistoryEntry,
+    ) -> Result<(), StoreError> {
+        self.append_bounded(
+            trade_no,
+            "history",
+            "historyCount",
+            schema::MAX_HISTORY_KEPT,
+            history_to_attr(entry),
+        )
+        .await
+    }
+
     async fn record_anomaly(
         &self,
         trade_no: &TradeNo,
         anomaly: &Anomaly,
     ) -> Result<(), StoreError> {
-        let kept = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
-            .update_expression(
-                "SET anomalies = list_append(if_not_exists(anomalies, :empty), :one) ADD anomalyCount :inc",
-            )
-            .condition_expression(
-                "attribute_exists(#pk) AND (attribute_not_exists(anomalies) OR size(anomalies) < :max)",
-            )
-            .expression_attribute_names("#pk", schema::PARTITION_KEY)
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":one", AttributeValue::L(vec![anomaly_to_attr(anomaly)]))
-            .expression_attribute_values(":inc", n(1))
-            .expression_attribute_values(":max", n(schema::MAX_ANOMALIES_KEPT as u64))
-            .send()
-            .await;
-        match kept {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                // The list is full (or the order is gone): count it without keeping the details.
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key(schema::PARTITION_KEY, s(trade_no.as_str()))
-                    .update_expression("ADD anomalyCount :inc")
-                    .condition_expression("attribute_exists(#pk)")
-                    .expression_attribute_names("#pk", schema::PARTITION_KEY)
-                    .expression_attribute_values(":inc", n(1))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| StoreError::Unavailable(Box::new(e.into())))
-            }
-            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
-        }
+        self.append_bounded(
+            trade_no,
+            "anomalies",
+            "anomalyCount",
+            schema::MAX_ANOMALIES_KEPT,
+            anomaly_to_attr(anomaly),
+        )
+        .await
     }
 
     async fn due_for_check(
@@ -477,6 +591,32 @@ fn anomaly_to_attr(a: &Anomaly) -> AttributeValue {
     ]))
 }
 
+fn history_to_attr(h: &HistoryEntry) -> AttributeValue {
+    let mut m = HashMap::from([
+        ("at".to_owned(), s(&timestamp(h.at))),
+        ("source".to_owned(), s(&h.source)),
+        ("status".to_owned(), s(&h.status)),
+    ]);
+    if let Some(p) = &h.plat_form_trade_no {
+        m.insert("platFormTradeNo".to_owned(), s(p));
+    }
+    if let Some(a) = &h.amount {
+        m.insert("amount".to_owned(), s(a));
+    }
+    AttributeValue::M(m)
+}
+
+fn history_from_attr(v: &AttributeValue) -> Result<HistoryEntry, StoreError> {
+    let m = v.as_m().map_err(|_| StoreError::Corrupt("history"))?;
+    Ok(HistoryEntry {
+        at: get_time(m, "at")?,
+        source: get_s(m, "source")?.to_owned(),
+        status: get_s(m, "status")?.to_owned(),
+        plat_form_trade_no: opt_s(m, "platFormTradeNo"),
+        amount: opt_s(m, "amount"),
+    })
+}
+
 fn to_item(o: &Order) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         (schema::PARTITION_KEY.to_owned(), s(o.trade_no.as_str())),
@@ -505,6 +645,12 @@ fn to_item(o: &Order) -> HashMap<String, AttributeValue> {
         item.insert(
             "anomalies".to_owned(),
             AttributeValue::L(o.anomalies.iter().map(anomaly_to_attr).collect()),
+        );
+    }
+    if !o.history.is_empty() {
+        item.insert(
+            "history".to_owned(),
+            AttributeValue::L(o.history.iter().map(history_to_attr).collect()),
         );
     }
     if let (false, Some(at)) = (o.status.is_final(), o.check_after) {
@@ -594,6 +740,13 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Order, StoreError
             .collect::<Result<_, _>>()?,
         _ => Vec::new(),
     };
+    let history = match item.get("history") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(history_from_attr)
+            .collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
     let check_after = match item.get(schema::CHECK_AFTER) {
         Some(_) => Some(
             DateTime::from_timestamp_millis(get_n(item, schema::CHECK_AFTER)?)
@@ -621,6 +774,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Order, StoreError
             Some(_) => get_n(item, "anomalyCount")?,
             None => 0,
         },
+        history,
     })
 }
 

@@ -330,11 +330,9 @@ where
         };
         let now = (self.clock)();
         let transition = Transition {
-            to,
-            expected_version: None,
             answer,
-            at: now,
             check_after: Some(now + chrono::Duration::minutes(1)),
+            ..Transition::to(to, now)
         };
         let stored = match self.store.transition(&trade_no, &transition).await {
             // A webhook may have got there first: what is stored is the truth.

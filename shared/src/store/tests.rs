@@ -2,7 +2,7 @@
 //! in-memory fake, so the fake the handler tests use cannot drift from DynamoDB.
 
 use super::*;
-use crate::order::Anomaly;
+use crate::order::{Anomaly, HistoryEntry};
 use crate::testkit::{self, InMemoryStore, Moto, aws_config_for};
 use crate::vexora::VexoraAnswer;
 use chrono::{Duration, TimeZone};
@@ -36,6 +36,18 @@ fn move_to(to: OrderStatus, minutes: i64) -> Transition {
         }),
         at: t0() + Duration::minutes(minutes),
         check_after: Some(t0() + Duration::minutes(minutes + 5)),
+        expected_amount: None,
+        history: None,
+    }
+}
+
+fn notification(i: i64) -> HistoryEntry {
+    HistoryEntry {
+        at: t0() + Duration::seconds(i),
+        source: "webhook".into(),
+        status: "0000".into(),
+        plat_form_trade_no: Some("PF-1".into()),
+        amount: Some("1500.00".into()),
     }
 }
 
@@ -81,6 +93,9 @@ store_behaviour!(
     nothing_moves_to_pending,
     anomalies_are_kept_up_to_a_bound_and_counted_beyond,
     only_a_pending_order_at_its_version_is_deleted,
+    a_transition_for_another_amount_is_rejected,
+    a_transition_keeps_its_notification_in_the_history,
+    a_full_history_never_blocks_a_transition,
     due_orders_are_found_through_the_index_and_leave_it_when_final,
 );
 
@@ -211,6 +226,58 @@ async fn nothing_moves_to_pending(store: &impl OrderStore) {
         err,
         StoreError::ImpossibleTransition(OrderStatus::Pending)
     ));
+}
+
+async fn a_transition_for_another_amount_is_rejected(store: &impl OrderStore) {
+    store.create(&order("AMT1", 1500)).await.unwrap();
+    let mut t = move_to(OrderStatus::Succeeded, 1);
+    t.expected_amount = Some(Amount::new(1600).unwrap());
+
+    let result = store.transition(&tn("AMT1"), &t).await.unwrap();
+
+    assert!(matches!(result, Transitioned::Rejected(ref o) if o.status == OrderStatus::Pending));
+    t.expected_amount = Some(Amount::new(1500).unwrap());
+    assert!(matches!(
+        store.transition(&tn("AMT1"), &t).await.unwrap(),
+        Transitioned::Applied(_)
+    ));
+}
+
+async fn a_transition_keeps_its_notification_in_the_history(store: &impl OrderStore) {
+    store.create(&order("HIS1", 1500)).await.unwrap();
+    let mut t = move_to(OrderStatus::Processing, 1);
+    t.history = Some(notification(1));
+
+    store.transition(&tn("HIS1"), &t).await.unwrap();
+    store
+        .append_history(&tn("HIS1"), &notification(2))
+        .await
+        .unwrap();
+
+    let stored = store.get(&tn("HIS1")).await.unwrap().unwrap();
+    assert_eq!(stored.history, vec![notification(1), notification(2)]);
+    assert_eq!(stored.status, OrderStatus::Processing);
+}
+
+async fn a_full_history_never_blocks_a_transition(store: &impl OrderStore) {
+    store.create(&order("HIS2", 1500)).await.unwrap();
+    for i in 0..schema::MAX_HISTORY_KEPT as i64 + 2 {
+        store
+            .append_history(&tn("HIS2"), &notification(i))
+            .await
+            .unwrap();
+    }
+    let mut t = move_to(OrderStatus::Succeeded, 1);
+    t.history = Some(notification(999));
+
+    let result = store.transition(&tn("HIS2"), &t).await.unwrap();
+
+    let Transitioned::Applied(done) = result else {
+        panic!("a full history blocked the move: {result:?}");
+    };
+    assert_eq!(done.status, OrderStatus::Succeeded);
+    assert_eq!(done.history.len(), schema::MAX_HISTORY_KEPT);
+    assert_eq!(done.history[0], notification(0));
 }
 
 async fn only_a_pending_order_at_its_version_is_deleted(store: &impl OrderStore) {

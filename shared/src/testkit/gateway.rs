@@ -95,3 +95,24 @@ impl PayoutGateway for ScriptedGateway {
         next.unwrap_or_else(|| self.default_answer.clone())
     }
 }
+
+/// Metrics kept in memory for assertions.
+#[derive(Debug, Default)]
+pub struct RecordingMetrics(Mutex<Vec<(&'static str, u64)>>);
+
+impl RecordingMetrics {
+    /// The sum of every count of `name`.
+    pub fn total(&self, name: &str) -> u64 {
+        lock(&self.0)
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+impl crate::metrics::Metrics for RecordingMetrics {
+    fn count(&self, name: &'static str, value: u64) {
+        lock(&self.0).push((name, value));
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::domain::TradeNo;
-use crate::order::{Anomaly, Order, OrderStatus};
+use crate::order::{Anomaly, HistoryEntry, Order, OrderStatus};
 use crate::secrets::{SecretError, SecretSource, Stage, VexoraCredentials};
 use crate::store::{
     Created, DueCursor, DuePage, OrderStore, StoreError, Transition, Transitioned, schema,
@@ -103,17 +103,20 @@ impl OrderStore for InMemoryStore {
         t: &Transition,
     ) -> Result<Transitioned, StoreError> {
         self.enter("transition")?;
-        let sources = OrderStatus::allowed_sources(t.to);
-        if sources.is_empty() {
+        if OrderStatus::allowed_sources(t.to).is_empty() {
             return Err(StoreError::ImpossibleTransition(t.to));
         }
         let mut orders = self.lock();
         let Some(order) = orders.get_mut(trade_no) else {
             return Ok(Transitioned::NotFound);
         };
-        let version_ok = t.expected_version.is_none_or(|v| v == order.version);
-        if !sources.contains(&order.status) || !version_ok {
+        if !t.allows(order) {
             return Ok(Transitioned::Rejected(order.clone()));
+        }
+        if let Some(entry) = &t.history
+            && order.history.len() < schema::MAX_HISTORY_KEPT
+        {
+            order.history.push(entry.clone());
         }
         order.status = t.to;
         order.version += 1;
@@ -142,6 +145,20 @@ impl OrderStore for InMemoryStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn append_history(
+        &self,
+        trade_no: &TradeNo,
+        entry: &HistoryEntry,
+    ) -> Result<(), StoreError> {
+        self.enter("append_history")?;
+        if let Some(order) = self.lock().get_mut(trade_no)
+            && order.history.len() < schema::MAX_HISTORY_KEPT
+        {
+            order.history.push(entry.clone());
+        }
+        Ok(())
     }
 
     async fn record_anomaly(
@@ -187,51 +204,26 @@ impl OrderStore for InMemoryStore {
     }
 }
 
-/// Fixed credentials per stage; counts reads so tests can assert "no fetch per request".
+/// Credentials per stage that behave like the caching client: reads serve the cached
+/// version; `rotate` changes what Secrets Manager holds; `refresh` brings it into the cache.
+/// Counts reads and refreshes so tests can assert "no fetch per request".
 #[derive(Debug)]
 pub struct StaticSecrets {
-    current: Arc<VexoraCredentials>,
-    previous: Option<Arc<VexoraCredentials>>,
+    cached: Mutex<Versions>,
+    stored: Mutex<Versions>,
     reads: AtomicUsize,
     refreshes: AtomicUsize,
     unavailable: AtomicBool,
 }
 
-impl StaticSecrets {
-    /// Makes every read fail as if Secrets Manager were down.
-    pub fn set_unavailable(&self, down: bool) {
-        self.unavailable.store(down, Ordering::SeqCst);
-    }
+#[derive(Debug, Clone)]
+struct Versions {
+    current: Arc<VexoraCredentials>,
+    previous: Option<Arc<VexoraCredentials>>,
+}
 
-    pub fn new(current: VexoraCredentials) -> Self {
-        Self {
-            current: Arc::new(current),
-            previous: None,
-            reads: AtomicUsize::new(0),
-            refreshes: AtomicUsize::new(0),
-            unavailable: AtomicBool::new(false),
-        }
-    }
-
-    pub fn with_previous(mut self, previous: VexoraCredentials) -> Self {
-        self.previous = Some(Arc::new(previous));
-        self
-    }
-
-    pub fn reads(&self) -> usize {
-        self.reads.load(Ordering::SeqCst)
-    }
-
-    pub fn refreshes(&self) -> usize {
-        self.refreshes.load(Ordering::SeqCst)
-    }
-
+impl Versions {
     fn stage(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
-        if self.unavailable.load(Ordering::SeqCst) {
-            return Err(SecretError::Unavailable(
-                "static secrets set unavailable".into(),
-            ));
-        }
         match stage {
             Stage::Current => Ok(self.current.clone()),
             Stage::Previous => self
@@ -242,14 +234,73 @@ impl StaticSecrets {
     }
 }
 
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl StaticSecrets {
+    pub fn new(current: VexoraCredentials) -> Self {
+        let versions = Versions {
+            current: Arc::new(current),
+            previous: None,
+        };
+        Self {
+            cached: Mutex::new(versions.clone()),
+            stored: Mutex::new(versions),
+            reads: AtomicUsize::new(0),
+            refreshes: AtomicUsize::new(0),
+            unavailable: AtomicBool::new(false),
+        }
+    }
+
+    /// A new current version in the store; the old one becomes the previous. The cache is not
+    /// touched, as with Secrets Manager and a caching client.
+    pub fn rotate(&self, new: VexoraCredentials) {
+        let mut stored = guard(&self.stored);
+        let old = stored.current.clone();
+        stored.previous = Some(old);
+        stored.current = Arc::new(new);
+    }
+
+    /// Makes every read fail as if Secrets Manager were down.
+    pub fn set_unavailable(&self, down: bool) {
+        self.unavailable.store(down, Ordering::SeqCst);
+    }
+
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    pub fn refreshes(&self) -> usize {
+        self.refreshes.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<(), SecretError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(SecretError::Unavailable(
+                "static secrets set unavailable".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl SecretSource for StaticSecrets {
     async fn credentials(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        self.stage(stage)
+        self.check()?;
+        guard(&self.cached).stage(stage)
     }
 
     async fn refresh(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
-        self.stage(stage)
+        self.check()?;
+        let fresh = guard(&self.stored).clone();
+        let mut cached = guard(&self.cached);
+        match stage {
+            Stage::Current => cached.current = fresh.current.clone(),
+            Stage::Previous => cached.previous = fresh.previous.clone(),
+        }
+        fresh.stage(stage)
     }
 }

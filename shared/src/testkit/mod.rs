@@ -51,5 +51,17 @@ pub fn credentials(app_secret: &str) -> VexoraCredentials {
 mod gateway;
 mod logs;
 
-pub use gateway::{ScriptedGateway, vexora_answer};
+pub use gateway::{RecordingMetrics, ScriptedGateway, vexora_answer};
 pub use logs::CapturedLogs;
+
+/// A JSON object of string fields signed with `app_secret` the way Vexora signs (§2).
+pub fn signed_json(fields: &[(&str, &str)], app_secret: &str) -> String {
+    let secret = SecretString::from(app_secret.to_owned());
+    let sign = crate::signing::sign(fields.iter().copied(), &secret);
+    let mut object: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect();
+    object.insert("sign".into(), sign.into());
+    serde_json::Value::Object(object).to_string()
+}

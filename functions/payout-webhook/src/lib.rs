@@ -1,0 +1,3 @@
+//! `payout-webhook`: Vexora's `notifyUrl`, verified, idempotent and forward-only.
+
+pub mod handler;

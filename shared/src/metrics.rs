@@ -1,0 +1,72 @@
+//! Alarm and run metrics as CloudWatch Embedded Metric Format (EMF) lines on stdout: CloudWatch
+//! turns them into metrics from the function's logs, so emitting one costs no API call.
+
+use std::io::Write;
+
+/// The CloudWatch namespace of every metric (the SAM template's alarms use it).
+pub const NAMESPACE: &str = "VexoraPayouts";
+
+/// A webhook report contradicted a final state or the order's amount, or had an undocumented
+/// status. Alarmed.
+pub const WEBHOOK_ANOMALY: &str = "WebhookAnomaly";
+/// A webhook's signature did not verify (missing, wrong, or signed with an unknown secret). Alarmed.
+pub const WEBHOOK_SIGNATURE_REJECTED: &str = "WebhookSignatureRejected";
+
+/// Where functions send counts.
+pub trait Metrics: Send + Sync {
+    fn count(&self, name: &'static str, value: u64);
+}
+
+/// EMF lines on stdout, with the function name as the one dimension.
+#[derive(Debug, Clone, Copy)]
+pub struct EmfMetrics {
+    pub function: &'static str,
+}
+
+impl Metrics for EmfMetrics {
+    fn count(&self, name: &'static str, value: u64) {
+        let line = emf_line(
+            self.function,
+            name,
+            value,
+            chrono::Utc::now().timestamp_millis(),
+        );
+        // One write of a whole line, so concurrent log lines never interleave inside it.
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+}
+
+/// One EMF document for a count.
+pub fn emf_line(function: &str, name: &str, value: u64, timestamp_ms: i64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Function"]],
+                "Metrics": [{"Name": name, "Unit": "Count"}]
+            }]
+        },
+        "Function": function,
+        name: value
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emf_line_names_namespace_dimension_and_value() {
+        let line: serde_json::Value =
+            serde_json::from_str(&emf_line("payout-webhook", WEBHOOK_ANOMALY, 1, 42)).unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(line["_aws"]["Timestamp"], 42);
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        assert_eq!(directive["Dimensions"][0][0], "Function");
+        assert_eq!(directive["Metrics"][0]["Name"], WEBHOOK_ANOMALY);
+        assert_eq!(line["Function"], "payout-webhook");
+        assert_eq!(line[WEBHOOK_ANOMALY], 1);
+    }
+}
