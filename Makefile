@@ -6,6 +6,9 @@ SHELL := /bin/bash
 # One project-local virtualenv at a fixed path for every Python tool (see README).
 VENV := .venv
 PYTHON ?= python3
+MOTO_PORT ?= 5050
+SANDBOX_PORT ?= 5060
+WATCH_PORT ?= 9000
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements-dev.txt | cut -c1-12)
 
 .PHONY: help venv test lint fmt dev clean
@@ -26,15 +29,15 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 
 test: venv lint ## Every check and test (what CI runs)
 	@mkdir -p target
+	cargo build --workspace --bins
 	cargo test --workspace 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "total: %d passed, %d failed\n", p, f}' target/test-output.log
 
 fmt: ## Format the code
 	cargo fmt --all
 
-dev: venv ## Run the product locally (the local stack arrives with issue 5)
-	@echo "make dev: the local stack (moto, the Vexora sandbox and the functions) is coming; see README." >&2
-	@exit 2
+dev: venv ## Run the product locally: moto, the Vexora sandbox, both functions, a demo payout
+	MOTO_PORT=$(MOTO_PORT) SANDBOX_PORT=$(SANDBOX_PORT) WATCH_PORT=$(WATCH_PORT) scripts/dev.sh
 
 clean: ## Remove build output and the virtualenv
 	cargo clean

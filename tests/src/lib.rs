@@ -1,2 +1,6 @@
-//! End-to-end harness over the real payout functions. The functions arrive with their own
-//! issues; until then this crate only checks that the core's test kit is usable from outside.
+//! The Vexora sandbox, the local-stack setup, and a Lambda runtime-API harness that runs the
+//! real function binaries behind a small API-Gateway-like HTTP front, for end-to-end tests.
+
+pub mod lambda;
+pub mod local;
+pub mod sandbox;

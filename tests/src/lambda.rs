@@ -1,0 +1,421 @@
+//! Runs a real function binary under a Lambda Runtime API of our own, behind a small HTTP front
+//! that turns each HTTP request into an API Gateway HTTP API (v2) event and the function's
+//! answer back into HTTP. Several processes can serve one function (like concurrent sandboxes).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How long one invocation may take before the front answers 504.
+const INVOCATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The workspace's `target/debug/<name>`, built by `make test` before the tests run.
+pub fn binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug").join(name)
+}
+
+/// Where the function's answer (or its error) goes.
+type Reply = oneshot::Sender<Result<Vec<u8>, String>>;
+
+struct Invocation {
+    event: Vec<u8>,
+    reply: Reply,
+}
+
+struct RuntimeApi {
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
+    pending: Mutex<HashMap<String, Reply>>,
+    /// How many `next` calls have arrived: the first one means init finished.
+    polls: watch::Sender<u64>,
+    init_error: Mutex<Option<String>>,
+}
+
+/// A function served by one or more processes.
+pub struct Function {
+    /// The HTTP front, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    logs: Arc<Mutex<Vec<u8>>>,
+    sender: mpsc::UnboundedSender<Invocation>,
+    children: Vec<Child>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function").field("url", &self.url).finish()
+    }
+}
+
+impl Function {
+    /// Starts `instances` processes of `binary` with `env` and waits until each has finished
+    /// init (asked for its first event) or failed.
+    pub async fn start(
+        binary: PathBuf,
+        name: &str,
+        env: &[(String, String)],
+        instances: usize,
+    ) -> Result<Self, String> {
+        if !binary.exists() {
+            return Err(format!(
+                "{} is missing: run `make test` (it builds the function binaries first)",
+                binary.display()
+            ));
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let (polls, mut polled) = watch::channel(0u64);
+        let api = Arc::new(RuntimeApi {
+            queue: tokio::sync::Mutex::new(receiver),
+            pending: Mutex::default(),
+            polls,
+            init_error: Mutex::default(),
+        });
+        let runtime_addr = serve(
+            Router::new()
+                .route("/2018-06-01/runtime/invocation/next", get(next))
+                .route(
+                    "/2018-06-01/runtime/invocation/{id}/response",
+                    post(respond),
+                )
+                .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
+                .route("/2018-06-01/runtime/init/error", post(init_error))
+                .with_state(api.clone()),
+        )
+        .await?;
+        let front_addr = serve(Router::new().fallback(front).with_state(sender.clone())).await?;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let mut children = Vec::new();
+        for _ in 0..instances {
+            let mut command = Command::new(&binary);
+            command
+                .env_remove("RUST_LOG")
+                .env("AWS_LAMBDA_RUNTIME_API", runtime_addr.to_string())
+                .env("AWS_LAMBDA_FUNCTION_NAME", name)
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+                .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            let mut child = command
+                .spawn()
+                .map_err(|e| format!("could not run {}: {e}", binary.display()))?;
+            for pipe in [
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let logs = logs.clone();
+                let name = name.to_owned();
+                tokio::spawn(async move {
+                    let mut lines = BufReader::new(pipe).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if std::env::var_os("E2E_ECHO_LOGS").is_some() {
+                            eprintln!("[{name}] {line}");
+                        }
+                        let mut logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
+                        logs.extend_from_slice(line.as_bytes());
+                        logs.push(b'\n');
+                    }
+                });
+            }
+            children.push(child);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(error) = api
+                .init_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+            {
+                return Err(format!("{name} failed init: {error}"));
+            }
+            for child in &mut children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let text = String::from_utf8_lossy(
+                        &logs.lock().unwrap_or_else(PoisonError::into_inner),
+                    )
+                    .into_owned();
+                    return Err(format!("{name} exited with {status}: {text}"));
+                }
+            }
+            // Each process asks for its first event once init is done.
+            if *polled.borrow() >= instances as u64 {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{name} did not finish init within 30 s"));
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), polled.changed()).await;
+        }
+        Ok(Self {
+            url: format!("http://{front_addr}"),
+            logs,
+            sender,
+            children,
+        })
+    }
+
+    /// Everything the processes wrote to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        String::from_utf8_lossy(&self.logs.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_owned()
+    }
+
+    /// Invokes the function directly with a raw event (e.g. a scheduled event).
+    pub async fn invoke(&self, event: &Value) -> Result<Value, String> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Invocation {
+                event: event.to_string().into_bytes(),
+                reply,
+            })
+            .map_err(|_| "the function is gone".to_owned())?;
+        let bytes = tokio::time::timeout(INVOCATION_TIMEOUT, answer)
+            .await
+            .map_err(|_| "invocation timed out".to_owned())?
+            .map_err(|_| "invocation dropped".to_owned())??;
+        serde_json::from_slice(&bytes).map_err(|e| format!("answer is not JSON: {e}"))
+    }
+
+    /// Stops every process now.
+    pub async fn stop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+async fn serve(router: Router) -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("no free loopback port: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(addr)
+}
+
+async fn next(State(api): State<Arc<RuntimeApi>>) -> Response {
+    api.polls.send_modify(|n| *n += 1);
+    let invocation = api.queue.lock().await.recv().await;
+    let Some(invocation) = invocation else {
+        return StatusCode::GONE.into_response();
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    api.pending
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id.clone(), invocation.reply);
+    let deadline = chrono::Utc::now().timestamp_millis() + INVOCATION_TIMEOUT.as_millis() as i64;
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("lambda-runtime-aws-request-id", id);
+    put("lambda-runtime-deadline-ms", deadline.to_string());
+    put(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:ap-northeast-1:123456789012:function:local".into(),
+    );
+    put(
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000;Sampled=0".into(),
+    );
+    put("content-type", "application/json".into());
+    (headers, invocation.event).into_response()
+}
+
+fn settle(api: &RuntimeApi, id: &str, result: Result<Vec<u8>, String>) -> StatusCode {
+    match api
+        .pending
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(id)
+    {
+        Some(reply) => {
+            let _ = reply.send(result);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+async fn respond(
+    State(api): State<Arc<RuntimeApi>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    settle(&api, &id, Ok(body.to_vec()))
+}
+
+async fn fail(
+    State(api): State<Arc<RuntimeApi>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    settle(&api, &id, Err(String::from_utf8_lossy(&body).into_owned()))
+}
+
+async fn init_error(State(api): State<Arc<RuntimeApi>>, body: Bytes) -> StatusCode {
+    *api.init_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) =
+        Some(String::from_utf8_lossy(&body).into_owned());
+    StatusCode::ACCEPTED
+}
+
+/// The API Gateway front: HTTP request → v2 event → function → HTTP response.
+async fn front(
+    State(sender): State<mpsc::UnboundedSender<Invocation>>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 10 * 1024 * 1024).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let event = api_gateway_event(&parts, &body);
+    let (reply, answer) = oneshot::channel();
+    if sender
+        .send(Invocation {
+            event: event.to_string().into_bytes(),
+            reply,
+        })
+        .is_err()
+    {
+        return StatusCode::BAD_GATEWAY.into_response();
+    }
+    let bytes = match tokio::time::timeout(INVOCATION_TIMEOUT, answer).await {
+        Ok(Ok(Ok(bytes))) => bytes,
+        Ok(Ok(Err(_))) | Ok(Err(_)) => return StatusCode::BAD_GATEWAY.into_response(),
+        Err(_) => return StatusCode::GATEWAY_TIMEOUT.into_response(),
+    };
+    http_response(&bytes)
+}
+
+fn api_gateway_event(parts: &axum::http::request::Parts, body: &[u8]) -> Value {
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let mut headers = serde_json::Map::new();
+    for (name, value) in &parts.headers {
+        if let Ok(v) = value.to_str() {
+            headers.insert(name.as_str().to_owned(), Value::from(v));
+        }
+    }
+    let mut params = serde_json::Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params.insert(k.to_owned(), Value::from(v));
+    }
+    let (body, encoded) = match std::str::from_utf8(body) {
+        Ok(text) => (Value::from(text), false),
+        Err(_) => (
+            Value::from(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
+    };
+    let now = chrono::Utc::now();
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "local",
+            "http": {
+                "method": parts.method.as_str(),
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("")
+            },
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+            "timeEpoch": now.timestamp_millis()
+        },
+        "isBase64Encoded": encoded
+    });
+    if !params.is_empty() {
+        event["queryStringParameters"] = Value::Object(params);
+    }
+    if !body.as_str().is_some_and(str::is_empty) {
+        event["body"] = body;
+    }
+    event
+}
+
+fn http_response(bytes: &[u8]) -> Response {
+    let Ok(answer) = serde_json::from_slice::<Value>(bytes) else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = answer["statusCode"]
+        .as_u64()
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let text = answer["body"].as_str().unwrap_or_default();
+    let body = if answer["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap_or_default()
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    for source in ["headers", "multiValueHeaders"] {
+        if let Some(map) = answer[source].as_object() {
+            for (name, value) in map {
+                let values: Vec<&str> = match value {
+                    Value::String(s) => vec![s.as_str()],
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                if let (Ok(name), Some(first)) =
+                    (HeaderName::from_bytes(name.as_bytes()), values.first())
+                    && let Ok(v) = HeaderValue::from_str(first)
+                {
+                    response.headers_mut().insert(name, v);
+                }
+            }
+        }
+    }
+    response
+}

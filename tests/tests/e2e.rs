@@ -1,0 +1,331 @@
+//! End to end over the real function binaries (under our Lambda runtime-API harness), DynamoDB
+//! and Secrets Manager on the moto server, and the Vexora sandbox sending real signed webhooks.
+// A test binary: a failed set-up step should stop the test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use payout_core::testkit::{Moto, aws_config_for, signed_json};
+use payout_e2e::lambda::{Function, binary};
+use payout_e2e::local;
+use payout_e2e::sandbox::{Behaviour, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const APP_SECRET: &str = "e2e-app-secret";
+const MERCHANT: &str = "0000000001";
+
+struct Stack {
+    sandbox: Sandbox,
+    submit: Function,
+    webhook: Function,
+    http: reqwest::Client,
+}
+
+fn env(
+    table: &str,
+    secret_id: &str,
+    base: &str,
+    notify: &str,
+    timeout_ms: u64,
+) -> Vec<(String, String)> {
+    [
+        ("PAYOUTS_TABLE", table.to_owned()),
+        ("VEXORA_SECRET_ID", secret_id.to_owned()),
+        ("VEXORA_BASE_URL", base.to_owned()),
+        ("VEXORA_NOTIFY_URL", notify.to_owned()),
+        ("VEXORA_TIMEOUT_MS", timeout_ms.to_string()),
+        ("AWS_ENDPOINT_URL", Moto::shared().endpoint.clone()),
+        ("AWS_REGION", "ap-northeast-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+async fn stack(timeout_ms: u64) -> Stack {
+    let sdk = aws_config_for(&Moto::shared().endpoint).await;
+    let table = format!("payouts-{}", uuid::Uuid::new_v4());
+    let secret_id = format!("vexora/{}", uuid::Uuid::new_v4());
+    local::setup(&sdk, &table, &secret_id, MERCHANT, APP_SECRET)
+        .await
+        .unwrap();
+    let sandbox = Sandbox::start(
+        SandboxConfig {
+            merchant_no: MERCHANT.into(),
+            app_secret: APP_SECRET.into(),
+            time_scale: 0.001,
+            processing_time: Duration::from_millis(200),
+            slow_answer: Duration::from_millis(timeout_ms * 3),
+            ..SandboxConfig::default()
+        },
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let base = sandbox.base_url();
+    let webhook = Function::start(
+        binary("payout-webhook"),
+        "payout-webhook",
+        &env(
+            &table,
+            &secret_id,
+            &base,
+            "http://127.0.0.1/unused",
+            timeout_ms,
+        ),
+        2,
+    )
+    .await
+    .unwrap();
+    let notify = format!("{}/vexora/notify", webhook.url);
+    let submit = Function::start(
+        binary("submit-payout"),
+        "submit-payout",
+        &env(&table, &secret_id, &base, &notify, timeout_ms),
+        4,
+    )
+    .await
+    .unwrap();
+    Stack {
+        sandbox,
+        submit,
+        webhook,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn payout(trade_no: &str, amount: u64) -> Value {
+    json!({
+        "tradeNo": trade_no, "amount": amount, "bankCode": "0005", "bankNumber": "1234567",
+        "userId": "user-42", "mobile": "09012345678", "email": "taro@example.jp",
+        "firstname": "タロウ", "lastname": "ヤマダ"
+    })
+}
+
+impl Stack {
+    async fn submit(&self, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/payouts", self.submit.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn status_of(&self, trade_no: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}/payouts/{trade_no}", self.submit.url))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        body["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn status_becomes(&self, trade_no: &str, expected: &str) -> String {
+        eventually(Duration::from_secs(20), || async {
+            let status = self.status_of(trade_no).await;
+            (status == expected).then_some(status.clone()).ok_or(status)
+        })
+        .await
+    }
+}
+
+/// Polls `check` until it gives `Ok` or the deadline passes (then the last `Err` is returned
+/// for the assertion message).
+async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(v) if Instant::now() > deadline => return v,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payout_travels_from_submit_to_succeeded_through_a_real_webhook() {
+    let s = stack(3000).await;
+
+    let (status, order) = s.submit(&payout("E2E-HAPPY", 1500)).await;
+
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["status"], "PROCESSING");
+    assert_eq!(
+        s.status_becomes("E2E-HAPPY", "SUCCEEDED").await,
+        "SUCCEEDED"
+    );
+    let ledger = s.sandbox.ledger();
+    assert_eq!(ledger.submits["E2E-HAPPY"], 1);
+    let delivered: Vec<_> = ledger
+        .deliveries
+        .iter()
+        .filter(|d| d.trade_no == "E2E-HAPPY")
+        .collect();
+    assert_eq!(delivered.len(), 1);
+    assert!(delivered[0].acknowledged, "the webhook answered 200 OK");
+    assert!(ledger.rejections.is_empty(), "{:?}", ledger.rejections);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_scripted_outcome_ends_in_the_right_state_with_one_vexora_call() {
+    let s = stack(1000).await;
+    let cases = [
+        (Behaviour::ProcessingThenSuccess, 201, "SUCCEEDED"),
+        (Behaviour::ImmediateSuccess, 201, "SUCCEEDED"),
+        (Behaviour::ProcessingThenFailure, 201, "FAILED"),
+        (Behaviour::Rejected, 201, "FAILED"),
+        (Behaviour::SystemErrorButCreated, 202, "SUCCEEDED"),
+        (Behaviour::Html502ButCreated, 202, "SUCCEEDED"),
+        (Behaviour::DropConnectionButCreated, 202, "SUCCEEDED"),
+        (Behaviour::SlowButCreated, 202, "SUCCEEDED"),
+        (Behaviour::QueryOnly, 201, "PROCESSING"),
+        (Behaviour::DuplicateOutOfOrder, 201, "SUCCEEDED"),
+        (Behaviour::SystemErrorNotCreated, 202, "UNCONFIRMED"),
+    ];
+    assert_eq!(cases.len(), Behaviour::ALL.len());
+    let submits = cases.iter().map(|(behaviour, _, _)| {
+        let s = &s;
+        async move {
+            let trade_no =
+                format!("E2E-{behaviour:?}").replace(|c: char| !c.is_ascii_alphanumeric(), "");
+            let trade_no: String = trade_no.chars().take(32).collect();
+            s.submit(&payout(&trade_no, behaviour.amount())).await;
+            trade_no
+        }
+    });
+    let mut trade_nos = Vec::new();
+    for submit in submits {
+        trade_nos.push(submit.await);
+    }
+    for ((behaviour, _, expected), trade_no) in cases.iter().zip(&trade_nos) {
+        assert_eq!(
+            s.status_becomes(trade_no, expected).await,
+            *expected,
+            "{behaviour:?}"
+        );
+        assert_eq!(
+            s.sandbox.submits(trade_no),
+            1,
+            "{behaviour:?}: exactly one Vexora call"
+        );
+    }
+    // The out-of-order webhooks all arrive and leave the order where it was.
+    let dup = &trade_nos[9];
+    let acked = eventually(Duration::from_secs(20), || async {
+        let n = s
+            .sandbox
+            .ledger()
+            .deliveries
+            .iter()
+            .filter(|d| &d.trade_no == dup && d.acknowledged)
+            .count();
+        if n == 3 { Ok(n) } else { Err(n) }
+    })
+    .await;
+    assert_eq!(acked, 3);
+    assert_eq!(s.status_of(dup).await, "SUCCEEDED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_first_answer_code_of_each_outcome_is_right() {
+    let s = stack(1000).await;
+    let cases = [
+        (Behaviour::ImmediateSuccess, 201, "SUCCEEDED"),
+        (Behaviour::Rejected, 201, "FAILED"),
+        (Behaviour::SystemErrorNotCreated, 202, "UNCONFIRMED"),
+        (Behaviour::DropConnectionButCreated, 202, "UNCONFIRMED"),
+    ];
+    for (i, (behaviour, code, status)) in cases.into_iter().enumerate() {
+        let trade_no = format!("E2E-FIRST{i}");
+        let (answer, body) = s.submit(&payout(&trade_no, behaviour.amount())).await;
+        assert_eq!(
+            (answer, body["status"].as_str().unwrap()),
+            (code, status),
+            "{behaviour:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicate_submit_is_answered_from_storage_without_a_second_call() {
+    let s = stack(3000).await;
+
+    let (first, _) = s.submit(&payout("E2E-DUP", 1500)).await;
+    let (again, body) = s.submit(&payout("E2E-DUP", 1500)).await;
+    let (other, _) = s.submit(&payout("E2E-DUP", 1600)).await;
+
+    assert_eq!((first, again, other), (201, 200, 422));
+    assert_eq!(body["tradeNo"], "E2E-DUP");
+    assert_eq!(s.sandbox.submits("E2E-DUP"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forged_webhook_is_rejected_and_changes_nothing() {
+    let s = stack(3000).await;
+    s.submit(&payout("E2E-FORGE", Behaviour::QueryOnly.amount()))
+        .await;
+    let forged = signed_json(
+        &[
+            ("tradeNo", "E2E-FORGE"),
+            ("status", "00029"),
+            ("amount", "1018"),
+            ("platFormTradeNo", "X"),
+        ],
+        "not-the-app-secret",
+    );
+
+    let response = s
+        .http
+        .post(format!("{}/vexora/notify", s.webhook.url))
+        .header("content-type", "application/json")
+        .body(forged)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(s.status_of("E2E-FORGE").await, "PROCESSING");
+    assert!(s.webhook.logs().contains("\"verdict\":\"unauthorized\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_personal_data_or_secret_reaches_the_function_logs() {
+    let s = stack(3000).await;
+    let mut body = payout("E2E-PII", 1500);
+    body["bankNumber"] = "55554444333".into();
+    body["mobile"] = "08077776666".into();
+    body["email"] = "canary.e2e@example.jp".into();
+    body["lastname"] = "カナリアテスト".into();
+
+    s.submit(&body).await;
+    s.status_becomes("E2E-PII", "SUCCEEDED").await;
+
+    let logs = format!("{}\n{}", s.submit.logs(), s.webhook.logs());
+    assert!(
+        logs.contains("E2E-PII"),
+        "the summary lines are there: {logs}"
+    );
+    for canary in [
+        "55554444333",
+        "08077776666",
+        "canary.e2e",
+        "カナリアテスト",
+        APP_SECRET,
+    ] {
+        assert!(!logs.contains(canary), "{canary} leaked into the logs");
+    }
+}
