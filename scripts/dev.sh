@@ -110,6 +110,7 @@ The local stack is running. Ctrl-C stops it.
 
 Try:
   curl -s ${API}/payouts/${TRADE_NO}
+  curl -s "${API}/payouts/${TRADE_NO}?refresh=true"   # resolve against Vexora's query API
   curl -s -X POST ${API}/payouts -H 'content-type: application/json' -d '${BODY//$'\n'/}'   # same again: 200, no second payout
   curl -s -X POST ${API}/payouts -H 'content-type: application/json' -d '{"amount":"99"}'   # 400 with every violation
   # amounts ending in 11..20 script Vexora's other outcomes (see README), e.g. 1012 fails, 1014 answers code 5000

@@ -12,14 +12,21 @@ pub const VEXORA_SECRET_ID: &str = "VEXORA_SECRET_ID";
 pub const VEXORA_BASE_URL: &str = "VEXORA_BASE_URL";
 pub const VEXORA_NOTIFY_URL: &str = "VEXORA_NOTIFY_URL";
 pub const VEXORA_TIMEOUT_MS: &str = "VEXORA_TIMEOUT_MS";
+/// Optional (beyond the contract): reconciler tuning, with defaults.
+pub const RECONCILE_PROCESSING_AGE_MINUTES: &str = "RECONCILE_PROCESSING_AGE_MINUTES";
+pub const RECONCILE_GIVE_UP_HOURS: &str = "RECONCILE_GIVE_UP_HOURS";
+pub const RECONCILE_MAX_ORDERS: &str = "RECONCILE_MAX_ORDERS";
 
 /// Every variable the functions read, for tools and templates that must match the code.
-pub const ALL_VARIABLES: [&str; 5] = [
+pub const ALL_VARIABLES: [&str; 8] = [
     PAYOUTS_TABLE,
     VEXORA_SECRET_ID,
     VEXORA_BASE_URL,
     VEXORA_NOTIFY_URL,
     VEXORA_TIMEOUT_MS,
+    RECONCILE_PROCESSING_AGE_MINUTES,
+    RECONCILE_GIVE_UP_HOURS,
+    RECONCILE_MAX_ORDERS,
 ];
 
 pub const DEFAULT_VEXORA_TIMEOUT: Duration = Duration::from_millis(8000);
@@ -33,6 +40,12 @@ pub struct Config {
     pub vexora_base_url: Url,
     pub vexora_notify_url: Url,
     pub vexora_timeout: Duration,
+    /// A `PROCESSING` order is first queried this long after it got there.
+    pub reconcile_processing_age: chrono::Duration,
+    /// Past this age an unresolved order is marked for manual review.
+    pub reconcile_give_up_after: chrono::Duration,
+    /// At most this many orders are checked (and so queried) per reconciler run.
+    pub reconcile_max_orders: u32,
 }
 
 /// One bad variable.
@@ -109,14 +122,46 @@ impl Config {
                 }
             },
         };
-        match (table, secret_id, base, notify, timeout) {
-            (Some(t), Some(s), Some(b), Some(n), Some(d)) if errors.is_empty() => Ok(Self {
-                payouts_table: t,
-                vexora_secret_id: s,
-                vexora_base_url: b,
-                vexora_notify_url: n,
-                vexora_timeout: d,
-            }),
+        let mut number = |name: &'static str, default: u32, max: u32| match lookup(name) {
+            None => Some(default),
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => Some(n),
+                _ => {
+                    errors.push(VarError {
+                        variable: name,
+                        problem: format!("must be a whole number from 1 to {max}"),
+                    });
+                    None
+                }
+            },
+        };
+        let processing_age = number(RECONCILE_PROCESSING_AGE_MINUTES, 15, 24 * 60);
+        let give_up = number(RECONCILE_GIVE_UP_HOURS, 72, 24 * 30);
+        let max_orders = number(RECONCILE_MAX_ORDERS, 100, 10_000);
+        match (
+            table,
+            secret_id,
+            base,
+            notify,
+            timeout,
+            processing_age,
+            give_up,
+            max_orders,
+        ) {
+            (Some(t), Some(s), Some(b), Some(n), Some(d), Some(p), Some(g), Some(m))
+                if errors.is_empty() =>
+            {
+                Ok(Self {
+                    payouts_table: t,
+                    vexora_secret_id: s,
+                    vexora_base_url: b,
+                    vexora_notify_url: n,
+                    vexora_timeout: d,
+                    reconcile_processing_age: chrono::Duration::minutes(i64::from(p)),
+                    reconcile_give_up_after: chrono::Duration::hours(i64::from(g)),
+                    reconcile_max_orders: m,
+                })
+            }
             _ => Err(ConfigError(errors)),
         }
     }
@@ -193,6 +238,9 @@ mod tests {
         let c = Config::from_lookup(env(GOOD)).unwrap();
         assert_eq!(c.payouts_table, "payouts");
         assert_eq!(c.vexora_timeout, Duration::from_millis(8000));
+        assert_eq!(c.reconcile_processing_age, chrono::Duration::minutes(15));
+        assert_eq!(c.reconcile_give_up_after, chrono::Duration::hours(72));
+        assert_eq!(c.reconcile_max_orders, 100);
         assert_eq!(
             c.vexora_base_url.as_str(),
             "https://sandbox-api.vexora.com/japan"
@@ -241,6 +289,9 @@ mod tests {
             (VEXORA_TIMEOUT_MS, Some("fast"), "milliseconds"),
             (VEXORA_TIMEOUT_MS, Some("0"), "milliseconds"),
             (VEXORA_TIMEOUT_MS, Some("60001"), "milliseconds"),
+            (RECONCILE_PROCESSING_AGE_MINUTES, Some("0"), "whole number"),
+            (RECONCILE_GIVE_UP_HOURS, Some("soon"), "whole number"),
+            (RECONCILE_MAX_ORDERS, Some("-1"), "whole number"),
         ];
         for (name, value, expected) in cases {
             let err = load(with(name, *value)).unwrap_err();

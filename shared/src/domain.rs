@@ -163,6 +163,21 @@ impl fmt::Display for Amount {
     }
 }
 
+/// An amount as whole yen: `1500`, `"1500"`, `"1500.00"`; `None` for a non-zero fraction or
+/// anything that is not a plain non-negative decimal number.
+pub fn whole_yen(text: &str) -> Option<u64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || !digits(whole)
+        || !digits(fraction)
+        || fraction.bytes().any(|b| b != b'0')
+    {
+        return None;
+    }
+    whole.parse().ok()
+}
+
 /// Bank code: exactly 4 digits. Only the shape is checked: no public Japan list exists (§6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankCode(String);
@@ -893,5 +908,24 @@ mod tests {
         assert!(t.as_str().starts_with("20261124000405"), "{t}");
         assert!(t.as_str()[14..].bytes().all(|b| b.is_ascii_digit()));
         assert!(TradeNo::parse(t.as_str()).is_ok());
+    }
+
+    #[test]
+    fn whole_yen_accepts_only_whole_amounts() {
+        let cases = [
+            ("1500", Some(1500)),
+            ("1500.00", Some(1500)),
+            ("1500.0", Some(1500)),
+            ("1500.50", None),
+            ("1500.", Some(1500)),
+            (".5", None),
+            ("-1500", None),
+            ("1e3", None),
+            ("", None),
+            ("abc", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(whole_yen(text), expected, "{text}");
+        }
     }
 }

@@ -12,6 +12,14 @@ pub const WEBHOOK_ANOMALY: &str = "WebhookAnomaly";
 /// A webhook's signature did not verify (missing, wrong, or signed with an unknown secret). Alarmed.
 pub const WEBHOOK_SIGNATURE_REJECTED: &str = "WebhookSignatureRejected";
 
+/// Unresolved orders past the reconciler's age limit, seen in one run (marked for manual
+/// review). Alarmed.
+pub const STUCK_ORDERS: &str = "StuckOrders";
+/// Per reconciler run: orders checked, resolved to a new state, still unresolved.
+pub const RECONCILE_CHECKED: &str = "ReconcileChecked";
+pub const RECONCILE_RESOLVED: &str = "ReconcileResolved";
+pub const RECONCILE_STILL_PENDING: &str = "ReconcileStillPending";
+
 /// Where functions send counts.
 pub trait Metrics: Send + Sync {
     fn count(&self, name: &'static str, value: u64);

@@ -179,6 +179,12 @@ pub struct Order {
     pub anomaly_count: u64,
     /// The notifications received for this order, oldest first (bounded; see the store).
     pub history: Vec<HistoryEntry>,
+    /// How many times the reconciler has taken this order for a check.
+    pub check_attempts: u32,
+    /// When Vexora was last queried about this order (reconciler or refresh).
+    pub last_query_at: Option<DateTime<Utc>>,
+    /// Unresolved past the reconciler's age limit: a person must look at it.
+    pub manual_review: bool,
 }
 
 /// One status notification as received (PII-free): the order's audit trail.
@@ -240,6 +246,9 @@ impl Order {
             anomalies: Vec::new(),
             anomaly_count: 0,
             history: Vec::new(),
+            check_attempts: 0,
+            last_query_at: None,
+            manual_review: false,
         }
     }
 }

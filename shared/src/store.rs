@@ -190,6 +190,27 @@ pub trait OrderStore: Send + Sync {
         version: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Takes the next check of an unresolved order: moves `checkAfter` from the value the caller
+    /// read (`seen`) to `next`, counts the attempt, notes the query time, and optionally marks
+    /// the order for manual review. `false` when another run took it first (so overlapping runs
+    /// never query or apply twice).
+    fn claim_check(
+        &self,
+        trade_no: &TradeNo,
+        seen: DateTime<Utc>,
+        next: DateTime<Utc>,
+        now: DateTime<Utc>,
+        manual_review: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes a merchant-requested refresh: at most one query per `min_interval` per order.
+    fn claim_refresh(
+        &self,
+        trade_no: &TradeNo,
+        now: DateTime<Utc>,
+        min_interval: chrono::Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Keeps a notification in the order's bounded history without changing its state.
     fn append_history(
         &self,
@@ -481,6 +502,61 @@ impl OrderStore for DynamoOrderStore {
         }
     }
 
+    async fn claim_check(
+        &self,
+        trade_no: &TradeNo,
+        seen: DateTime<Utc>,
+        next: DateTime<Utc>,
+        now: DateTime<Utc>,
+        manual_review: bool,
+    ) -> Result<bool, StoreError> {
+        let mut expression = "SET #checkAfter = :next, lastQueryAt = :now, checkAttempts = if_not_exists(checkAttempts, :zero) + :one".to_owned();
+        if manual_review {
+            expression.push_str(", manualReview = :review");
+        }
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+            .update_expression(expression)
+            .condition_expression("#checkAfter = :seen AND attribute_exists(#unresolved)")
+            .expression_attribute_names("#checkAfter", schema::CHECK_AFTER)
+            .expression_attribute_names("#unresolved", schema::UNRESOLVED_KEY)
+            .expression_attribute_values(":seen", n(seen.timestamp_millis()))
+            .expression_attribute_values(":next", n(next.timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1));
+        if manual_review {
+            request = request.expression_attribute_values(":review", AttributeValue::Bool(true));
+        }
+        conditional(request.send().await)
+    }
+
+    async fn claim_refresh(
+        &self,
+        trade_no: &TradeNo,
+        now: DateTime<Utc>,
+        min_interval: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+            .update_expression("SET lastQueryAt = :now")
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(lastQueryAt) OR lastQueryAt <= :cutoff)",
+            )
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":cutoff", n((now - min_interval).timestamp_millis()))
+            .send()
+            .await;
+        conditional(result)
+    }
+
     async fn append_history(
         &self,
         trade_no: &TradeNo,
@@ -546,6 +622,19 @@ impl OrderStore for DynamoOrderStore {
             trade_nos,
             next: out.last_evaluated_key.map(DueCursor),
         })
+    }
+}
+
+/// A conditional write's result as "done" or "condition failed".
+fn conditional<T>(
+    result: Result<T, SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
     }
 }
 
@@ -646,6 +735,15 @@ fn to_item(o: &Order) -> HashMap<String, AttributeValue> {
             "anomalies".to_owned(),
             AttributeValue::L(o.anomalies.iter().map(anomaly_to_attr).collect()),
         );
+    }
+    if o.check_attempts > 0 {
+        item.insert("checkAttempts".to_owned(), n(o.check_attempts));
+    }
+    if let Some(at) = o.last_query_at {
+        item.insert("lastQueryAt".to_owned(), n(at.timestamp_millis()));
+    }
+    if o.manual_review {
+        item.insert("manualReview".to_owned(), AttributeValue::Bool(true));
     }
     if !o.history.is_empty() {
         item.insert(
@@ -775,6 +873,15 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Order, StoreError
             None => 0,
         },
         history,
+        check_attempts: match item.get("checkAttempts") {
+            Some(_) => get_n(item, "checkAttempts")?,
+            None => 0,
+        },
+        last_query_at: match item.get("lastQueryAt") {
+            Some(_) => DateTime::from_timestamp_millis(get_n(item, "lastQueryAt")?),
+            None => None,
+        },
+        manual_review: matches!(item.get("manualReview"), Some(AttributeValue::Bool(true))),
     })
 }
 

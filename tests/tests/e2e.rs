@@ -20,7 +20,10 @@ struct Stack {
     sandbox: Sandbox,
     submit: Function,
     webhook: Function,
+    reconcile: Function,
     http: reqwest::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
 }
 
 fn env(
@@ -90,11 +93,22 @@ async fn stack(timeout_ms: u64) -> Stack {
     )
     .await
     .unwrap();
+    let reconcile = Function::start(
+        binary("reconcile-payouts"),
+        "reconcile-payouts",
+        &env(&table, &secret_id, &base, &notify, timeout_ms),
+        1,
+    )
+    .await
+    .unwrap();
     Stack {
         sandbox,
         submit,
         webhook,
+        reconcile,
         http: reqwest::Client::new(),
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        table,
     }
 }
 
@@ -328,4 +342,60 @@ async fn no_personal_data_or_secret_reaches_the_function_logs() {
     ] {
         assert!(!logs.contains(canary), "{canary} leaked into the logs");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_resolves_an_order_whose_webhook_never_comes() {
+    let s = stack(3000).await;
+    let (status, _) = s
+        .submit(&payout("E2E-REFRESH", Behaviour::QueryOnly.amount()))
+        .await;
+    assert_eq!(status, 201);
+
+    let response = s
+        .http
+        .get(format!("{}/payouts/E2E-REFRESH?refresh=true", s.submit.url))
+        .send()
+        .await
+        .unwrap();
+
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "SUCCEEDED");
+    assert_eq!(s.sandbox.ledger().queries["E2E-REFRESH"], 1);
+    assert_eq!(s.sandbox.submits("E2E-REFRESH"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_scheduled_reconciler_resolves_a_due_order() {
+    let s = stack(3000).await;
+    s.submit(&payout("E2E-RECON", Behaviour::QueryOnly.amount()))
+        .await;
+    // Time passes: the PROCESSING order becomes due for the reconciler.
+    s.dynamodb
+        .update_item()
+        .table_name(&s.table)
+        .key(
+            "tradeNo",
+            aws_sdk_dynamodb::types::AttributeValue::S("E2E-RECON".into()),
+        )
+        .update_expression("SET checkAfter = :past")
+        .expression_attribute_values(
+            ":past",
+            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let event: Value = serde_json::from_str(include_str!(
+        "../../functions/reconcile-payouts/events/schedule.json"
+    ))
+    .unwrap();
+    let report = s.reconcile.invoke(&event).await.unwrap();
+
+    assert_eq!(report["checked"], 1, "{report}");
+    assert_eq!(report["resolved"], 1, "{report}");
+    assert_eq!(s.status_of("E2E-RECON").await, "SUCCEEDED");
+    assert_eq!(s.sandbox.submits("E2E-RECON"), 1);
+    assert!(s.reconcile.logs().contains("\"action\":\"resolved\""));
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use payout_core::domain::{Amount, TradeNo};
+use payout_core::domain::{Amount, TradeNo, whole_yen};
 use payout_core::metrics::{self, Metrics};
 use payout_core::order::{Anomaly, Decision, HistoryEntry, OrderStatus, decide};
 use payout_core::secrets::{Keyring, SecretSource};
@@ -34,6 +34,8 @@ pub struct App<S, K, M> {
     pub store: S,
     pub keyring: Keyring<K>,
     pub metrics: M,
+    /// When a `PROCESSING` order is next due for the reconciler.
+    pub processing_age: chrono::Duration,
     pub clock: fn() -> DateTime<Utc>,
 }
 
@@ -239,6 +241,8 @@ where
             }),
             expected_amount,
             history: Some(entry.clone()),
+            check_after: (reported.target() == OrderStatus::Processing)
+                .then_some(now + self.processing_age),
             ..Transition::to(reported.target(), now)
         };
         let current = match self.store.transition(&report.trade_no, &transition).await? {
@@ -328,21 +332,6 @@ where
         );
         Ok(verdict)
     }
-}
-
-/// An amount as whole yen: `1500`, `"1500"`, `"1500.00"`; `None` for a non-zero fraction or
-/// anything that is not a plain non-negative decimal number.
-fn whole_yen(text: &str) -> Option<u64> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty()
-        || !digits(whole)
-        || !digits(fraction)
-        || fraction.bytes().any(|b| b != b'0')
-    {
-        return None;
-    }
-    whole.parse().ok()
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ async fn main() -> Result<(), Error> {
     let runtime = Runtime::init()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    let processing_age = runtime.config.reconcile_processing_age;
     let keyring = Keyring::load(runtime.secrets, MIN_REFRESH_INTERVAL)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
@@ -23,6 +24,7 @@ async fn main() -> Result<(), Error> {
         metrics: EmfMetrics {
             function: "payout-webhook",
         },
+        processing_age,
         clock: chrono::Utc::now,
     };
     let app = &app;

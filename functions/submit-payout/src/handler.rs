@@ -9,6 +9,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use payout_core::domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
 use payout_core::order::{Order, OrderStatus, Reported};
+use payout_core::resolve::{Resolved, backoff, query_and_apply};
 use payout_core::secrets::{SecretSource, Stage};
 use payout_core::store::{Created, OrderStore, Transition, Transitioned, timestamp};
 use payout_core::vexora::{
@@ -19,6 +20,9 @@ use url::Url;
 
 /// Bodies larger than this are refused before parsing (a payout is well under 1 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A merchant may make `?refresh=true` query Vexora about one order at most this often.
+pub const REFRESH_INTERVAL: chrono::Duration = chrono::Duration::seconds(10);
 
 /// How many times a generated `tradeNo` is drawn again if it collides with an existing one.
 const GENERATED_TRADE_NO_ATTEMPTS: usize = 3;
@@ -32,6 +36,8 @@ pub struct App<S, G, K> {
     pub notify_url: Url,
     /// Age after which a `PENDING` order counts as `UNCONFIRMED` ([`payout_core::order::pending_abandoned_after`]).
     pub abandoned_after: chrono::Duration,
+    /// When a `PROCESSING` order is first due for the reconciler.
+    pub processing_age: chrono::Duration,
     pub clock: fn() -> DateTime<Utc>,
 }
 
@@ -331,7 +337,11 @@ where
         let now = (self.clock)();
         let transition = Transition {
             answer,
-            check_after: Some(now + chrono::Duration::minutes(1)),
+            // A PROCESSING order is asked about after the processing age; an unknown one soon.
+            check_after: Some(match to {
+                OrderStatus::Processing => now + self.processing_age,
+                _ => now + backoff(0),
+            }),
             ..Transition::to(to, now)
         };
         let stored = match self.store.transition(&trade_no, &transition).await {
@@ -366,34 +376,81 @@ where
     }
 
     async fn read(&self, trade_no: &str, request: &Request) -> Answer {
-        let params = request.query_string_parameters();
-        if let Some((name, _)) = params.iter().next() {
-            return (
-                Err(ApiError::InvalidQuery(format!(
-                    "unknown query parameter `{}`",
-                    name.chars().take(64).collect::<String>()
-                ))),
-                Summary::new(None, "invalid_query"),
-            );
-        }
+        let refresh = match parse_read_query(request) {
+            Ok(refresh) => refresh,
+            Err(message) => {
+                return (
+                    Err(ApiError::InvalidQuery(message)),
+                    Summary::new(None, "invalid_query"),
+                );
+            }
+        };
         let Ok(trade_no) = TradeNo::parse(trade_no) else {
             return (Err(ApiError::NotFound), Summary::new(None, "not_found"));
         };
-        match self.store.get(&trade_no).await {
-            Ok(Some(order)) => (
-                Ok(self.order_response(StatusCode::OK, &order)),
-                Summary::new(Some(&trade_no), "found"),
-            ),
-            Ok(None) => (
-                Err(ApiError::NotFound),
-                Summary::new(Some(&trade_no), "not_found"),
-            ),
+        let order = match self.store.get(&trade_no).await {
+            Ok(Some(order)) => order,
+            Ok(None) => {
+                return (
+                    Err(ApiError::NotFound),
+                    Summary::new(Some(&trade_no), "not_found"),
+                );
+            }
             Err(e) => {
                 tracing::error!(trade_no = trade_no.as_str(), error = %e, "reading the order failed");
-                (
+                return (
                     Err(ApiError::Unavailable),
                     Summary::new(Some(&trade_no), "storage_error"),
-                )
+                );
+            }
+        };
+        let now = (self.clock)();
+        let unresolved = !order.effective_status(now, self.abandoned_after).is_final()
+            && order.effective_status(now, self.abandoned_after) != OrderStatus::Pending;
+        if !(refresh && unresolved) {
+            return (
+                Ok(self.order_response(StatusCode::OK, &order)),
+                Summary::new(Some(&trade_no), "found"),
+            );
+        }
+        let (order, outcome) = self.refresh(order, now).await;
+        (
+            Ok(self.order_response(StatusCode::OK, &order)),
+            Summary::new(Some(&trade_no), outcome),
+        )
+    }
+
+    /// Resolves a non-final order once against Vexora's query API, at most once per
+    /// [`REFRESH_INTERVAL`] per order. Any failure answers the stored order.
+    async fn refresh(&self, order: Order, now: DateTime<Utc>) -> (Order, &'static str) {
+        match self
+            .store
+            .claim_refresh(&order.trade_no, now, REFRESH_INTERVAL)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return (order, "refresh_rate_limited"),
+            Err(e) => {
+                tracing::error!(trade_no = order.trade_no.as_str(), error = %e, "claiming a refresh failed");
+                return (order, "refresh_failed");
+            }
+        }
+        let resolved = query_and_apply(
+            &self.store,
+            &self.gateway,
+            &self.secrets,
+            &order,
+            now,
+            self.processing_age,
+        )
+        .await;
+        match resolved {
+            Ok(Resolved::Moved(o)) => (o, "refreshed_moved"),
+            Ok(Resolved::Unchanged(o) | Resolved::Anomaly(o)) => (o, "refreshed_unchanged"),
+            Ok(Resolved::Unknown) => (order, "refreshed_unknown"),
+            Err(e) => {
+                tracing::error!(trade_no = order.trade_no.as_str(), error = %e, "refresh failed");
+                (order, "refresh_failed")
             }
         }
     }
@@ -402,6 +459,26 @@ where
         let shown = order.effective_status((self.clock)(), self.abandoned_after);
         json(status, &OrderView::new(order, shown))
     }
+}
+
+/// `refresh=true|false` is the only query parameter `GET` takes.
+fn parse_read_query(request: &Request) -> Result<bool, String> {
+    let params = request.query_string_parameters();
+    let mut refresh = false;
+    for (name, value) in params.iter() {
+        match (name, value) {
+            ("refresh", "true") => refresh = true,
+            ("refresh", "false") => {}
+            ("refresh", _) => return Err("`refresh` must be `true` or `false`".into()),
+            (other, _) => {
+                return Err(format!(
+                    "unknown query parameter `{}`",
+                    other.chars().take(64).collect::<String>()
+                ));
+            }
+        }
+    }
+    Ok(refresh)
 }
 
 enum Stored {

@@ -15,6 +15,7 @@ async fn main() -> Result<(), Error> {
         .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
     let app = App {
         abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
+        processing_age: runtime.config.reconcile_processing_age,
         notify_url: runtime.config.vexora_notify_url,
         store: runtime.store,
         gateway: runtime.vexora,

@@ -147,6 +147,49 @@ impl OrderStore for InMemoryStore {
         }
     }
 
+    async fn claim_check(
+        &self,
+        trade_no: &TradeNo,
+        seen: DateTime<Utc>,
+        next: DateTime<Utc>,
+        now: DateTime<Utc>,
+        manual_review: bool,
+    ) -> Result<bool, StoreError> {
+        self.enter("claim_check")?;
+        let mut orders = self.lock();
+        match orders.get_mut(trade_no) {
+            Some(o)
+                if !o.status.is_final()
+                    && o.check_after.map(|c| c.timestamp_millis())
+                        == Some(seen.timestamp_millis()) =>
+            {
+                o.check_after = Some(next);
+                o.last_query_at = Some(now);
+                o.check_attempts += 1;
+                o.manual_review |= manual_review;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn claim_refresh(
+        &self,
+        trade_no: &TradeNo,
+        now: DateTime<Utc>,
+        min_interval: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        self.enter("claim_refresh")?;
+        let mut orders = self.lock();
+        match orders.get_mut(trade_no) {
+            Some(o) if o.last_query_at.is_none_or(|at| at <= now - min_interval) => {
+                o.last_query_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn append_history(
         &self,
         trade_no: &TradeNo,

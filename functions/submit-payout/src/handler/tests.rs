@@ -32,6 +32,7 @@ fn app(answer: Exchange) -> TestApp {
         secrets: StaticSecrets::new(testkit::credentials(SECRET)),
         notify_url: Url::parse(NOTIFY).unwrap(),
         abandoned_after: chrono::Duration::seconds(28),
+        processing_age: chrono::Duration::minutes(15),
         clock: t0,
     }
 }
@@ -466,16 +467,92 @@ async fn get_answers_the_masked_order_or_404() {
 #[tokio::test]
 async fn get_rejects_unknown_query_parameters_and_reports_storage_failure() {
     let app = app(processing("Q1"));
-    let answer = send(
-        &app,
-        event("GET", "/payouts/Q1", "$default", "refresh=true", None),
-    )
-    .await;
-    assert_eq!(answer.status, 400);
-    assert_eq!(answer.body["error"], "invalid_query");
+    for query in ["foo=1", "refresh=maybe", "refresh=true&x=2"] {
+        let answer = send(&app, event("GET", "/payouts/Q1", "$default", query, None)).await;
+        assert_eq!(answer.status, 400, "{query}");
+        assert_eq!(answer.body["error"], "invalid_query");
+    }
 
     app.store.set_unavailable(true);
     assert_eq!(send(&app, get("Q1")).await.status, 503);
+}
+
+fn refresh(trade_no: &str) -> Request {
+    event(
+        "GET",
+        &format!("/payouts/{trade_no}"),
+        "$default",
+        "refresh=true",
+        None,
+    )
+}
+
+#[tokio::test]
+async fn refresh_resolves_a_non_final_order_once_through_the_query_api() {
+    let app = app(Exchange::TimedOut);
+    send(&app, post(&testkit::payout_json("REF1", 1500))).await;
+    app.gateway
+        .then_query(vexora_answer("0000", Some("0000"), "REF1"));
+
+    let answer = send(&app, refresh("REF1")).await;
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["status"], "SUCCEEDED");
+    assert_eq!(app.gateway.queries().len(), 1);
+    assert_eq!(app.gateway.queries()[0].trade_no, "REF1");
+    assert_eq!(app.gateway.submits().len(), 1, "never re-submitted");
+    send(&app, refresh("REF1")).await;
+    assert_eq!(
+        app.gateway.queries().len(),
+        1,
+        "a final order is not queried"
+    );
+}
+
+#[tokio::test]
+async fn refresh_is_rate_limited_per_order_and_an_unknown_answer_changes_nothing() {
+    let app = app(Exchange::TimedOut);
+    send(&app, post(&testkit::payout_json("REF2", 1500))).await;
+    app.gateway.then_query(vexora_answer("8000", None, "REF2"));
+
+    let first = send(&app, refresh("REF2")).await;
+    let second = send(&app, refresh("REF2")).await;
+
+    assert_eq!(
+        first.body["status"], "UNCONFIRMED",
+        "8000 on a query never fails an order"
+    );
+    assert_eq!(second.status, 200);
+    assert_eq!(
+        app.gateway.queries().len(),
+        1,
+        "one query per 10 s per order"
+    );
+    let later = App {
+        clock: an_hour_later,
+        ..app
+    };
+    later
+        .gateway
+        .then_query(vexora_answer("0000", Some("0015"), "REF2"));
+    assert_eq!(
+        send(&later, refresh("REF2")).await.body["status"],
+        "PROCESSING"
+    );
+}
+
+#[tokio::test]
+async fn refresh_leaves_an_in_flight_submit_alone() {
+    let app = app(processing("REF3"));
+    app.store.insert(Order::pending(
+        TradeNo::parse("REF3").unwrap(),
+        &testkit::payout("REF3", 1500),
+        t0(),
+        t0(),
+    ));
+    let answer = send(&app, refresh("REF3")).await;
+    assert_eq!(answer.body["status"], "PENDING");
+    assert!(app.gateway.queries().is_empty());
 }
 
 #[tokio::test]

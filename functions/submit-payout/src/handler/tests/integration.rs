@@ -27,6 +27,7 @@ async fn real_app(vexora_base: &str, timeout_ms: u64) -> RealApp {
         secrets: StaticSecrets::new(testkit::credentials(SECRET)),
         notify_url: Url::parse(NOTIFY).unwrap(),
         abandoned_after: chrono::Duration::seconds(28),
+        processing_age: chrono::Duration::minutes(15),
         clock: Utc::now,
     }
 }

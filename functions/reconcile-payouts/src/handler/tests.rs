@@ -1,0 +1,294 @@
+//! The reconciler against DynamoDB on the moto server and the Vexora sandbox. Time is injected
+//! (`run(now)`), never slept.
+
+use super::*;
+use chrono::Duration;
+use payout_core::domain::TradeNo;
+use payout_core::order::Order;
+use payout_core::store::{DynamoOrderStore, create_table};
+use payout_core::testkit::{self, Moto, RecordingMetrics, StaticSecrets, aws_config_for};
+use payout_core::vexora::{DisbursementRequest, VexoraClient};
+use payout_e2e::sandbox::{Behaviour, Sandbox, SandboxConfig};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use url::Url;
+
+const SECRET: &str = "reconcile-secret";
+
+type RealReconciler = Reconciler<DynamoOrderStore, VexoraClient, StaticSecrets, RecordingMetrics>;
+
+async fn setup(max_orders: u32) -> (RealReconciler, Sandbox) {
+    let config = aws_config_for(&Moto::shared().endpoint).await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = format!("payouts-{}", uuid::Uuid::new_v4());
+    create_table(&client, &table).await.unwrap();
+    let sandbox = Sandbox::start(
+        SandboxConfig {
+            app_secret: SECRET.into(),
+            time_scale: 0.0001,
+            processing_time: std::time::Duration::from_millis(1),
+            slow_answer: std::time::Duration::from_millis(1),
+            ..SandboxConfig::default()
+        },
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let reconciler = Reconciler {
+        store: DynamoOrderStore::new(client, table),
+        gateway: VexoraClient::new(
+            &Url::parse(&sandbox.base_url()).unwrap(),
+            std::time::Duration::from_secs(2),
+        )
+        .unwrap(),
+        secrets: StaticSecrets::new(testkit::credentials(SECRET)),
+        metrics: RecordingMetrics::default(),
+        abandoned_after: Duration::seconds(28),
+        processing_age: Duration::minutes(15),
+        give_up_after: Duration::hours(72),
+        max_orders,
+    };
+    (reconciler, sandbox)
+}
+
+/// Now, to the millisecond the store keeps.
+fn now_ms() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(3)
+}
+
+fn tn(s: &str) -> TradeNo {
+    TradeNo::parse(s).unwrap()
+}
+
+/// Makes Vexora (the sandbox) hold a payout for `trade_no` behaving as `behaviour`, and stores
+/// our order for it as `status`, created `age` ago and due now. Webhooks go nowhere.
+async fn arrange(
+    r: &RealReconciler,
+    trade_no: &str,
+    behaviour: Behaviour,
+    status: OrderStatus,
+    now: DateTime<Utc>,
+    age: Duration,
+) {
+    let payout = testkit::payout(trade_no, behaviour.amount());
+    let creds = testkit::credentials(SECRET);
+    let body = DisbursementRequest::signed(
+        &payout,
+        &tn(trade_no),
+        &Url::parse("http://127.0.0.1:9/nowhere").unwrap(),
+        Utc::now().timestamp_millis(),
+        &creds.app_secret,
+    );
+    r.gateway.submit(&creds, &body).await;
+    let mut order = Order::pending(tn(trade_no), &payout, now - age, now - Duration::seconds(1));
+    order.status = status;
+    r.store.create(&order).await.unwrap();
+}
+
+async fn status(r: &RealReconciler, trade_no: &str) -> Order {
+    r.store.get(&tn(trade_no)).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn stuck_orders_of_every_kind_are_resolved_to_vexoras_truth() {
+    let (r, sandbox) = setup(100).await;
+    let now = now_ms();
+    let cases = [
+        (
+            "NOHOOK",
+            Behaviour::QueryOnly,
+            OrderStatus::Processing,
+            OrderStatus::Succeeded,
+        ),
+        (
+            "CODE5000",
+            Behaviour::SystemErrorButCreated,
+            OrderStatus::Unconfirmed,
+            OrderStatus::Succeeded,
+        ),
+        (
+            "DROPPED",
+            Behaviour::DropConnectionButCreated,
+            OrderStatus::Unconfirmed,
+            OrderStatus::Succeeded,
+        ),
+        (
+            "CRASHED",
+            Behaviour::ProcessingThenSuccess,
+            OrderStatus::Pending,
+            OrderStatus::Succeeded,
+        ),
+        (
+            "FAILEDLATER",
+            Behaviour::ProcessingThenFailure,
+            OrderStatus::Processing,
+            OrderStatus::Failed,
+        ),
+    ];
+    for (t, behaviour, stored, _) in cases {
+        arrange(&r, t, behaviour, stored, now, Duration::hours(1)).await;
+    }
+
+    let report = r.run(now).await.unwrap();
+
+    for (t, _, _, expected) in cases {
+        let order = status(&r, t).await;
+        assert_eq!(order.status, expected, "{t}");
+        assert_eq!(order.check_after, None, "{t}: left the unresolved index");
+        assert_eq!(sandbox.submits(t), 1, "{t}: never re-submitted");
+        assert_eq!(sandbox.ledger().queries[t], 1, "{t}");
+        assert_eq!(order.history.last().unwrap().source, "query");
+    }
+    assert_eq!((report.checked, report.resolved, report.flagged), (5, 5, 0));
+    assert_eq!(r.metrics.total(metrics::RECONCILE_RESOLVED), 5);
+}
+
+#[tokio::test]
+async fn an_order_vexora_never_created_stays_unresolved_and_is_flagged_after_the_age_limit() {
+    let (r, _sandbox) = setup(100).await;
+    let now = now_ms();
+    arrange(
+        &r,
+        "GHOST",
+        Behaviour::SystemErrorNotCreated,
+        OrderStatus::Unconfirmed,
+        now,
+        Duration::minutes(5),
+    )
+    .await;
+
+    let first = r.run(now).await.unwrap();
+
+    let order = status(&r, "GHOST").await;
+    assert_eq!(
+        order.status,
+        OrderStatus::Unconfirmed,
+        "8000 on a query never fails an order"
+    );
+    assert!(!order.manual_review);
+    assert_eq!(order.check_attempts, 1);
+    assert_eq!(
+        order.check_after,
+        Some(now + Duration::minutes(1)),
+        "first back-off step"
+    );
+    assert_eq!(
+        (first.checked, first.still_pending, first.flagged),
+        (1, 1, 0)
+    );
+
+    let later = now + Duration::hours(73);
+    let report = r.run(later).await.unwrap();
+
+    let order = status(&r, "GHOST").await;
+    assert_eq!(order.status, OrderStatus::Unconfirmed);
+    assert!(order.manual_review);
+    assert_eq!(
+        order.check_after,
+        Some(later + Duration::minutes(5)),
+        "second back-off step"
+    );
+    assert_eq!(report.flagged, 1);
+    assert_eq!(r.metrics.total(metrics::STUCK_ORDERS), 1);
+}
+
+#[tokio::test]
+async fn a_pending_order_whose_submit_may_still_run_is_left_alone() {
+    let (r, sandbox) = setup(100).await;
+    let now = now_ms();
+    arrange(
+        &r,
+        "YOUNG",
+        Behaviour::ProcessingThenSuccess,
+        OrderStatus::Pending,
+        now,
+        Duration::seconds(5),
+    )
+    .await;
+
+    let report = r.run(now).await.unwrap();
+
+    assert_eq!(report.checked, 0);
+    assert_eq!(status(&r, "YOUNG").await.status, OrderStatus::Pending);
+    assert!(!sandbox.ledger().queries.contains_key("YOUNG"));
+}
+
+#[tokio::test]
+async fn two_overlapping_runs_query_and_apply_each_order_once() {
+    let (r, sandbox) = setup(100).await;
+    let r = Arc::new(r);
+    let now = now_ms();
+    let trade_nos: Vec<String> = (0..6).map(|i| format!("OVER{i}")).collect();
+    for t in &trade_nos {
+        arrange(
+            &r,
+            t,
+            Behaviour::QueryOnly,
+            OrderStatus::Unconfirmed,
+            now,
+            Duration::hours(1),
+        )
+        .await;
+    }
+
+    let (a, b) = tokio::join!(r.run(now), r.run(now));
+
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.checked + b.checked, 6, "{a:?} {b:?}");
+    assert_eq!(a.resolved + b.resolved, 6);
+    for t in &trade_nos {
+        assert_eq!(sandbox.ledger().queries[t], 1, "{t}");
+        let order = status(&r, t).await;
+        assert_eq!(order.status, OrderStatus::Succeeded);
+        assert_eq!(order.version, 2, "{t}: one transition");
+    }
+}
+
+#[tokio::test]
+async fn the_number_of_queries_per_run_is_bounded() {
+    let (r, sandbox) = setup(3).await;
+    let now = now_ms();
+    for i in 0..5 {
+        arrange(
+            &r,
+            &format!("BOUND{i}"),
+            Behaviour::QueryOnly,
+            OrderStatus::Processing,
+            now,
+            Duration::hours(1),
+        )
+        .await;
+    }
+
+    let first = r.run(now).await.unwrap();
+    let second = r.run(now).await.unwrap();
+
+    assert_eq!(first.checked, 3);
+    assert_eq!(sandbox.ledger().queries.values().sum::<u32>(), 5);
+    assert_eq!(second.checked, 2, "the rest in the next run");
+}
+
+#[tokio::test]
+async fn unresolved_orders_back_off_1_then_5_minutes() {
+    let (r, _sandbox) = setup(100).await;
+    let now = now_ms();
+    arrange(
+        &r,
+        "BACKOFF",
+        Behaviour::SystemErrorNotCreated,
+        OrderStatus::Unconfirmed,
+        now,
+        Duration::hours(1),
+    )
+    .await;
+
+    r.run(now).await.unwrap();
+    let not_yet = r.run(now + Duration::seconds(59)).await.unwrap();
+    r.run(now + Duration::minutes(1)).await.unwrap();
+
+    assert_eq!(not_yet.checked, 0, "not due before its back-off");
+    let order = status(&r, "BACKOFF").await;
+    assert_eq!(order.check_attempts, 2);
+    assert_eq!(order.check_after, Some(now + Duration::minutes(6)));
+}

@@ -1,0 +1,3 @@
+//! `reconcile-payouts`: scheduled resolution of orders left without a final answer.
+
+pub mod handler;

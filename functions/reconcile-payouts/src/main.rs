@@ -1,0 +1,36 @@
+//! Wiring only: logs, init once, then one reconciler run per scheduled event.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use payout_core::bootstrap::Runtime;
+use payout_core::metrics::EmfMetrics;
+use payout_core::order::pending_abandoned_after;
+use reconcile_payouts::handler::Reconciler;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    payout_core::telemetry::init();
+    let runtime = Runtime::init()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    let config = &runtime.config;
+    let reconciler = Reconciler {
+        abandoned_after: pending_abandoned_after(config.vexora_timeout),
+        processing_age: config.reconcile_processing_age,
+        give_up_after: config.reconcile_give_up_after,
+        max_orders: config.reconcile_max_orders,
+        metrics: EmfMetrics {
+            function: "reconcile-payouts",
+        },
+        store: runtime.store,
+        gateway: runtime.vexora,
+        secrets: runtime.secrets,
+    };
+    let reconciler = &reconciler;
+    run(service_fn(
+        move |_: LambdaEvent<serde_json::Value>| async move {
+            let report = reconciler.run(chrono::Utc::now()).await?;
+            Ok::<_, Error>(serde_json::to_value(report)?)
+        },
+    ))
+    .await
+}
