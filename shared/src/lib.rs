@@ -5,6 +5,7 @@ pub mod config;
 pub mod domain;
 pub mod metrics;
 pub mod order;
+pub mod permissions;
 pub mod resolve;
 pub mod secrets;
 pub mod signing;

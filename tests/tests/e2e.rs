@@ -3,6 +3,9 @@
 // A test binary: a failed set-up step should stop the test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "checks/template.rs"]
+mod template;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

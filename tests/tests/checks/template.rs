@@ -1,0 +1,243 @@
+//! The SAM template agrees with the code: the table's keys and index, the environment
+//! variables, each function's IAM actions, the binaries, the timeouts and the alarm metrics.
+
+use std::collections::BTreeSet;
+
+use payout_core::{config, metrics, permissions, store::schema};
+use serde_norway::Value;
+
+fn template() -> Value {
+    let text = include_str!("../../../infra/template.yaml");
+    serde_norway::from_str(text).unwrap()
+}
+
+fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+    &t["Resources"][name]["Properties"]
+}
+
+fn texts(v: &Value) -> Vec<String> {
+    v.as_sequence()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A CloudFormation intrinsic (`!Ref X`) as its tag and value.
+fn tagged(v: &Value) -> (String, String) {
+    match v {
+        Value::Tagged(t) => (t.tag.to_string(), format!("{:?}", t.value)),
+        other => (String::new(), format!("{other:?}")),
+    }
+}
+
+#[test]
+fn the_table_has_the_keys_and_index_the_code_uses() {
+    let t = template();
+    let table = resource(&t, "PayoutsTable");
+    let key = &table["KeySchema"][0];
+    assert_eq!(key["AttributeName"], schema::PARTITION_KEY);
+    assert_eq!(key["KeyType"], "HASH");
+    assert_eq!(table["KeySchema"].as_sequence().unwrap().len(), 1);
+    let types: BTreeSet<(String, String)> = table["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap().into(),
+                a["AttributeType"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        (schema::PARTITION_KEY, "S"),
+        (schema::UNRESOLVED_KEY, "S"),
+        (schema::CHECK_AFTER, "N"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    assert_eq!(types, expected);
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().unwrap();
+    assert_eq!(indexes.len(), 1);
+    let index = &indexes[0];
+    assert_eq!(index["IndexName"], schema::UNRESOLVED_INDEX);
+    assert_eq!(
+        index["KeySchema"][0]["AttributeName"],
+        schema::UNRESOLVED_KEY
+    );
+    assert_eq!(index["KeySchema"][0]["KeyType"], "HASH");
+    assert_eq!(index["KeySchema"][1]["AttributeName"], schema::CHECK_AFTER);
+    assert_eq!(index["KeySchema"][1]["KeyType"], "RANGE");
+    assert_eq!(index["Projection"]["ProjectionType"], "KEYS_ONLY");
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(table["DeletionProtectionEnabled"], true);
+}
+
+#[test]
+fn every_function_gets_exactly_the_contracts_variables() {
+    let t = template();
+    let vars = t["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    let names: BTreeSet<&str> = vars.keys().map(|k| k.as_str().unwrap()).collect();
+    let required: BTreeSet<&str> = [
+        config::PAYOUTS_TABLE,
+        config::VEXORA_SECRET_ID,
+        config::VEXORA_BASE_URL,
+        config::VEXORA_NOTIFY_URL,
+        config::VEXORA_TIMEOUT_MS,
+    ]
+    .into();
+    assert!(required.is_subset(&names), "{names:?}");
+    assert!(
+        names.iter().all(|n| config::ALL_VARIABLES.contains(n)),
+        "{names:?}"
+    );
+    let notify = tagged(&vars[&Value::from(config::VEXORA_NOTIFY_URL)]);
+    assert_eq!(notify.0, "!Sub");
+    assert!(
+        notify.1.contains("${HttpApi}") && notify.1.contains("/vexora/notify"),
+        "{notify:?}"
+    );
+}
+
+#[test]
+fn each_function_may_call_exactly_the_actions_its_code_calls() {
+    let t = template();
+    for needs in permissions::ALL {
+        let (name, function) = t["Resources"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == needs.binary)
+            .unwrap_or_else(|| panic!("no function builds {}", needs.binary));
+        assert_eq!(function["Type"], "AWS::Serverless::Function");
+        assert_eq!(
+            function["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{name:?}"
+        );
+        let statements = function["Properties"]["Policies"][0]["Statement"]
+            .as_sequence()
+            .unwrap();
+        let mut table = BTreeSet::new();
+        let mut index = BTreeSet::new();
+        let mut secret = BTreeSet::new();
+        for s in statements {
+            assert_eq!(s["Effect"], "Allow");
+            let actions = texts(&s["Action"]);
+            let (tag, target) = tagged(&s["Resource"]);
+            let bucket = if target.contains("/index/") {
+                assert!(target.contains(schema::UNRESOLVED_INDEX), "{target}");
+                &mut index
+            } else if tag == "!GetAtt" && target.contains("PayoutsTable") {
+                &mut table
+            } else if tag == "!If" && target.contains("VexoraSecret") {
+                &mut secret
+            } else {
+                panic!("{name:?}: unexpected resource {tag} {target}");
+            };
+            bucket.extend(actions);
+        }
+        let set = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(table, set(needs.table), "{}: table actions", needs.binary);
+        assert_eq!(index, set(needs.index), "{}: index actions", needs.binary);
+        assert_eq!(
+            secret,
+            set(needs.secret),
+            "{}: secret actions",
+            needs.binary
+        );
+    }
+}
+
+#[test]
+fn timeouts_fit_vexora_and_the_abandonment_rule() {
+    let t = template();
+    let timeout = |name: &str| resource(&t, name)["Timeout"].as_u64().unwrap();
+    let vexora_max_ms = t["Parameters"]["VexoraTimeoutMs"]["MaxValue"]
+        .as_u64()
+        .unwrap();
+    let vexora_min_ms = t["Parameters"]["VexoraTimeoutMs"]["MinValue"]
+        .as_u64()
+        .unwrap();
+    // A submit outlives its Vexora call, and ends before its PENDING order counts as abandoned.
+    assert!(timeout("SubmitPayoutFunction") * 1000 > vexora_max_ms);
+    let abandoned_at_least = payout_core::order::pending_abandoned_after(
+        std::time::Duration::from_millis(vexora_min_ms),
+    );
+    assert!((timeout("SubmitPayoutFunction") as i64) < abandoned_at_least.num_seconds());
+    // Vexora waits 10 s for the webhook's OK.
+    assert!(timeout("PayoutWebhookFunction") < 10);
+    for name in [
+        "SubmitPayoutFunction",
+        "PayoutWebhookFunction",
+        "ReconcilePayoutsFunction",
+    ] {
+        let f = &t["Resources"][name];
+        assert_eq!(
+            tagged(&f["Properties"]["LoggingConfig"]["LogGroup"]).0,
+            "!Ref",
+            "{name} has a log group"
+        );
+    }
+    assert_eq!(
+        tagged(&resource(&t, "PayoutWebhookFunction")["ReservedConcurrentExecutions"]).0,
+        "!Ref"
+    );
+    assert_eq!(t["Globals"]["Function"]["Architectures"][0], "arm64");
+    assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
+    assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
+}
+
+#[test]
+fn the_alarms_watch_the_metrics_the_code_emits() {
+    let t = template();
+    let emitted = [
+        (metrics::WEBHOOK_SIGNATURE_REJECTED, "payout-webhook"),
+        (metrics::WEBHOOK_ANOMALY, "payout-webhook"),
+        (metrics::STUCK_ORDERS, "reconcile-payouts"),
+    ];
+    for (metric, function) in emitted {
+        let alarm = t["Resources"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .find(|r| {
+                r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["MetricName"] == metric
+            })
+            .unwrap_or_else(|| panic!("no alarm on {metric}"));
+        assert_eq!(alarm["Properties"]["Namespace"], metrics::NAMESPACE);
+        assert_eq!(alarm["Properties"]["Dimensions"][0]["Value"], function);
+    }
+    let routes: Vec<(String, String)> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::ApiGatewayV2::Route")
+        .map(|r| {
+            (
+                r["Properties"]["RouteKey"].as_str().unwrap().to_owned(),
+                r["Properties"]["AuthorizationType"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("POST /payouts", "AWS_IAM"),
+        ("GET /payouts/{tradeNo}", "AWS_IAM"),
+        ("POST /vexora/notify", "NONE"),
+    ] {
+        assert!(
+            routes.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{routes:?}"
+        );
+    }
+}
