@@ -15,3 +15,6 @@ pub mod vexora;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testkit;
+
+#[cfg(test)]
+mod properties;
