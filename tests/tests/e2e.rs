@@ -402,3 +402,35 @@ async fn the_scheduled_reconciler_resolves_a_due_order() {
     assert_eq!(s.sandbox.submits("E2E-RECON"), 1);
     assert!(s.reconcile.logs().contains("\"action\":\"resolved\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_bodies_get_clear_4xx_from_both_functions() {
+    let s = stack(3000).await;
+    let deep = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    let nested_object = format!("{}{}", "{\"a\":".repeat(2_000), "}".repeat(2_000));
+    let huge = format!("{{\"remark\":\"{}\"}}", "x".repeat(64 * 1024));
+    let not_utf8: Vec<u8> = vec![0xff, 0xfe, b'{', 0x80, b'}'];
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("deeply nested array", deep.into_bytes(), 400),
+        ("deeply nested object", nested_object.into_bytes(), 400),
+        ("oversized", huge.into_bytes(), 413),
+        ("not UTF-8", not_utf8, 400),
+    ];
+    for (reason, body, expected) in cases {
+        for (function, path) in [(&s.submit, "/payouts"), (&s.webhook, "/vexora/notify")] {
+            let response = s
+                .http
+                .post(format!("{}{path}", function.url))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), expected, "{reason} to {path}");
+        }
+    }
+    assert!(
+        s.sandbox.ledger().submits.is_empty(),
+        "nothing reached Vexora"
+    );
+}
