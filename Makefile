@@ -24,7 +24,7 @@ SAM_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 CONFIRM ?=
 EXTRA_PARAMETERS ?=
 
-.PHONY: help venv test lint validate build deploy fmt dev clean
+.PHONY: help venv test lint validate build deploy fuzz fmt dev clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,13 @@ test: venv lint validate ## Every check and test (what CI runs, with `make build
 	cargo build --workspace --bins
 	cargo test --workspace 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "total: %d passed, %d failed\n", p, f}' target/test-output.log
+
+FUZZ_SECONDS ?= 60
+fuzz: ## Fuzz the webhook parse-and-verify path and payout validation, FUZZ_SECONDS each
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && for target in webhook_verify payout_request; do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
 
 fmt: ## Format the code
 	cargo fmt --all
