@@ -51,7 +51,7 @@ say "building the sandbox and the setup tool"
 cargo build --quiet -p payout-e2e --bins
 
 say "starting the moto server on ${AWS_ENDPOINT_URL}"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >target/dev/moto.log 2>&1 &
+"$VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$MOTO_PORT" >target/dev/moto.log 2>&1 &
 pids+=($!)
 wait_port "$MOTO_PORT" "the moto server" 60
 target/debug/local-setup

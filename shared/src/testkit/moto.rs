@@ -17,15 +17,18 @@ pub struct Moto {
     pub endpoint: String,
 }
 
-/// Where the Makefile installs moto: `<workspace>/.venv/bin/moto_server`, unless
-/// `MOTO_SERVER` names another executable.
-fn moto_executable() -> PathBuf {
+/// The moto server: `<workspace>/.venv/bin/python scripts/moto_server.py` (moto, installed by the
+/// Makefile, with requests serialized; see that script), unless `MOTO_SERVER` names another
+/// executable taking moto_server's arguments.
+fn moto_command() -> (PathBuf, Vec<String>) {
     if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return PathBuf::from(path);
+        return (PathBuf::from(path), Vec::new());
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(".venv/bin/moto_server")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    (
+        root.join(".venv/bin/python"),
+        vec![root.join("scripts/moto_server.py").display().to_string()],
+    )
 }
 
 impl Moto {
@@ -41,10 +44,10 @@ impl Moto {
     /// Starts a server owned by a thread that lives as long as the test process; the child is
     /// asked to die with that thread (PR_SET_PDEATHSIG), so no server outlives the tests.
     pub fn start() -> Result<Moto, String> {
-        let exe = moto_executable();
+        let (exe, prefix) = moto_command();
         if !exe.exists() {
             return Err(format!(
-                "moto server not found at {}: run `make test` (it installs the pinned moto into .venv) or set MOTO_SERVER",
+                "{} not found: run `make test` (it installs the pinned moto into .venv) or set MOTO_SERVER",
                 exe.display()
             ));
         }
@@ -52,7 +55,7 @@ impl Moto {
         std::thread::Builder::new()
             .name("moto-server".into())
             .spawn(move || {
-                let started = (0..3).find_map(|_| spawn_on_free_port(&exe).ok());
+                let started = (0..3).find_map(|_| spawn_on_free_port(&exe, &prefix).ok());
                 match started {
                     Some((child, addr)) => {
                         let _ = tx.send(Ok(addr));
@@ -63,7 +66,9 @@ impl Moto {
                         }
                     }
                     None => {
-                        let _ = tx.send(Err(spawn_on_free_port(&exe).err().unwrap_or_default()));
+                        let _ = tx.send(Err(spawn_on_free_port(&exe, &prefix)
+                            .err()
+                            .unwrap_or_default()));
                     }
                 }
             })
@@ -84,11 +89,12 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free loopback port: {e}"))
 }
 
-fn spawn_on_free_port(exe: &PathBuf) -> Result<(Child, SocketAddr), String> {
+fn spawn_on_free_port(exe: &PathBuf, prefix: &[String]) -> Result<(Child, SocketAddr), String> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut command = Command::new(exe);
     command
+        .args(prefix)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
