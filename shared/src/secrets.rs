@@ -114,6 +114,9 @@ pub trait SecretSource: Send + Sync {
 pub struct SecretsManagerSource {
     cache: SecretsManagerCachingClient,
     secret_id: String,
+    /// The last parsed value per stage, by version id: a warm read reuses it instead of
+    /// parsing the JSON again on every request.
+    parsed: Mutex<Vec<(Stage, String, Arc<VexoraCredentials>)>>,
 }
 
 /// How long a fetched secret is served from memory before Secrets Manager is asked again.
@@ -135,6 +138,7 @@ impl SecretsManagerSource {
         Ok(Self {
             cache,
             secret_id: secret_id.into(),
+            parsed: Mutex::new(Vec::new()),
         })
     }
 
@@ -147,12 +151,22 @@ impl SecretsManagerSource {
             .cache
             .get_secret_value(&self.secret_id, None, Some(stage.label()), refresh)
             .await;
-        let value = match fetched {
-            Ok(output) => output.secret_string,
+        let (version, value) = match fetched {
+            Ok(output) => (output.version_id.unwrap_or_default(), output.secret_string),
             Err(e) => return Err(classify(e.as_ref(), stage)),
         };
+        let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, known)) = parsed
+            .iter()
+            .find(|(s, v, _)| *s == stage && *v == version && !version.is_empty())
+        {
+            return Ok(known.clone());
+        }
         let value = value.ok_or(SecretError::Malformed("the value is not a string"))?;
-        VexoraCredentials::from_json(&value).map(Arc::new)
+        let credentials = Arc::new(VexoraCredentials::from_json(&value)?);
+        parsed.retain(|(s, _, _)| *s != stage);
+        parsed.push((stage, version, credentials.clone()));
+        Ok(credentials)
     }
 }
 

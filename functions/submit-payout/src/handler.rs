@@ -405,8 +405,8 @@ where
             }
         };
         let now = (self.clock)();
-        let unresolved = !order.effective_status(now, self.abandoned_after).is_final()
-            && order.effective_status(now, self.abandoned_after) != OrderStatus::Pending;
+        let shown = order.effective_status(now, self.abandoned_after);
+        let unresolved = !shown.is_final() && shown != OrderStatus::Pending;
         if !(refresh && unresolved) {
             return (
                 Ok(self.order_response(StatusCode::OK, &order)),
