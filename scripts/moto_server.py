@@ -1,23 +1,53 @@
-"""The moto server with every request handled under one lock.
+"""The moto server with every request handled under one lock, and optionally a state file.
 
 moto does not serialize concurrent writes to one item the way DynamoDB does (two conditional
 updates can both pass their condition), so concurrency tests against it would be flaky or would
 test moto. Serializing every request is stronger than DynamoDB's per-item serialization, so what
 passes here holds there. Arguments are moto_server's (-H HOST -p PORT).
+
+moto keeps its state in memory; DynamoDB and Secrets Manager do not lose data when a server
+restarts. With MOTO_STATE_FILE set, the server loads the DynamoDB and Secrets Manager state from
+that file at start (if it exists), and `POST /_moto_state/save-and-exit` writes the state there
+and ends the process at once, under the same lock, so no request is applied after the save. The
+reliability run uses this to restart the server mid-run without losing what it held.
 """
 
+import os
+import pickle
 import sys
 import threading
 
 from moto import server
+from moto.backends import get_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 _lock = threading.Lock()
 _call = DomainDispatcherApplication.__call__
+_STATE_FILE = os.environ.get("MOTO_STATE_FILE")
+_SERVICES = ("dynamodb", "secretsmanager")
+_SAVE_AND_EXIT = "/_moto_state/save-and-exit"
+
+
+def _save_and_exit():
+    temporary = _STATE_FILE + ".tmp"
+    with open(temporary, "wb") as f:
+        pickle.dump({name: dict(get_backend(name)) for name in _SERVICES}, f)
+    os.replace(temporary, _STATE_FILE)
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _restore():
+    if _STATE_FILE and os.path.exists(_STATE_FILE):
+        with open(_STATE_FILE, "rb") as f:
+            for name, accounts in pickle.load(f).items():
+                get_backend(name).update(accounts)
 
 
 def _serialized(self, environ, start_response):
     with _lock:
+        if _STATE_FILE and environ.get("PATH_INFO") == _SAVE_AND_EXIT:
+            _save_and_exit()
         # Materialize the body inside the lock: the WSGI iterable may still read moto's state.
         return list(_call(self, environ, start_response))
 
@@ -25,4 +55,5 @@ def _serialized(self, environ, start_response):
 DomainDispatcherApplication.__call__ = _serialized
 
 if __name__ == "__main__":
+    _restore()
     server.main(sys.argv[1:])

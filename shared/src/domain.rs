@@ -111,16 +111,23 @@ impl fmt::Display for TradeNo {
     }
 }
 
-/// Whole yen, at least 100. Money is never a float.
+/// Whole yen, at least 100 and at most [`Amount::MAX_YEN`]. Money is never a float: a JSON
+/// number is accepted only when it is a whole number (`1500` or `1500.0`, which JSON Schema also
+/// calls an integer), within the range where every whole number is exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Amount(u64);
 
 impl Amount {
     pub const MIN_YEN: u64 = 100;
+    /// 15 digits: far above any payout, and below 2^53, so a JSON number is exact.
+    pub const MAX_YEN: u64 = 999_999_999_999_999;
 
     pub fn new(yen: u64) -> Result<Self, Invalid> {
         if yen < Self::MIN_YEN {
             return invalid("must be at least 100 yen");
+        }
+        if yen > Self::MAX_YEN {
+            return invalid("is too large (at most 999999999999999 yen)");
         }
         Ok(Self(yen))
     }
@@ -129,10 +136,19 @@ impl Amount {
     pub fn from_json(value: &Value) -> Result<Self, Invalid> {
         const SHAPE: &str = "must be a whole number of yen (a JSON integer or a string of digits, no sign or decimals)";
         match value {
-            Value::Number(n) => match n.as_u64() {
-                Some(yen) => Self::new(yen),
-                None if n.as_i64().is_some() => invalid("must not be negative"),
-                None => invalid(SHAPE),
+            Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+                (Some(yen), _) => Self::new(yen),
+                (None, _) if n.as_i64().is_some() => invalid("must not be negative"),
+                (None, Some(f)) if f < 0.0 => invalid("must not be negative"),
+                // `1500.0`: whole, and exact below MAX_YEN (< 2^53).
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                (None, Some(f)) if f.fract() == 0.0 && f <= Self::MAX_YEN as f64 => {
+                    Self::new(f as u64)
+                }
+                (None, Some(f)) if f.fract() == 0.0 => {
+                    invalid("is too large (at most 999999999999999 yen)")
+                }
+                (None, _) => invalid(SHAPE),
             },
             Value::String(s) => Self::parse_digits(s),
             _ => invalid(SHAPE),
@@ -613,6 +629,17 @@ mod tests {
             ("amount", json!("100"), "minimum as a digit string"),
             ("amount", json!(100), "minimum as a number"),
             ("amount", json!(50_000_000), "large amount"),
+            (
+                "amount",
+                json!(1500.0),
+                "whole number written with a fraction",
+            ),
+            ("amount", json!(999_999_999_999_999_u64), "maximum"),
+            (
+                "amount",
+                json!("999999999999999"),
+                "maximum as a digit string",
+            ),
             ("tradeNo", json!("a"), "one character"),
             ("tradeNo", json!("A".repeat(32)), "32 characters"),
             ("bankNumber", json!("1"), "one digit"),
@@ -665,7 +692,26 @@ mod tests {
             ("amount", json!("-100"), "signed string", "whole number"),
             ("amount", json!("+100"), "plus sign", "whole number"),
             ("amount", json!("1e3"), "exponent string", "whole number"),
-            ("amount", json!(1e3), "float number", "whole number"),
+            ("amount", json!(1000.25), "float number", "whole number"),
+            ("amount", json!(-1500.0), "negative float", "negative"),
+            (
+                "amount",
+                json!(1e15),
+                "float above the maximum",
+                "too large",
+            ),
+            (
+                "amount",
+                json!(1_000_000_000_000_000_u64),
+                "above the maximum",
+                "too large",
+            ),
+            (
+                "amount",
+                json!("1000000000000000"),
+                "above the maximum as a string",
+                "too large",
+            ),
             ("amount", json!(""), "empty string", "whole number"),
             ("amount", json!(" 100"), "padded", "whole number"),
             (

@@ -189,6 +189,8 @@ pub struct Delivery {
     pub http_status: Option<u16>,
     /// Whether the answer was exactly `200` + `OK`.
     pub acknowledged: bool,
+    /// Whether it was signed with a secret that replaced the original one.
+    pub rotated_secret: bool,
 }
 
 /// Everything the sandbox saw and did.
@@ -207,6 +209,13 @@ pub struct Ledger {
 struct Inner {
     config: SandboxConfig,
     secret: Mutex<String>,
+    /// The secret before the last rotation: requests signed with it are still accepted (the
+    /// merchant's functions pick up a new secret within their cache TTL).
+    previous_secret: Mutex<Option<String>>,
+    /// Per `tradeNo`, how many more delivery attempts fail (injected faults).
+    failing_deliveries: Mutex<HashMap<String, u32>>,
+    /// Webhook tasks still running (delivering or waiting to retry).
+    deliveries_running: tokio::sync::watch::Sender<usize>,
     ledger: Mutex<Ledger>,
     scripts: Mutex<HashMap<String, Behaviour>>,
     webhooks_paused: Mutex<bool>,
@@ -240,6 +249,9 @@ impl Sandbox {
             .map_err(std::io::Error::other)?;
         let inner = Arc::new(Inner {
             secret: Mutex::new(config.app_secret.clone()),
+            previous_secret: Mutex::default(),
+            failing_deliveries: Mutex::default(),
+            deliveries_running: tokio::sync::watch::Sender::new(0),
             config,
             ledger: Mutex::default(),
             scripts: Mutex::default(),
@@ -275,9 +287,27 @@ impl Sandbox {
         lock(&self.inner.scripts).insert(trade_no.to_owned(), behaviour);
     }
 
-    /// A new app secret: requests and webhooks use it from now on.
+    /// A new app secret: webhooks are signed with it from now on; requests signed with it or
+    /// with the one before are accepted (Vexora's behaviour during a switch-over is not
+    /// documented; this is the overlap a merchant needs while caches expire).
     pub fn rotate(&self, app_secret: &str) {
-        *lock(&self.inner.secret) = app_secret.to_owned();
+        let old = std::mem::replace(&mut *lock(&self.inner.secret), app_secret.to_owned());
+        *lock(&self.inner.previous_secret) = Some(old);
+    }
+
+    /// The next `attempts` delivery attempts for `trade_no` fail, alternately reaching the
+    /// receiver with its answer lost (the receiver then sees a duplicate) and not reaching it.
+    pub fn fail_deliveries(&self, trade_no: &str, attempts: u32) {
+        lock(&self.inner.failing_deliveries).insert(trade_no.to_owned(), attempts);
+    }
+
+    /// Waits until no webhook is being delivered or waiting for a retry, or `within` passes.
+    /// Returns whether it became quiet.
+    pub async fn deliveries_settled(&self, within: Duration) -> bool {
+        let mut running = self.inner.deliveries_running.subscribe();
+        tokio::time::timeout(within, running.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Submit calls seen for one `tradeNo`.
@@ -335,7 +365,10 @@ impl Sandbox {
                 self.reject(format!("field {name} is not a string")),
             ));
         }
-        if !fields.verify(&self.secret()) {
+        let previous = lock(&self.inner.previous_secret)
+            .clone()
+            .map(SecretString::from);
+        if !fields.verify(&self.secret()) && !previous.is_some_and(|p| fields.verify(&p)) {
             return Err(Box::new(self.reject("signature mismatch".into())));
         }
         let fresh = fields
@@ -355,11 +388,16 @@ impl Sandbox {
 
     fn webhooks_later(&self, order: SandboxOrder) {
         let sandbox = self.clone();
+        self.inner.deliveries_running.send_modify(|n| *n += 1);
         tokio::spawn(async move {
             tokio::time::sleep(sandbox.inner.config.processing_time).await;
             for status in order.behaviour.webhooks() {
                 sandbox.deliver_with_retries(&order, status).await;
             }
+            sandbox
+                .inner
+                .deliveries_running
+                .send_modify(|n| *n = n.saturating_sub(1));
         });
     }
 
@@ -406,7 +444,17 @@ impl Sandbox {
             .collect();
         body.insert("sign".into(), sign.into());
         let paused = *lock(&self.inner.webhooks_paused);
-        let sent = if paused {
+        let injected = {
+            let mut failing = lock(&self.inner.failing_deliveries);
+            match failing.get_mut(&order.trade_no) {
+                Some(left) if *left > 0 => {
+                    *left -= 1;
+                    Some(*left % 2 == 0)
+                }
+                _ => None,
+            }
+        };
+        let sent = if paused || injected == Some(false) {
             None
         } else {
             self.inner
@@ -418,6 +466,8 @@ impl Sandbox {
                 .ok()
         };
         let (http_status, acknowledged) = match sent {
+            // The receiver got it, but its answer is lost on the way back.
+            Some(_) if injected == Some(true) => (None, false),
             Some(response) => {
                 let code = response.status().as_u16();
                 let text = response.text().await.unwrap_or_default();
@@ -431,6 +481,7 @@ impl Sandbox {
             attempt,
             http_status,
             acknowledged,
+            rotated_secret: lock(&self.inner.previous_secret).is_some(),
         };
         lock(&self.inner.ledger).deliveries.push(delivery.clone());
         delivery

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use payout_core::testkit::{Moto, aws_config_for, signed_json};
-use payout_e2e::lambda::{Function, binary};
+use payout_e2e::lambda::{Function, binary, function_env};
 use payout_e2e::local;
 use payout_e2e::sandbox::{Behaviour, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
@@ -36,20 +36,14 @@ fn env(
     notify: &str,
     timeout_ms: u64,
 ) -> Vec<(String, String)> {
-    [
-        ("PAYOUTS_TABLE", table.to_owned()),
-        ("VEXORA_SECRET_ID", secret_id.to_owned()),
-        ("VEXORA_BASE_URL", base.to_owned()),
-        ("VEXORA_NOTIFY_URL", notify.to_owned()),
-        ("VEXORA_TIMEOUT_MS", timeout_ms.to_string()),
-        ("AWS_ENDPOINT_URL", Moto::shared().endpoint.clone()),
-        ("AWS_REGION", "ap-northeast-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    function_env(
+        table,
+        secret_id,
+        base,
+        notify,
+        timeout_ms,
+        &Moto::shared().endpoint,
+    )
 }
 
 async fn stack(timeout_ms: u64) -> Stack {
@@ -456,5 +450,63 @@ async fn hostile_bodies_get_clear_4xx_from_both_functions() {
     assert!(
         s.sandbox.ledger().submits.is_empty(),
         "nothing reached Vexora"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reduced_reliability_run_keeps_every_promise() {
+    let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/reliability-test")
+        .join(uuid::Uuid::new_v4().simple().to_string());
+    let plan = payout_e2e::reliability::Plan::new(110, out);
+
+    let report = payout_e2e::reliability::run(&plan).await.unwrap();
+
+    let summary = report.summary();
+    assert!(report.violations.is_empty(), "{summary}");
+    assert_eq!(report.clients_unanswered, 0, "{summary}");
+    assert!(report.faults.moto_down_ms > 0, "{summary}");
+    assert!(report.canaries_checked > 200, "{summary}");
+    assert!(
+        report.webhook_deliveries.contains_key("lost"),
+        "deliveries were lost and retried: {summary}"
+    );
+    assert!(
+        report.webhooks_acknowledged_after_rotation > 0,
+        "webhooks signed with the rotated secret verified: {summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schemathesis_finds_no_server_error_or_schema_violation_in_submit_payout() {
+    let s = stack(1000).await;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let exe = root.join(".venv-schemathesis/bin/schemathesis");
+    assert!(
+        exe.exists(),
+        "{} is missing: run `make test` (it installs the pinned schemathesis)",
+        exe.display()
+    );
+
+    let output = tokio::process::Command::new(exe)
+        .current_dir(&root)
+        .args(["--config-file", "schemathesis.toml", "run", "openapi.yaml"])
+        .args(["--url", &s.submit.url, "--no-color"])
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("passed"), "{text}");
+    assert!(
+        !s.submit.logs().contains("\"status\":5"),
+        "no 5xx in the function's own summary lines"
     );
 }
