@@ -26,7 +26,7 @@ SAM_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 CONFIRM ?=
 EXTRA_PARAMETERS ?=
 
-.PHONY: help venv test lint validate build deploy fuzz reliability fmt dev clean
+.PHONY: help venv test lint validate build deploy fuzz reliability bench fmt dev clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,6 +78,13 @@ PAYOUTS ?= 1000
 reliability: venv ## Load-and-fault run, PAYOUTS payouts (1000), three-way ledger report; fails on any violation
 	cargo build --workspace --bins
 	./target/debug/reliability --payouts $(PAYOUTS) --out target/reliability
+
+FUNCTION_PACKAGES := -p submit-payout -p payout-webhook -p reconcile-payouts
+bench: venv ## Performance table: init, CPU per request, AWS calls, peak RSS, arm64 zip sizes (slow)
+	cargo build --release --bins $(FUNCTION_PACKAGES)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(FUNCTION_PACKAGES)
+	cargo build --release -p payout-e2e --bin bench
+	./target/release/bench
 
 FUZZ_SECONDS ?= 60
 fuzz: ## Fuzz the webhook parse-and-verify path and payout validation, FUZZ_SECONDS each

@@ -10,8 +10,13 @@ restarts. With MOTO_STATE_FILE set, the server loads the DynamoDB and Secrets Ma
 that file at start (if it exists), and `POST /_moto_state/save-and-exit` writes the state there
 and ends the process at once, under the same lock, so no request is applied after the save. The
 reliability run uses this to restart the server mid-run without losing what it held.
+
+`GET /_moto_state/calls` answers how many requests each API operation got (by X-Amz-Target,
+e.g. `DynamoDB_20120810.PutItem`), so benchmarks count AWS calls at the emulator.
 """
 
+import collections
+import json
 import os
 import pickle
 import sys
@@ -26,6 +31,8 @@ _call = DomainDispatcherApplication.__call__
 _STATE_FILE = os.environ.get("MOTO_STATE_FILE")
 _SERVICES = ("dynamodb", "secretsmanager")
 _SAVE_AND_EXIT = "/_moto_state/save-and-exit"
+_CALLS = "/_moto_state/calls"
+_calls = collections.Counter()
 
 
 def _save_and_exit():
@@ -46,8 +53,14 @@ def _restore():
 
 def _serialized(self, environ, start_response):
     with _lock:
-        if _STATE_FILE and environ.get("PATH_INFO") == _SAVE_AND_EXIT:
+        path = environ.get("PATH_INFO")
+        if _STATE_FILE and path == _SAVE_AND_EXIT:
             _save_and_exit()
+        if path == _CALLS:
+            body = json.dumps(_calls).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        _calls[environ.get("HTTP_X_AMZ_TARGET", "other")] += 1
         # Materialize the body inside the lock: the WSGI iterable may still read moto's state.
         return list(_call(self, environ, start_response))
 

@@ -27,10 +27,15 @@ const INVOCATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The workspace's `target/debug/<name>`, built by `make test` before the tests run.
 pub fn binary(name: &str) -> PathBuf {
+    binary_in("debug", name)
+}
+
+/// The workspace's `target/<profile>/<name>`.
+pub fn binary_in(profile: &str, name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("debug").join(name)
+    target.join(profile).join(name)
 }
 
 /// The environment every function gets: the contract's variables, and the AWS SDK pointed at
@@ -72,6 +77,8 @@ struct RuntimeApi {
     pending: Mutex<HashMap<String, Reply>>,
     /// How many `next` calls have arrived: the first one means init finished.
     polls: watch::Sender<u64>,
+    /// When the first `next` call arrived.
+    first_poll: Mutex<Option<Instant>>,
     init_error: Mutex<Option<String>>,
 }
 
@@ -82,6 +89,8 @@ pub struct Function {
     logs: Arc<Mutex<Vec<u8>>>,
     sender: mpsc::UnboundedSender<Invocation>,
     children: Vec<Child>,
+    spawned: Instant,
+    api: Arc<RuntimeApi>,
 }
 
 impl std::fmt::Debug for Function {
@@ -111,6 +120,7 @@ impl Function {
             queue: tokio::sync::Mutex::new(receiver),
             pending: Mutex::default(),
             polls,
+            first_poll: Mutex::default(),
             init_error: Mutex::default(),
         });
         let runtime_addr = serve(
@@ -128,6 +138,7 @@ impl Function {
         let front_addr = serve(Router::new().fallback(front).with_state(sender.clone())).await?;
         let logs = Arc::new(Mutex::new(Vec::new()));
         let mut children = Vec::new();
+        let spawned = Instant::now();
         for _ in 0..instances {
             let mut command = Command::new(&binary);
             command
@@ -208,7 +219,24 @@ impl Function {
             logs,
             sender,
             children,
+            spawned,
+            api,
         })
+    }
+
+    /// From starting the first process until a process first asked for an event (its init).
+    pub fn init_time(&self) -> Option<Duration> {
+        let first = *self
+            .api
+            .first_poll
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        first.map(|at| at.duration_since(self.spawned))
+    }
+
+    /// The process ids, e.g. to read their CPU time and peak memory from `/proc`.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(Child::id).collect()
     }
 
     /// Everything the processes wrote to stdout and stderr so far.
@@ -253,6 +281,10 @@ async fn serve(router: Router) -> Result<SocketAddr, String> {
 }
 
 async fn next(State(api): State<Arc<RuntimeApi>>) -> Response {
+    api.first_poll
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(Instant::now);
     api.polls.send_modify(|n| *n += 1);
     let invocation = api.queue.lock().await.recv().await;
     let Some(invocation) = invocation else {
