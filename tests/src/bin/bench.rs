@@ -1,0 +1,553 @@
+//! `make bench`: init time, warm CPU per request, AWS calls per operation, peak memory and
+//! deployment zip sizes of the three functions, printed as a table against the targets.
+//!
+//! Expects `cargo build --release --bins` (x86-64 binaries for timing) and
+//! `cargo lambda build --release --arm64 --output-format zip` (the deployment zips) to have run:
+//! `make bench` does both.
+
+// A command-line tool: the table goes to standard output.
+#![allow(clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lambda_http::Request;
+use payout_core::domain::{PayoutRequest, TradeNo};
+use payout_core::metrics::Metrics;
+use payout_core::order::{Order, OrderStatus};
+use payout_core::secrets::{Keyring, MIN_REFRESH_INTERVAL, VexoraCredentials};
+use payout_core::testkit::{
+    InMemoryStore, Moto, StaticSecrets, aws_config_for, credentials, payout_json, signed_json,
+    vexora_answer,
+};
+use payout_core::vexora::{DisbursementRequest, Exchange, PayoutGateway, QueryRequest};
+use payout_e2e::lambda::{Function, binary_in, function_env};
+use payout_e2e::local;
+use payout_e2e::sandbox::{Sandbox, SandboxConfig};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+const FUNCTIONS: [&str; 3] = ["submit-payout", "payout-webhook", "reconcile-payouts"];
+const SECRET: &str = "bench-app-secret";
+const MERCHANT: &str = "0000000001";
+const INIT_STARTS: usize = 21;
+const CPU_REQUESTS: usize = 10_000;
+const WARM_REQUESTS: usize = 1_000;
+
+type Result<T> = std::result::Result<T, String>;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// One row of the table.
+struct Row {
+    what: String,
+    measured: String,
+    target: String,
+    verdict: String,
+}
+
+fn row(what: impl Into<String>, measured: impl Into<String>, target: &str, met: Option<bool>) -> Row {
+    Row {
+        what: what.into(),
+        measured: measured.into(),
+        target: target.into(),
+        verdict: match met {
+            Some(true) => "met".into(),
+            Some(false) => "MISSED".into(),
+            None => String::new(),
+        },
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+// ---- warm CPU, in process ------------------------------------------------------------------
+
+/// CPU time of the calling thread (excludes time blocked on I/O, and other threads).
+#[allow(unsafe_code)]
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Vexora on loopback, minus the socket: answers `0000`/`0015` for the request's `tradeNo`.
+#[derive(Debug)]
+struct EchoGateway;
+
+impl PayoutGateway for EchoGateway {
+    async fn submit(&self, _: &VexoraCredentials, body: &DisbursementRequest) -> Exchange {
+        vexora_answer("0000", Some("0015"), &body.trade_no)
+    }
+    async fn query(&self, _: &VexoraCredentials, body: &QueryRequest) -> Exchange {
+        vexora_answer("0000", Some("0000"), &body.trade_no)
+    }
+}
+
+#[derive(Debug)]
+struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn count(&self, _: &'static str, _: u64) {}
+}
+
+fn event(fixture: &str, body: &str) -> Result<String> {
+    let mut e: Value = serde_json::from_str(fixture).map_err(|e| e.to_string())?;
+    e["body"] = body.into();
+    Ok(e.to_string())
+}
+
+/// Median and p99 CPU µs over `events`, each parsed as API Gateway would hand it over and
+/// answered by `handle`.
+fn cpu_per_request<F, Fut>(events: &[String], mut handle: F) -> Result<(f64, f64)>
+where
+    F: FnMut(Request) -> Fut,
+    Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut micros = Vec::with_capacity(events.len());
+    for event in events {
+        let started = thread_cpu();
+        let request =
+            lambda_http::request::from_str(event).map_err(|e| format!("bad event: {e}"))?;
+        let response = runtime.block_on(handle(request));
+        let status = response.status().as_u16();
+        std::hint::black_box(response.body().as_ref().len());
+        micros.push((thread_cpu() - started).as_secs_f64() * 1e6);
+        if !(200..300).contains(&status) {
+            return Err(format!("the benchmark request was answered {status}"));
+        }
+    }
+    micros.sort_by(f64::total_cmp);
+    Ok((percentile(&micros, 0.5), percentile(&micros, 0.99)))
+}
+
+fn submit_cpu() -> Result<(f64, f64)> {
+    let fixture = include_str!("../../../functions/submit-payout/events/post-payout.json");
+    let app = submit_payout::handler::App {
+        store: InMemoryStore::new(),
+        gateway: EchoGateway,
+        secrets: StaticSecrets::new(credentials(SECRET)),
+        notify_url: url::Url::parse("https://api.example.jp/vexora/notify")
+            .map_err(|e| e.to_string())?,
+        abandoned_after: chrono::Duration::seconds(28),
+        processing_age: chrono::Duration::minutes(15),
+        clock: chrono::Utc::now,
+    };
+    let events = (0..CPU_REQUESTS)
+        .map(|i| event(fixture, &payout_json(&format!("BENCH-{i:06}"), 1500)))
+        .collect::<Result<Vec<_>>>()?;
+    cpu_per_request(&events, |r| submit_payout::handler::handle(&app, r))
+}
+
+fn webhook_cpu() -> Result<(f64, f64)> {
+    let fixture = include_str!("../../../functions/payout-webhook/events/notify.json");
+    let store = InMemoryStore::new();
+    let payout = PayoutRequest::from_json(payout_json("BENCH", 1500).as_bytes())
+        .map_err(|e| format!("{e:?}"))?;
+    let now = chrono::Utc::now();
+    let mut events = Vec::with_capacity(CPU_REQUESTS);
+    for i in 0..CPU_REQUESTS {
+        let trade_no = format!("BENCH-{i:06}");
+        let mut order = Order::pending(
+            TradeNo::parse(&trade_no).map_err(|e| format!("{e:?}"))?,
+            &payout,
+            now,
+            now,
+        );
+        order.status = OrderStatus::Processing;
+        store.insert(order);
+        let body = signed_json(
+            &[
+                ("tradeNo", trade_no.as_str()),
+                ("platFormTradeNo", &format!("PF-{trade_no}")),
+                ("amount", "1500.00"),
+                ("status", "0000"),
+                ("message", "success"),
+                ("successTime", "2026-11-25 12:00:00"),
+                ("timestamp", &now.timestamp_millis().to_string()),
+            ],
+            SECRET,
+        );
+        events.push(event(fixture, &body)?);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let keyring = runtime
+        .block_on(Keyring::load(
+            StaticSecrets::new(credentials(SECRET)),
+            MIN_REFRESH_INTERVAL,
+        ))
+        .map_err(|e| e.to_string())?;
+    let app = payout_webhook::handler::App {
+        store,
+        keyring,
+        metrics: NoMetrics,
+        processing_age: chrono::Duration::minutes(15),
+        clock: chrono::Utc::now,
+    };
+    cpu_per_request(&events, |r| payout_webhook::handler::handle(&app, r))
+}
+
+// ---- the release binaries against moto and the sandbox -------------------------------------
+
+struct Emulators {
+    moto: Moto,
+    sandbox: Sandbox,
+    table: String,
+    secret_id: String,
+}
+
+async fn emulators() -> Result<Emulators> {
+    let moto = Moto::start()?;
+    let sdk = aws_config_for(&moto.endpoint).await;
+    let (table, secret_id) = ("payouts-bench".to_owned(), "vexora/bench".to_owned());
+    local::setup(&sdk, &table, &secret_id, MERCHANT, SECRET).await?;
+    let sandbox = Sandbox::start(
+        SandboxConfig {
+            merchant_no: MERCHANT.into(),
+            app_secret: SECRET.into(),
+            // Webhooks are sent by the benchmark itself, never by the schedule.
+            processing_time: Duration::from_secs(24 * 3600),
+            ..SandboxConfig::default()
+        },
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Emulators {
+        moto,
+        sandbox,
+        table,
+        secret_id,
+    })
+}
+
+impl Emulators {
+    fn env(&self, notify: &str) -> Vec<(String, String)> {
+        let mut env = function_env(
+            &self.table,
+            &self.secret_id,
+            &self.sandbox.base_url(),
+            notify,
+            3000,
+            &self.moto.endpoint,
+        );
+        // JSON log lines go to a pipe, as in Lambda; debug lines stay off.
+        env.push(("RUST_LOG".into(), "info".into()));
+        env
+    }
+
+    async fn calls(&self) -> Result<BTreeMap<String, u64>> {
+        reqwest::get(format!("{}/_moto_state/calls", self.moto.endpoint))
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// AWS calls made while `work` ran, by operation.
+    async fn count<F: std::future::Future<Output = Result<()>>>(
+        &self,
+        work: F,
+    ) -> Result<BTreeMap<String, u64>> {
+        let before = self.calls().await?;
+        work.await?;
+        let after = self.calls().await?;
+        Ok(after
+            .into_iter()
+            .map(|(k, v)| {
+                let d = v - before.get(&k).copied().unwrap_or(0);
+                (k.rsplit('.').next().unwrap_or(&k).to_owned(), d)
+            })
+            .filter(|(_, d)| *d > 0)
+            .collect())
+    }
+}
+
+fn describe(calls: &BTreeMap<String, u64>) -> (u64, String) {
+    let total = calls.values().sum();
+    let text = if calls.is_empty() {
+        "0".to_owned()
+    } else {
+        format!(
+            "{total} ({})",
+            calls
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    (total, text)
+}
+
+/// CPU seconds (user + system) and peak RSS (kB) of a process, from `/proc`.
+fn proc_usage(pid: u32) -> Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+    let ticks: u64 = fields
+        .get(11..13)
+        .ok_or("short /proc stat")?
+        .iter()
+        .map(|f| f.parse::<u64>().unwrap_or(0))
+        .sum();
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or("no VmHWM")?;
+    Ok((ticks as f64 / hz, hwm))
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: String) -> Result<u16> {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(response.status().as_u16())
+}
+
+#[allow(clippy::too_many_lines)] // the table, top to bottom
+async fn bench() -> Result<Vec<Row>> {
+    for name in FUNCTIONS {
+        if !binary_in("release", name).exists() {
+            return Err(format!("target/release/{name} is missing: run `make bench`"));
+        }
+    }
+    let mut rows = Vec::new();
+    let em = emulators().await?;
+
+    // Init: process start until the first request for an event.
+    for name in FUNCTIONS {
+        let mut times = Vec::new();
+        for _ in 0..INIT_STARTS {
+            let mut f = Function::start(binary_in("release", name), name, &em.env("http://127.0.0.1/n"), 1).await?;
+            times.push(
+                f.init_time()
+                    .ok_or("no init time")?
+                    .as_secs_f64()
+                    * 1000.0,
+            );
+            f.stop().await;
+        }
+        times.sort_by(f64::total_cmp);
+        let median = percentile(&times, 0.5);
+        rows.push(row(
+            format!("init, {name} (median of {INIT_STARTS} starts)"),
+            format!("{median:.1} ms (min {:.1}, max {:.1})", times[0], times[times.len() - 1]),
+            "≤ 25 ms",
+            Some(median <= 25.0),
+        ));
+    }
+
+    // Warm CPU in process.
+    let (median, p99) = submit_cpu()?;
+    rows.push(row(
+        format!("CPU per submit, in process ({CPU_REQUESTS} new payouts)"),
+        format!("median {median:.1} µs, p99 {p99:.1} µs"),
+        "≤ 120 µs",
+        Some(median <= 120.0),
+    ));
+    let (median, p99) = webhook_cpu()?;
+    rows.push(row(
+        format!("CPU per webhook, in process ({CPU_REQUESTS} success notifications)"),
+        format!("median {median:.1} µs, p99 {p99:.1} µs"),
+        "≤ 50 µs",
+        Some(median <= 50.0),
+    ));
+
+    // The release binaries, warm, against moto and the sandbox.
+    let webhook = Function::start(
+        binary_in("release", "payout-webhook"),
+        "payout-webhook",
+        &em.env("http://127.0.0.1/n"),
+        1,
+    )
+    .await?;
+    let notify = format!("{}/vexora/notify", webhook.url);
+    let submit = Function::start(
+        binary_in("release", "submit-payout"),
+        "submit-payout",
+        &em.env(&notify),
+        1,
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let submit_url = format!("{}/payouts", submit.url);
+    // Warm up: the first request opens connections.
+    post(&http, &submit_url, payout_json("BENCH-WARMUP", 1500)).await?;
+    em.sandbox.send_webhook("BENCH-WARMUP", "0000").await;
+
+    let (new_calls, duplicate_calls, webhook_calls) = (
+        em.count(async {
+            match post(&http, &submit_url, payout_json("BENCH-CALLS", 1500)).await? {
+                201 => Ok(()),
+                other => Err(format!("new submit answered {other}")),
+            }
+        })
+        .await?,
+        em.count(async {
+            match post(&http, &submit_url, payout_json("BENCH-CALLS", 1500)).await? {
+                200 => Ok(()),
+                other => Err(format!("duplicate submit answered {other}")),
+            }
+        })
+        .await?,
+        em.count(async {
+            match em.sandbox.send_webhook("BENCH-CALLS", "0000").await {
+                Some(d) if d.acknowledged => Ok(()),
+                other => Err(format!("webhook not acknowledged: {other:?}")),
+            }
+        })
+        .await?,
+    );
+    for (what, calls, target) in [
+        ("AWS calls, new submit", &new_calls, 2),
+        ("AWS calls, duplicate submit", &duplicate_calls, 1),
+        ("AWS calls, webhook", &webhook_calls, 1),
+    ] {
+        let (total, text) = describe(calls);
+        rows.push(row(what, text, &target.to_string(), Some(total == target)));
+    }
+
+    // A warm run: new payouts, then their success notifications.
+    let (submit_pid, webhook_pid) = (submit.pids()[0], webhook.pids()[0]);
+    let (submit_cpu_before, _) = proc_usage(submit_pid)?;
+    let (webhook_cpu_before, _) = proc_usage(webhook_pid)?;
+    let warm_calls = em
+        .count(async {
+            for i in 0..WARM_REQUESTS {
+                let status = post(&http, &submit_url, payout_json(&format!("BENCH-W{i:05}"), 1500)).await?;
+                if status != 201 {
+                    return Err(format!("warm submit answered {status}"));
+                }
+            }
+            for i in 0..WARM_REQUESTS {
+                let delivered = em.sandbox.send_webhook(&format!("BENCH-W{i:05}"), "0000").await;
+                if !delivered.is_some_and(|d| d.acknowledged) {
+                    return Err("warm webhook not acknowledged".into());
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    let (submit_cpu_after, submit_rss) = proc_usage(submit_pid)?;
+    let (webhook_cpu_after, webhook_rss) = proc_usage(webhook_pid)?;
+    let secrets = warm_calls.get("GetSecretValue").copied().unwrap_or(0);
+    rows.push(row(
+        format!("Secrets Manager calls, {} warm requests", 2 * WARM_REQUESTS),
+        secrets.to_string(),
+        "0",
+        Some(secrets == 0),
+    ));
+    for (name, before, after) in [
+        ("submit-payout", submit_cpu_before, submit_cpu_after),
+        ("payout-webhook", webhook_cpu_before, webhook_cpu_after),
+    ] {
+        rows.push(row(
+            format!("CPU per request, {name} process, with the AWS SDK and HTTP (mean of {WARM_REQUESTS})"),
+            format!("{:.0} µs", (after - before) / WARM_REQUESTS as f64 * 1e6),
+            "",
+            None,
+        ));
+    }
+    for (name, rss) in [("submit-payout", submit_rss), ("payout-webhook", webhook_rss)] {
+        let mb = rss as f64 / 1024.0;
+        rows.push(row(
+            format!("peak RSS, {name} (after {WARM_REQUESTS} warm requests)"),
+            format!("{mb:.1} MB"),
+            "≤ 30 MB",
+            Some(mb <= 30.0),
+        ));
+    }
+    let reconcile = Function::start(
+        binary_in("release", "reconcile-payouts"),
+        "reconcile-payouts",
+        &em.env(&notify),
+        1,
+    )
+    .await?;
+    let event: Value = serde_json::from_str(include_str!(
+        "../../../functions/reconcile-payouts/events/schedule.json"
+    ))
+    .map_err(|e| e.to_string())?;
+    reconcile.invoke(&event).await?;
+    let (_, rss) = proc_usage(reconcile.pids()[0])?;
+    let mb = rss as f64 / 1024.0;
+    rows.push(row(
+        "peak RSS, reconcile-payouts (after a run)",
+        format!("{mb:.1} MB"),
+        "≤ 30 MB",
+        Some(mb <= 30.0),
+    ));
+
+    // Deployment zips.
+    for name in FUNCTIONS {
+        let zip = workspace().join(format!("target/lambda/{name}/bootstrap.zip"));
+        let size = std::fs::metadata(&zip)
+            .map_err(|e| format!("{}: {e} (run `make bench`)", zip.display()))?
+            .len();
+        let mb = size as f64 / 1e6;
+        rows.push(row(
+            format!("zip, {name} (arm64)"),
+            format!("{size} B ({mb:.2} MB)"),
+            "≤ 3.3 MB",
+            Some(mb <= 3.3),
+        ));
+    }
+    Ok(rows)
+}
+
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench()) {
+        Ok(rows) => {
+            println!("| Measure | Result | Target | |\n|---|---|---|---|");
+            for r in &rows {
+                println!("| {} | {} | {} | {} |", r.what, r.measured, r.target, r.verdict);
+            }
+            let missed = rows.iter().filter(|r| r.verdict == "MISSED").count();
+            println!("\n{missed} target(s) missed");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
