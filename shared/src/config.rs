@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use url::{Host, Url};
 
+use crate::secrets::DEFAULT_PREVIOUS_SECRET_GRACE;
+
 pub const PAYOUTS_TABLE: &str = "PAYOUTS_TABLE";
 pub const VEXORA_SECRET_ID: &str = "VEXORA_SECRET_ID";
 pub const VEXORA_BASE_URL: &str = "VEXORA_BASE_URL";
@@ -16,9 +18,12 @@ pub const VEXORA_TIMEOUT_MS: &str = "VEXORA_TIMEOUT_MS";
 pub const RECONCILE_PROCESSING_AGE_MINUTES: &str = "RECONCILE_PROCESSING_AGE_MINUTES";
 pub const RECONCILE_GIVE_UP_HOURS: &str = "RECONCILE_GIVE_UP_HOURS";
 pub const RECONCILE_MAX_ORDERS: &str = "RECONCILE_MAX_ORDERS";
+/// How long after a rotation the previous app secret still verifies webhooks (contract §
+/// Security rules for signed bodies), in seconds; at most 24 h, 0 turns it off.
+pub const VEXORA_PREVIOUS_SECRET_GRACE_S: &str = "VEXORA_PREVIOUS_SECRET_GRACE_S";
 
 /// Every variable the functions read, for tools and templates that must match the code.
-pub const ALL_VARIABLES: [&str; 8] = [
+pub const ALL_VARIABLES: [&str; 9] = [
     PAYOUTS_TABLE,
     VEXORA_SECRET_ID,
     VEXORA_BASE_URL,
@@ -27,6 +32,7 @@ pub const ALL_VARIABLES: [&str; 8] = [
     RECONCILE_PROCESSING_AGE_MINUTES,
     RECONCILE_GIVE_UP_HOURS,
     RECONCILE_MAX_ORDERS,
+    VEXORA_PREVIOUS_SECRET_GRACE_S,
 ];
 
 pub const DEFAULT_VEXORA_TIMEOUT: Duration = Duration::from_millis(8000);
@@ -46,6 +52,8 @@ pub struct Config {
     pub reconcile_give_up_after: chrono::Duration,
     /// At most this many orders are checked (and so queried) per reconciler run.
     pub reconcile_max_orders: u32,
+    /// How long after a rotation the previous app secret still verifies webhooks.
+    pub previous_secret_grace: Duration,
 }
 
 /// One bad variable.
@@ -138,6 +146,20 @@ impl Config {
         let processing_age = number(RECONCILE_PROCESSING_AGE_MINUTES, 15, 24 * 60);
         let give_up = number(RECONCILE_GIVE_UP_HOURS, 72, 24 * 30);
         let max_orders = number(RECONCILE_MAX_ORDERS, 100, 10_000);
+        let max_grace = DEFAULT_PREVIOUS_SECRET_GRACE.as_secs();
+        let grace = match lookup(VEXORA_PREVIOUS_SECRET_GRACE_S) {
+            None => Some(DEFAULT_PREVIOUS_SECRET_GRACE),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(s) if s <= max_grace => Some(Duration::from_secs(s)),
+                _ => {
+                    errors.push(VarError {
+                        variable: VEXORA_PREVIOUS_SECRET_GRACE_S,
+                        problem: format!("must be a whole number of seconds from 0 to {max_grace}"),
+                    });
+                    None
+                }
+            },
+        };
         match (
             table,
             secret_id,
@@ -147,21 +169,29 @@ impl Config {
             processing_age,
             give_up,
             max_orders,
+            grace,
         ) {
-            (Some(t), Some(s), Some(b), Some(n), Some(d), Some(p), Some(g), Some(m))
-                if errors.is_empty() =>
-            {
-                Ok(Self {
-                    payouts_table: t,
-                    vexora_secret_id: s,
-                    vexora_base_url: b,
-                    vexora_notify_url: n,
-                    vexora_timeout: d,
-                    reconcile_processing_age: chrono::Duration::minutes(i64::from(p)),
-                    reconcile_give_up_after: chrono::Duration::hours(i64::from(g)),
-                    reconcile_max_orders: m,
-                })
-            }
+            (
+                Some(t),
+                Some(s),
+                Some(b),
+                Some(n),
+                Some(d),
+                Some(p),
+                Some(g),
+                Some(m),
+                Some(grace),
+            ) if errors.is_empty() => Ok(Self {
+                payouts_table: t,
+                vexora_secret_id: s,
+                vexora_base_url: b,
+                vexora_notify_url: n,
+                vexora_timeout: d,
+                reconcile_processing_age: chrono::Duration::minutes(i64::from(p)),
+                reconcile_give_up_after: chrono::Duration::hours(i64::from(g)),
+                reconcile_max_orders: m,
+                previous_secret_grace: grace,
+            }),
             _ => Err(ConfigError(errors)),
         }
     }
@@ -241,6 +271,7 @@ mod tests {
         assert_eq!(c.reconcile_processing_age, chrono::Duration::minutes(15));
         assert_eq!(c.reconcile_give_up_after, chrono::Duration::hours(72));
         assert_eq!(c.reconcile_max_orders, 100);
+        assert_eq!(c.previous_secret_grace, Duration::from_secs(86_400));
         assert_eq!(
             c.vexora_base_url.as_str(),
             "https://sandbox-api.vexora.com/japan"
@@ -292,6 +323,8 @@ mod tests {
             (RECONCILE_PROCESSING_AGE_MINUTES, Some("0"), "whole number"),
             (RECONCILE_GIVE_UP_HOURS, Some("soon"), "whole number"),
             (RECONCILE_MAX_ORDERS, Some("-1"), "whole number"),
+            (VEXORA_PREVIOUS_SECRET_GRACE_S, Some("86401"), "0 to 86400"),
+            (VEXORA_PREVIOUS_SECRET_GRACE_S, Some("a day"), "seconds"),
         ];
         for (name, value, expected) in cases {
             let err = load(with(name, *value)).unwrap_err();

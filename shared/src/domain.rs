@@ -1,14 +1,14 @@
 //! Japan payout domain types: values that can only hold what the contract and Vexora accept,
 //! and the request DTO → [`PayoutRequest`] conversion that reports every violation at once.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rand::Rng;
-use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::json::{ObjectError, RawObject};
 
 /// Wraps personal data so that `Debug` and `Display` print a mask; reading the value is explicit.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -132,25 +132,28 @@ impl Amount {
         Ok(Self(yen))
     }
 
-    /// From a JSON number or a string of digits; no decimals, no sign, no exponent.
-    pub fn from_json(value: &Value) -> Result<Self, Invalid> {
-        const SHAPE: &str = "must be a whole number of yen (a JSON integer or a string of digits, no sign or decimals)";
-        match value {
-            Value::Number(n) => match (n.as_u64(), n.as_f64()) {
-                (Some(yen), _) => Self::new(yen),
-                (None, _) if n.as_i64().is_some() => invalid("must not be negative"),
-                (None, Some(f)) if f < 0.0 => invalid("must not be negative"),
-                // `1500.0`: whole, and exact below MAX_YEN (< 2^53).
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                (None, Some(f)) if f.fract() == 0.0 && f <= Self::MAX_YEN as f64 => {
-                    Self::new(f as u64)
-                }
-                (None, Some(f)) if f.fract() == 0.0 => {
-                    invalid("is too large (at most 999999999999999 yen)")
-                }
-                (None, _) => invalid(SHAPE),
+    /// From the raw JSON text of the `amount` member: a number or a string of digits, read
+    /// exactly from the text. A number may carry a fraction of zeros (`1500.0`, which JSON Schema
+    /// also calls an integer); a sign, an exponent or any non-zero fraction is refused, so
+    /// `1e2`, `100.00000000000001` and `1500.9999999999999999` are errors, never 100 or 1501.
+    pub fn from_json_text(raw: &str) -> Result<Self, Invalid> {
+        const SHAPE: &str = "must be a whole number of yen (a JSON integer or a string of digits, no sign, exponent or decimals)";
+        match raw.as_bytes().first() {
+            Some(b'"') => match serde_json::from_str::<String>(raw) {
+                Ok(text) => Self::parse_digits(&text),
+                Err(_) => invalid(SHAPE),
             },
-            Value::String(s) => Self::parse_digits(s),
+            Some(b'-') => invalid("must not be negative"),
+            Some(b'0'..=b'9') => {
+                if raw.contains(['e', 'E']) {
+                    return invalid(SHAPE);
+                }
+                let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
+                if fraction.bytes().any(|b| b != b'0') {
+                    return invalid(SHAPE);
+                }
+                Self::parse_digits(whole)
+            }
             _ => invalid(SHAPE),
         }
     }
@@ -182,11 +185,13 @@ impl fmt::Display for Amount {
 /// An amount as whole yen: `1500`, `"1500"`, `"1500.00"`; `None` for a non-zero fraction or
 /// anything that is not a plain non-negative decimal number.
 pub fn whole_yen(text: &str) -> Option<u64> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty()
-        || !digits(whole)
-        || !digits(fraction)
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) if !fraction.is_empty() => (whole, fraction),
+        Some(_) => return None,
+        None => (text, ""),
+    };
+    if !all_digits(whole)
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
         || fraction.bytes().any(|b| b != b'0')
     {
         return None;
@@ -392,13 +397,13 @@ impl Remark {
     }
 }
 
-/// `POST /payouts` body as received: every field kept as raw JSON so each violation, including
-/// a wrong type, is reported against its own field.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// `POST /payouts` body as received: every member kept as JSON (the amount as its raw text) so
+/// each violation, including a wrong type, is reported against its own field.
+#[derive(Debug, Default)]
 pub struct PayoutRequestDto {
     pub trade_no: Option<Value>,
-    pub amount: Option<Value>,
+    /// The raw JSON text of `amount`, parsed exactly ([`Amount::from_json_text`]).
+    pub amount: Option<String>,
     pub bank_code: Option<Value>,
     pub bank_number: Option<Value>,
     pub user_id: Option<Value>,
@@ -407,8 +412,33 @@ pub struct PayoutRequestDto {
     pub firstname: Option<Value>,
     pub lastname: Option<Value>,
     pub remark: Option<Value>,
-    #[serde(flatten)]
-    pub unknown: BTreeMap<String, Value>,
+    /// Names of members the contract does not know.
+    pub unknown: Vec<String>,
+}
+
+impl PayoutRequestDto {
+    /// Sorts the members of a received object into the DTO's fields.
+    pub fn from_object(object: &RawObject<'_>) -> Self {
+        let mut dto = Self::default();
+        for (name, raw) in object.iter() {
+            // A number beyond f64's range does not read as a `Value`; it is then a wrong type.
+            let value = || serde_json::from_str::<Value>(raw.get()).ok();
+            match name {
+                "tradeNo" => dto.trade_no = value(),
+                "amount" => dto.amount = Some(raw.get().to_owned()),
+                "bankCode" => dto.bank_code = value(),
+                "bankNumber" => dto.bank_number = value(),
+                "userId" => dto.user_id = value(),
+                "mobile" => dto.mobile = value(),
+                "email" => dto.email = value(),
+                "firstname" => dto.firstname = value(),
+                "lastname" => dto.lastname = value(),
+                "remark" => dto.remark = value(),
+                other => dto.unknown.push(other.to_owned()),
+            }
+        }
+        dto
+    }
 }
 
 /// A payout request that satisfies every rule of the contract.
@@ -484,12 +514,12 @@ impl TryFrom<PayoutRequestDto> for PayoutRequest {
     fn try_from(dto: PayoutRequestDto) -> Result<Self, Self::Error> {
         let mut c = Collector(Vec::new());
         let trade_no = c.optional("tradeNo", dto.trade_no.as_ref(), TradeNo::parse);
-        let amount = match dto.amount.as_ref() {
-            None | Some(Value::Null) => {
+        let amount = match dto.amount.as_deref() {
+            None | Some("null") => {
                 c.0.push(FieldError::new("amount", "is required"));
                 None
             }
-            Some(v) => c.check("amount", Amount::from_json(v)),
+            Some(raw) => c.check("amount", Amount::from_json_text(raw)),
         };
         let bank_code = c.required("bankCode", dto.bank_code.as_ref(), BankCode::parse);
         let bank_number = c.required("bankNumber", dto.bank_number.as_ref(), BankNumber::parse);
@@ -498,8 +528,13 @@ impl TryFrom<PayoutRequestDto> for PayoutRequest {
         let email = c.required("email", dto.email.as_ref(), Email::parse);
         let firstname = c.required("firstname", dto.firstname.as_ref(), KatakanaName::parse);
         let lastname = c.required("lastname", dto.lastname.as_ref(), KatakanaName::parse);
-        let remark = c.optional("remark", dto.remark.as_ref(), Remark::parse);
-        for name in dto.unknown.keys() {
+        // An empty remark is no remark: Vexora's signature leaves empty values out, so both are
+        // the same payout (and the same fingerprint).
+        let remark = match dto.remark.as_ref() {
+            Some(Value::String(s)) if s.is_empty() => Some(None),
+            other => c.optional("remark", other, Remark::parse),
+        };
+        for name in &dto.unknown {
             c.0.push(FieldError::new(name, "is not a known field"));
         }
 
@@ -546,12 +581,15 @@ impl TryFrom<PayoutRequestDto> for PayoutRequest {
 impl PayoutRequest {
     /// Parses and validates a JSON body. A body that is not a JSON object is one error on `body`.
     pub fn from_json(body: &[u8]) -> Result<Self, ValidationErrors> {
-        let dto: PayoutRequestDto = serde_json::from_slice::<serde_json::Map<String, Value>>(body)
-            .and_then(|map| serde_json::from_value(Value::Object(map)))
-            .map_err(|_| {
-                ValidationErrors(vec![FieldError::new("body", "must be a JSON object")])
-            })?;
-        Self::try_from(dto)
+        let object = RawObject::parse(body).map_err(|e| {
+            ValidationErrors(vec![match e {
+                ObjectError::NotAnObject => FieldError::new("body", "must be a JSON object"),
+                ObjectError::Duplicate(name) => {
+                    FieldError::new(&name, "appears more than once; give each field once")
+                }
+            }])
+        })?;
+        Self::try_from(PayoutRequestDto::from_object(&object))
     }
 
     /// SHA-256 over the validated content, independent of key order and of whether `amount`
@@ -843,6 +881,62 @@ mod tests {
     }
 
     #[test]
+    fn amounts_are_parsed_exactly_from_the_text_never_through_a_float() {
+        let body = |amount: &str| {
+            good()
+                .to_string()
+                .replace("\"amount\":1500", &format!("\"amount\":{amount}"))
+        };
+        for (amount, expected) in [
+            ("1500", Some(1500)),
+            ("\"1500\"", Some(1500)),
+            ("1500.0", Some(1500)),
+            ("1500.000", Some(1500)),
+            ("1e2", None),
+            ("1E3", None),
+            ("1.5e3", None),
+            ("100.00000000000001", None),
+            ("1500.9999999999999999", None),
+            ("1500.5", None),
+            ("18446744073709551616", None),
+            ("-0", None),
+        ] {
+            let parsed = PayoutRequest::from_json(body(amount).as_bytes());
+            match expected {
+                Some(yen) => assert_eq!(parsed.map(|p| p.amount.yen()).ok(), Some(yen), "{amount}"),
+                None => {
+                    let errors = parsed.expect_err(amount).0;
+                    assert_eq!(errors.len(), 1, "{amount}: {errors:?}");
+                    assert_eq!(errors[0].field, "amount", "{amount}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_remark_is_the_same_payout_as_none() {
+        let mut without = good();
+        without.as_object_mut().unwrap().remove("remark");
+        let empty = with("remark", json!(""));
+        let null = with("remark", Value::Null);
+        let a = parse(&without).unwrap();
+        assert_eq!(parse(&empty).unwrap().remark, None);
+        assert_eq!(parse(&empty).unwrap().fingerprint(), a.fingerprint());
+        assert_eq!(parse(&null).unwrap().fingerprint(), a.fingerprint());
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused() {
+        let body = good()
+            .to_string()
+            .replace("\"amount\":1500", "\"amount\":1500,\"amount\":99999");
+        let errors = PayoutRequest::from_json(body.as_bytes()).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "amount");
+        assert!(errors[0].message.contains("more than once"), "{errors:?}");
+    }
+
+    #[test]
     fn every_violation_is_reported_not_only_the_first() {
         let v = json!({"amount": "12.5", "bankCode": "1", "mobile": "+81", "extra": 1, "other": 2});
         let fields: Vec<String> = parse(&v)
@@ -963,7 +1057,9 @@ mod tests {
             ("1500.00", Some(1500)),
             ("1500.0", Some(1500)),
             ("1500.50", None),
-            ("1500.", Some(1500)),
+            ("1500.", None),
+            ("1e2", None),
+            ("100.00000000000001", None),
             (".5", None),
             ("-1500", None),
             ("1e3", None),

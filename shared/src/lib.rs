@@ -1,8 +1,12 @@
 //! The payout core: everything the payout functions share.
 
+pub mod apply;
 pub mod bootstrap;
+pub mod budget;
 pub mod config;
 pub mod domain;
+pub mod intent;
+pub mod json;
 pub mod metrics;
 pub mod order;
 pub mod permissions;

@@ -6,9 +6,9 @@ use std::io::Write;
 /// The CloudWatch namespace of every metric (the SAM template's alarms use it).
 pub const NAMESPACE: &str = "VexoraPayouts";
 
-/// A webhook report contradicted a final state or the order's amount, or had an undocumented
-/// status. Alarmed.
-pub const WEBHOOK_ANOMALY: &str = "WebhookAnomaly";
+/// A Vexora report (submit answer, notification or query answer) contradicted a final state or
+/// the order's amount, or was undocumented. Alarmed.
+pub const PAYOUT_ANOMALY: &str = "PayoutAnomaly";
 /// A webhook's signature did not verify (missing, wrong, or signed with an unknown secret). Alarmed.
 pub const WEBHOOK_SIGNATURE_REJECTED: &str = "WebhookSignatureRejected";
 
@@ -68,13 +68,13 @@ mod tests {
     #[test]
     fn an_emf_line_names_namespace_dimension_and_value() {
         let line: serde_json::Value =
-            serde_json::from_str(&emf_line("payout-webhook", WEBHOOK_ANOMALY, 1, 42)).unwrap();
+            serde_json::from_str(&emf_line("payout-webhook", PAYOUT_ANOMALY, 1, 42)).unwrap();
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(line["_aws"]["Timestamp"], 42);
         assert_eq!(directive["Namespace"], NAMESPACE);
         assert_eq!(directive["Dimensions"][0][0], "Function");
-        assert_eq!(directive["Metrics"][0]["Name"], WEBHOOK_ANOMALY);
+        assert_eq!(directive["Metrics"][0]["Name"], PAYOUT_ANOMALY);
         assert_eq!(line["Function"], "payout-webhook");
-        assert_eq!(line[WEBHOOK_ANOMALY], 1);
+        assert_eq!(line[PAYOUT_ANOMALY], 1);
     }
 }

@@ -185,6 +185,9 @@ pub struct Order {
     pub last_query_at: Option<DateTime<Utc>>,
     /// Unresolved past the reconciler's age limit: a person must look at it.
     pub manual_review: bool,
+    /// The id of the last write to this item: a write retried after it landed (the SDK retries
+    /// when an answer is lost) recognizes itself instead of mistaking its own item for another.
+    pub last_write: Option<String>,
 }
 
 /// One status notification as received (PII-free): the order's audit trail.
@@ -199,26 +202,20 @@ pub struct HistoryEntry {
 }
 
 /// How long after its creation a `PENDING` order is abandoned: its submit function has
-/// certainly ended (the function timeout is set below this; see the SAM template), so nobody
-/// will record Vexora's answer. Readers and the reconciler then treat it as `UNCONFIRMED`.
+/// certainly ended (the function timeout is set below this; see [`crate::budget`] and the SAM
+/// template), so nobody will record Vexora's answer. Readers and the reconciler then store it
+/// as `UNCONFIRMED`.
 pub fn pending_abandoned_after(vexora_timeout: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(vexora_timeout).unwrap_or(chrono::Duration::MAX)
         + chrono::Duration::seconds(20)
 }
 
 impl Order {
-    /// The status to show and act on: an abandoned `PENDING` order is `UNCONFIRMED`.
-    pub fn effective_status(
-        &self,
-        now: DateTime<Utc>,
-        abandoned_after: chrono::Duration,
-    ) -> OrderStatus {
-        match self.status {
-            OrderStatus::Pending if now - self.created_at >= abandoned_after => {
-                OrderStatus::Unconfirmed
-            }
-            status => status,
-        }
+    /// Whether this order is `PENDING` past the moment its submit has certainly ended
+    /// ([`pending_abandoned_after`]): nobody will record Vexora's answer, so it is to be stored
+    /// as `UNCONFIRMED` ([`crate::apply::settle_abandoned`]).
+    pub fn is_abandoned(&self, now: DateTime<Utc>, abandoned_after: chrono::Duration) -> bool {
+        self.status == OrderStatus::Pending && now - self.created_at >= abandoned_after
     }
 
     /// A new order for a validated request, `PENDING`, version 1.
@@ -249,6 +246,7 @@ impl Order {
             check_attempts: 0,
             last_query_at: None,
             manual_review: false,
+            last_write: None,
         }
     }
 }
@@ -260,9 +258,36 @@ pub struct Anomaly {
     pub at: DateTime<Utc>,
     /// Where the report came from: `webhook`, `query` or `submit`.
     pub source: String,
-    /// Why it is an anomaly, e.g. `contradicts_final_state` or `amount_mismatch`.
+    /// Why it is an anomaly ([`AnomalyReason::label`]).
     pub reason: String,
     pub report: BTreeMap<String, String>,
+}
+
+/// Why a report was kept as an anomaly instead of moving the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnomalyReason {
+    /// A final state contradicted (success after failure or the reverse).
+    ContradictsFinalState,
+    /// The reported amount is not the order's.
+    AmountMismatch,
+    /// A status Vexora does not document for payouts.
+    UndocumentedStatus,
+    /// An answer outside Vexora's documented codes, or without a status.
+    UndocumentedAnswer,
+    /// An answer about another `tradeNo` than the one asked about.
+    TradeNoMismatch,
+}
+
+impl AnomalyReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ContradictsFinalState => "contradicts_final_state",
+            Self::AmountMismatch => "amount_mismatch",
+            Self::UndocumentedStatus => "undocumented_status",
+            Self::UndocumentedAnswer => "undocumented_answer",
+            Self::TradeNoMismatch => "trade_no_mismatch",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -370,7 +395,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_order_is_unconfirmed_once_its_submit_has_certainly_ended() {
+    fn a_pending_order_is_abandoned_once_its_submit_has_certainly_ended() {
         let now = Utc::now();
         let grace = pending_abandoned_after(std::time::Duration::from_millis(8000));
         assert_eq!(grace, chrono::Duration::seconds(28));
@@ -380,13 +405,10 @@ mod tests {
             now,
             now + grace,
         );
-        assert_eq!(
-            order.effective_status(now + grace - chrono::Duration::milliseconds(1), grace),
-            Pending
-        );
-        assert_eq!(order.effective_status(now + grace, grace), Unconfirmed);
+        assert!(!order.is_abandoned(now + grace - chrono::Duration::milliseconds(1), grace));
+        assert!(order.is_abandoned(now + grace, grace));
         order.status = Processing;
-        assert_eq!(order.effective_status(now + grace * 10, grace), Processing);
+        assert!(!order.is_abandoned(now + grace * 10, grace));
     }
 
     #[test]

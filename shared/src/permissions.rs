@@ -8,20 +8,15 @@ pub mod store {
     pub const GET: &str = "dynamodb:GetItem";
     pub const TRANSITION: &str = "dynamodb:UpdateItem";
     pub const DELETE_PENDING: &str = "dynamodb:DeleteItem";
-    pub const RECORD_ANOMALY: &str = "dynamodb:UpdateItem";
-    pub const APPEND_HISTORY: &str = "dynamodb:UpdateItem";
+    pub const KEEP: &str = "dynamodb:UpdateItem";
     pub const CLAIM_CHECK: &str = "dynamodb:UpdateItem";
     pub const CLAIM_REFRESH: &str = "dynamodb:UpdateItem";
     /// On the unresolved index, not the table.
     pub const DUE_FOR_CHECK: &str = "dynamodb:Query";
 }
 
-/// What the caching client calls: `GetSecretValue`, and `DescribeSecret` when a cached entry
-/// expires (to see whether the version changed).
-pub const SECRET_READ: [&str; 2] = [
-    "secretsmanager:GetSecretValue",
-    "secretsmanager:DescribeSecret",
-];
+/// What the secret cache calls ([`crate::secrets::SecretsManagerStore`]).
+pub const SECRET_READ: [&str; 1] = ["secretsmanager:GetSecretValue"];
 
 /// Actions of one function, by resource.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +27,8 @@ pub struct Needs {
     pub secret: &'static [&'static str],
 }
 
-/// `submit-payout`: create, get, transition, delete_pending; refresh uses claim_refresh and
-/// the resolver (transition, append_history, record_anomaly).
+/// `submit-payout`: create, get, transition, delete_pending, keep; refresh uses claim_refresh
+/// and the resolver (transition, keep).
 pub const SUBMIT_PAYOUT: Needs = Needs {
     binary: "submit-payout",
     table: &[
@@ -46,7 +41,7 @@ pub const SUBMIT_PAYOUT: Needs = Needs {
     secret: &SECRET_READ,
 };
 
-/// `payout-webhook`: transition, get, append_history, record_anomaly.
+/// `payout-webhook`: transition, get, keep.
 pub const PAYOUT_WEBHOOK: Needs = Needs {
     binary: "payout-webhook",
     table: &[store::GET, store::TRANSITION],

@@ -1,12 +1,16 @@
-//! The Vexora merchant credentials: read from Secrets Manager through the official caching
-//! client, parsed once per fetched version, never printable.
+//! The Vexora merchant credentials: read from Secrets Manager, cached in memory per version,
+//! never printable; and the keyring that verifies Vexora's signatures across a rotation.
+//!
+//! Rules (contract § Security rules for signed bodies): a published placeholder never verifies
+//! or signs anything; the previous version (`AWSPREVIOUS`) verifies only for the same merchant
+//! and only within a grace window after the current version was created; a failed verification
+//! re-reads the secret at most once per [`MIN_REFRESH_INTERVAL`], shared by concurrent callers.
 
 use std::future::Future;
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use aws_secretsmanager_caching::SecretsManagerCachingClient;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -30,6 +34,22 @@ impl MerchantNo {
     }
 }
 
+/// Values the template, the docs or common practice publish as stand-ins. A secret holding one
+/// was never issued by Vexora, so anyone can sign with it: it must never verify or sign.
+const PLACEHOLDER_APP_SECRETS: [&str; 9] = [
+    "REPLACE-ME",
+    "REPLACE_ME",
+    "REPLACEME",
+    "CHANGE-ME",
+    "CHANGEME",
+    "CHANGEIT",
+    "PLACEHOLDER",
+    "SECRET",
+    "APPSECRET",
+];
+/// The merchant number the template's generated secret carries until the merchant's is put.
+pub const PLACEHOLDER_MERCHANT_NO: &str = "0000000000";
+
 /// The merchant number and app secret. `Debug` masks the secret.
 #[derive(Debug, Clone)]
 pub struct VexoraCredentials {
@@ -38,7 +58,8 @@ pub struct VexoraCredentials {
 }
 
 impl VexoraCredentials {
-    /// Parses the secret's JSON value `{"merchantNo": "...", "appSecret": "..."}`.
+    /// Parses the secret's JSON value `{"merchantNo": "...", "appSecret": "..."}`; a
+    /// placeholder (see [`PLACEHOLDER_APP_SECRETS`], [`PLACEHOLDER_MERCHANT_NO`]) is an error.
     pub fn from_json(value: &str) -> Result<Self, SecretError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -60,6 +81,12 @@ impl VexoraCredentials {
             .app_secret
             .filter(|s| !s.expose_secret().is_empty())
             .ok_or(SecretError::Malformed("`appSecret` is missing or empty"))?;
+        let normalized = app_secret.expose_secret().trim().to_ascii_uppercase();
+        if merchant_no.as_str() == PLACEHOLDER_MERCHANT_NO
+            || PLACEHOLDER_APP_SECRETS.contains(&normalized.as_str())
+        {
+            return Err(SecretError::Placeholder);
+        }
         Ok(Self {
             merchant_no,
             app_secret,
@@ -67,7 +94,7 @@ impl VexoraCredentials {
     }
 }
 
-/// Which version of the secret to read: the current one, or the one before a rotation.
+/// Which version of the secret: the current one, or the one before the last rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Current,
@@ -92,398 +119,315 @@ pub enum SecretError {
     Unavailable(String),
     #[error("the Vexora secret (VEXORA_SECRET_ID) is malformed: {0}")]
     Malformed(&'static str),
+    #[error(
+        "the Vexora secret (VEXORA_SECRET_ID) still holds a placeholder: put the merchant's {{\"merchantNo\", \"appSecret\"}} from Vexora"
+    )]
+    Placeholder,
 }
 
-/// The port the functions use to get Vexora credentials.
-pub trait SecretSource: Send + Sync {
-    /// The credentials of a stage, from the cache when fresh.
-    fn credentials(
-        &self,
-        stage: Stage,
-    ) -> impl Future<Output = Result<Arc<VexoraCredentials>, SecretError>> + Send;
-
-    /// Bypasses the cache for one read of a stage (e.g. after a signature failure).
-    fn refresh(
-        &self,
-        stage: Stage,
-    ) -> impl Future<Output = Result<Arc<VexoraCredentials>, SecretError>> + Send;
+/// One version of the secret as the store holds it.
+#[derive(Debug, Clone)]
+pub struct StoredSecret {
+    /// The secret string (JSON); never printed.
+    pub value: SecretString,
+    pub version_id: String,
+    /// When this version was created (Secrets Manager's `CreatedDate`).
+    pub created_at: Option<DateTime<Utc>>,
 }
 
-/// Secrets Manager through `aws_secretsmanager_caching`.
-#[derive(Debug)]
-pub struct SecretsManagerSource {
-    cache: SecretsManagerCachingClient,
+/// The port: one uncached read of a stage. `Ok(None)` when the stage does not exist.
+pub trait SecretStore: Send + Sync {
+    fn fetch(
+        &self,
+        stage: Stage,
+    ) -> impl Future<Output = Result<Option<StoredSecret>, SecretError>> + Send;
+}
+
+/// Secrets Manager (`GetSecretValue` by version stage).
+#[derive(Debug, Clone)]
+pub struct SecretsManagerStore {
+    client: aws_sdk_secretsmanager::Client,
     secret_id: String,
-    /// The last parsed value per stage, by version id: a warm read reuses it instead of
-    /// parsing the JSON again on every request.
-    parsed: Mutex<Vec<(Stage, String, Arc<VexoraCredentials>)>>,
+}
+
+impl SecretsManagerStore {
+    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            secret_id: secret_id.into(),
+        }
+    }
+}
+
+impl SecretStore for SecretsManagerStore {
+    async fn fetch(&self, stage: Stage) -> Result<Option<StoredSecret>, SecretError> {
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+        let read = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .version_stage(stage.label())
+            .send()
+            .await;
+        let output = match read {
+            Ok(output) => output,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(GetSecretValueError::is_resource_not_found_exception) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => {
+                let code = aws_sdk_secretsmanager::error::ProvideErrorMetadata::code(&e)
+                    .unwrap_or("request failed")
+                    .to_owned();
+                return Err(SecretError::Unavailable(code));
+            }
+        };
+        let value = output
+            .secret_string
+            .ok_or(SecretError::Malformed("the value is not a string"))?;
+        Ok(Some(StoredSecret {
+            value: SecretString::from(value),
+            version_id: output.version_id.unwrap_or_default(),
+            created_at: output
+                .created_date
+                .and_then(|d| DateTime::from_timestamp(d.secs(), d.subsec_nanos())),
+        }))
+    }
+}
+
+/// One parsed version.
+#[derive(Debug)]
+pub struct SecretVersion {
+    pub credentials: VexoraCredentials,
+    pub version_id: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// What the cache holds: the current version and (when usable) the previous one.
+#[derive(Debug)]
+struct Snapshot {
+    current: Arc<SecretVersion>,
+    /// `None` when there is none, or it is a placeholder, malformed or another merchant's.
+    previous: Option<Arc<SecretVersion>>,
+    fetched_at: Instant,
 }
 
 /// How long a fetched secret is served from memory before Secrets Manager is asked again.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// A failed verification re-reads the secret at most this often (per instance).
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+/// After a failed read with a cached value in hand, the next try waits this long.
+const RETRY_AFTER_FAILED_READ: Duration = Duration::from_secs(30);
 
-impl SecretsManagerSource {
-    pub fn new(
-        client: aws_sdk_secretsmanager::Client,
-        secret_id: impl Into<String>,
-        ttl: Duration,
-    ) -> Result<Self, SecretError> {
-        let cache = SecretsManagerCachingClient::new(
-            client,
-            NonZeroUsize::MIN.saturating_add(1),
-            ttl,
-            true,
-        )
-        .map_err(|e| SecretError::Unavailable(e.to_string()))?;
-        Ok(Self {
-            cache,
-            secret_id: secret_id.into(),
-            parsed: Mutex::new(Vec::new()),
-        })
-    }
-
-    async fn read(
-        &self,
-        stage: Stage,
-        refresh: bool,
-    ) -> Result<Arc<VexoraCredentials>, SecretError> {
-        let fetched = self
-            .cache
-            .get_secret_value(&self.secret_id, None, Some(stage.label()), refresh)
-            .await;
-        let (version, value) = match fetched {
-            Ok(output) => (output.version_id.unwrap_or_default(), output.secret_string),
-            Err(e) => return Err(classify(e.as_ref(), stage)),
-        };
-        let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, _, known)) = parsed
-            .iter()
-            .find(|(s, v, _)| *s == stage && *v == version && !version.is_empty())
-        {
-            return Ok(known.clone());
-        }
-        let value = value.ok_or(SecretError::Malformed("the value is not a string"))?;
-        let credentials = Arc::new(VexoraCredentials::from_json(&value)?);
-        parsed.retain(|(s, _, _)| *s != stage);
-        parsed.push((stage, version, credentials.clone()));
-        Ok(credentials)
-    }
-}
-
-fn classify(e: &(dyn std::error::Error + 'static), stage: Stage) -> SecretError {
-    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
-    use aws_secretsmanager_caching::secret_store::SecretStoreError;
-    // The caching client wraps SDK errors; find a ResourceNotFound anywhere in the chain.
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cause {
-        if let Some(SecretStoreError::ResourceNotFound) = err.downcast_ref::<SecretStoreError>() {
-            return SecretError::NotFound(stage.label());
-        }
-        if let Some(sdk) =
-            err.downcast_ref::<aws_sdk_secretsmanager::error::SdkError<GetSecretValueError>>()
-            && sdk
-                .as_service_error()
-                .is_some_and(GetSecretValueError::is_resource_not_found_exception)
-        {
-            return SecretError::NotFound(stage.label());
-        }
-        cause = err.source();
-    }
-    SecretError::Unavailable(e.to_string())
-}
-
-impl SecretSource for SecretsManagerSource {
-    async fn credentials(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
-        self.read(stage, false).await
-    }
-
-    async fn refresh(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
-        self.read(stage, true).await
-    }
-}
-
-/// Verifies Vexora's signatures with the current app secret or, while a merchant rotates it,
-/// the previous one (`AWSCURRENT` / `AWSPREVIOUS`). After a failure it re-reads both from the
-/// source at most once per `min_refresh_interval`, so forged requests cannot drive Secrets
-/// Manager calls.
+/// The credentials, cached per version: a warm read calls nothing; a read after the TTL (or a
+/// refresh) reads the current stage, and the previous stage only when the current version
+/// changed. Reads are single-flight: concurrent callers share one fetch.
 #[derive(Debug)]
-pub struct Keyring<K> {
-    source: K,
-    previous: RwLock<Option<Arc<VexoraCredentials>>>,
-    last_refresh: Mutex<Option<Instant>>,
+pub struct Secrets<S> {
+    store: S,
+    ttl: Duration,
+    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl<S: SecretStore> Secrets<S> {
+    /// Reads the current version (required, not a placeholder) and the previous one, once.
+    pub async fn load(store: S, ttl: Duration) -> Result<Self, SecretError> {
+        let secrets = Self {
+            store,
+            ttl,
+            snapshot: RwLock::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+        };
+        secrets.fetch(None).await?;
+        Ok(secrets)
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The current credentials, from memory while fresh.
+    pub async fn current(&self) -> Result<Arc<SecretVersion>, SecretError> {
+        Ok(self.fresh().await?.current.clone())
+    }
+
+    fn cached(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn fresh(&self) -> Result<Arc<Snapshot>, SecretError> {
+        match self.cached() {
+            Some(s) if s.fetched_at.elapsed() < self.ttl => Ok(s),
+            _ => self.fetch(Some(self.ttl)).await,
+        }
+    }
+
+    /// Fetches unless another caller fetched within `unless_within` (single-flight).
+    async fn fetch(&self, unless_within: Option<Duration>) -> Result<Arc<Snapshot>, SecretError> {
+        let _one_at_a_time = self.fetching.lock().await;
+        let known = self.cached();
+        if let (Some(s), Some(within)) = (&known, unless_within)
+            && s.fetched_at.elapsed() < within
+        {
+            return Ok(s.clone());
+        }
+        let current = match self.store.fetch(Stage::Current).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Err(SecretError::NotFound(Stage::Current.label())),
+            Err(e) => return self.keep_serving(known, e),
+        };
+        let unchanged = known.as_ref().filter(|s| {
+            s.current.version_id == current.version_id && !current.version_id.is_empty()
+        });
+        let snapshot = match unchanged {
+            Some(s) => Snapshot {
+                current: s.current.clone(),
+                previous: s.previous.clone(),
+                fetched_at: Instant::now(),
+            },
+            None => {
+                let current = Arc::new(parse(current)?);
+                let previous = match self.store.fetch(Stage::Previous).await {
+                    Ok(stored) => stored.and_then(|p| usable_previous(p, &current)),
+                    Err(e) => return self.keep_serving(known, e),
+                };
+                Snapshot {
+                    current,
+                    previous,
+                    fetched_at: Instant::now(),
+                }
+            }
+        };
+        let snapshot = Arc::new(snapshot);
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Secrets Manager failed: keep serving what is known (a rotation is rare; an outage
+    /// should not stop payouts) and try again soon; with nothing known, fail.
+    fn keep_serving(
+        &self,
+        known: Option<Arc<Snapshot>>,
+        error: SecretError,
+    ) -> Result<Arc<Snapshot>, SecretError> {
+        let Some(known) = known else {
+            return Err(error);
+        };
+        tracing::warn!(error = %error, "reading the Vexora secret failed; serving the cached version");
+        let retry_soon = Arc::new(Snapshot {
+            current: known.current.clone(),
+            previous: known.previous.clone(),
+            fetched_at: Instant::now()
+                .checked_sub(self.ttl.saturating_sub(RETRY_AFTER_FAILED_READ))
+                .unwrap_or_else(Instant::now),
+        });
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(retry_soon.clone());
+        Ok(retry_soon)
+    }
+}
+
+fn parse(stored: StoredSecret) -> Result<SecretVersion, SecretError> {
+    Ok(SecretVersion {
+        credentials: VexoraCredentials::from_json(stored.value.expose_secret())?,
+        version_id: stored.version_id,
+        created_at: stored.created_at,
+    })
+}
+
+/// The previous version, if it may ever verify: parsed, not a placeholder, same merchant.
+fn usable_previous(stored: StoredSecret, current: &SecretVersion) -> Option<Arc<SecretVersion>> {
+    let previous = parse(stored).ok()?;
+    (previous.credentials.merchant_no == current.credentials.merchant_no)
+        .then(|| Arc::new(previous))
+}
+
+/// Which secret verified a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    Current,
+    /// The previous version, inside its grace window.
+    Previous,
+}
+
+/// Verifies Vexora's signatures with the current app secret or, within `grace` after the
+/// current version was created, the previous one.
+#[derive(Debug)]
+pub struct Keyring<S> {
+    secrets: Secrets<S>,
+    grace: chrono::Duration,
     min_refresh_interval: Duration,
 }
 
-/// How often a verification failure may refresh the secret.
-pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long after a rotation the previous app secret still verifies notifications.
+pub const DEFAULT_PREVIOUS_SECRET_GRACE: Duration = Duration::from_secs(24 * 3600);
 
-impl<K: SecretSource> Keyring<K> {
-    /// Reads the current secret (required) and the previous one (if any) once, at init.
-    pub async fn load(source: K, min_refresh_interval: Duration) -> Result<Self, SecretError> {
-        source.credentials(Stage::Current).await?;
-        let previous = optional(source.credentials(Stage::Previous).await)?;
-        Ok(Self {
-            source,
-            previous: RwLock::new(previous),
-            last_refresh: Mutex::new(None),
+impl<S: SecretStore> Keyring<S> {
+    pub fn new(secrets: Secrets<S>, grace: Duration, min_refresh_interval: Duration) -> Self {
+        Self {
+            secrets,
+            grace: chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX),
             min_refresh_interval,
-        })
+        }
     }
 
-    pub fn source(&self) -> &K {
-        &self.source
+    pub fn secrets(&self) -> &Secrets<S> {
+        &self.secrets
     }
 
-    /// Which secret signed `fields`, or `None` when none did. An error only when the secret
-    /// could not be read at all.
-    pub async fn verify(&self, fields: &ReceivedFields) -> Result<Option<Stage>, SecretError> {
-        if fields.get(crate::signing::SIGN_FIELD).is_none() {
-            return Ok(None);
+    /// Which secret signed `fields`, from what is in memory (read again only after the TTL).
+    /// An error only when the secret could not be read at all.
+    pub async fn verify(
+        &self,
+        fields: &ReceivedFields,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Verified>, SecretError> {
+        let snapshot = self.secrets.fresh().await?;
+        Ok(self.match_version(&snapshot, fields, now))
+    }
+
+    /// After [`Keyring::verify`] said no: reads the secret again unless it was read within the
+    /// minimum interval (by anyone: concurrent callers share one read), then verifies again.
+    pub async fn verify_refreshed(
+        &self,
+        fields: &ReceivedFields,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Verified>, SecretError> {
+        let snapshot = self.secrets.fetch(Some(self.min_refresh_interval)).await?;
+        Ok(self.match_version(&snapshot, fields, now))
+    }
+
+    fn match_version(
+        &self,
+        snapshot: &Snapshot,
+        fields: &ReceivedFields,
+        now: DateTime<Utc>,
+    ) -> Option<Verified> {
+        if fields.verify(&snapshot.current.credentials.app_secret) {
+            return Some(Verified::Current);
         }
-        let current = self.source.credentials(Stage::Current).await?;
-        if let Some(stage) = self.match_stage(fields, &current) {
-            return Ok(Some(stage));
-        }
-        if !self.may_refresh() {
-            return Ok(None);
-        }
-        let current = self.source.refresh(Stage::Current).await?;
-        let previous = optional(self.source.refresh(Stage::Previous).await)?;
-        *self
+        let in_grace = snapshot
+            .current
+            .created_at
+            .is_some_and(|created| now < created + self.grace);
+        snapshot
             .previous
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = previous;
-        Ok(self.match_stage(fields, &current))
-    }
-
-    fn match_stage(&self, fields: &ReceivedFields, current: &VexoraCredentials) -> Option<Stage> {
-        if fields.verify(&current.app_secret) {
-            return Some(Stage::Current);
-        }
-        let previous = self
-            .previous
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        previous
-            .filter(|p| fields.verify(&p.app_secret))
-            .map(|_| Stage::Previous)
-    }
-
-    fn may_refresh(&self) -> bool {
-        let mut last = self
-            .last_refresh
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        match *last {
-            Some(at) if now.duration_since(at) < self.min_refresh_interval => false,
-            _ => {
-                *last = Some(now);
-                true
-            }
-        }
-    }
-}
-
-/// A stage that does not exist (no rotation yet) is `None`, not an error.
-fn optional(
-    read: Result<Arc<VexoraCredentials>, SecretError>,
-) -> Result<Option<Arc<VexoraCredentials>>, SecretError> {
-    match read {
-        Ok(c) => Ok(Some(c)),
-        Err(SecretError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
+            .as_ref()
+            .filter(|p| in_grace && fields.verify(&p.credentials.app_secret))
+            .map(|_| Verified::Previous)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_parse_from_the_documented_json() {
-        let c = VexoraCredentials::from_json(r#"{"merchantNo":"0000000001","appSecret":"abc"}"#)
-            .unwrap();
-        assert_eq!(c.merchant_no.as_str(), "0000000001");
-        assert_eq!(c.app_secret.expose_secret(), "abc");
-    }
-
-    #[test]
-    fn malformed_secrets_are_rejected_with_a_reason_and_no_value() {
-        let cases = [
-            ("not json", "JSON object"),
-            ("[]", "JSON object"),
-            (
-                r#"{"appSecret":"CANARY-SECRET"}"#,
-                "`merchantNo` is missing",
-            ),
-            (
-                r#"{"merchantNo":"123","appSecret":"CANARY-SECRET"}"#,
-                "10 digits",
-            ),
-            (
-                r#"{"merchantNo":"000000000A","appSecret":"CANARY-SECRET"}"#,
-                "10 digits",
-            ),
-            (r#"{"merchantNo":"0000000001"}"#, "`appSecret` is missing"),
-            (
-                r#"{"merchantNo":"0000000001","appSecret":""}"#,
-                "`appSecret` is missing",
-            ),
-        ];
-        for (value, expected) in cases {
-            let message = VexoraCredentials::from_json(value).unwrap_err().to_string();
-            assert!(message.contains(expected), "{value}: {message}");
-            assert!(message.contains("VEXORA_SECRET_ID"), "{message}");
-            assert!(!message.contains("CANARY"), "{message}");
-        }
-    }
-
-    #[test]
-    fn debug_never_prints_the_app_secret() {
-        let c = VexoraCredentials::from_json(
-            r#"{"merchantNo":"0000000001","appSecret":"CANARY-SECRET"}"#,
-        )
-        .unwrap();
-        assert!(!format!("{c:?}").contains("CANARY"));
-    }
-    mod against_moto {
-        use super::super::*;
-        use crate::testkit::{Moto, aws_config_for};
-
-        async fn client() -> aws_sdk_secretsmanager::Client {
-            aws_sdk_secretsmanager::Client::new(&aws_config_for(&Moto::shared().endpoint).await)
-        }
-
-        async fn create(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {
-            let name = format!("vexora/{}", uuid::Uuid::new_v4());
-            client
-                .create_secret()
-                .name(&name)
-                .secret_string(value)
-                .send()
-                .await
-                .unwrap();
-            name
-        }
-
-        const V1: &str = r#"{"merchantNo":"0000000001","appSecret":"first"}"#;
-        const V2: &str = r#"{"merchantNo":"0000000001","appSecret":"second"}"#;
-
-        #[tokio::test]
-        async fn reads_are_served_from_the_cache_until_a_refresh() {
-            let c = client().await;
-            let id = create(&c, V1).await;
-            let source = SecretsManagerSource::new(c.clone(), &id, DEFAULT_TTL).unwrap();
-            assert_eq!(
-                source
-                    .credentials(Stage::Current)
-                    .await
-                    .unwrap()
-                    .app_secret
-                    .expose_secret(),
-                "first"
-            );
-
-            c.put_secret_value()
-                .secret_id(&id)
-                .secret_string(V2)
-                .send()
-                .await
-                .unwrap();
-
-            let cached = source.credentials(Stage::Current).await.unwrap();
-            assert_eq!(
-                cached.app_secret.expose_secret(),
-                "first",
-                "a warm read must not call Secrets Manager"
-            );
-            let fresh = source.refresh(Stage::Current).await.unwrap();
-            assert_eq!(fresh.app_secret.expose_secret(), "second");
-        }
-
-        #[tokio::test]
-        async fn the_previous_version_is_readable_during_a_rotation() {
-            let c = client().await;
-            let id = create(&c, V1).await;
-            c.put_secret_value()
-                .secret_id(&id)
-                .secret_string(V2)
-                .send()
-                .await
-                .unwrap();
-            let source = SecretsManagerSource::new(c, &id, DEFAULT_TTL).unwrap();
-
-            let current = source.credentials(Stage::Current).await.unwrap();
-            let previous = source.credentials(Stage::Previous).await.unwrap();
-
-            assert_eq!(current.app_secret.expose_secret(), "second");
-            assert_eq!(previous.app_secret.expose_secret(), "first");
-        }
-
-        #[tokio::test]
-        async fn a_keyring_accepts_current_and_previous_and_refreshes_once_per_interval() {
-            use crate::signing::{ReceivedFields, sign};
-            let c = client().await;
-            let id = create(&c, V1).await;
-            let keyring = Keyring::load(
-                SecretsManagerSource::new(c.clone(), &id, DEFAULT_TTL).unwrap(),
-                MIN_REFRESH_INTERVAL,
-            )
-            .await
-            .unwrap();
-            let signed_with = |secret: &str| {
-                let secret = SecretString::from(secret.to_owned());
-                let sig = sign([("tradeNo", "T1"), ("status", "0000")], &secret);
-                ReceivedFields::from_json(
-                    format!(r#"{{"tradeNo":"T1","status":"0000","sign":"{sig}"}}"#).as_bytes(),
-                )
-                .unwrap()
-            };
-            assert_eq!(
-                keyring.verify(&signed_with("first")).await.unwrap(),
-                Some(Stage::Current)
-            );
-
-            c.put_secret_value()
-                .secret_id(&id)
-                .secret_string(V2)
-                .send()
-                .await
-                .unwrap();
-
-            // The cache still holds "first"; the failure refreshes and finds the rotation.
-            assert_eq!(
-                keyring.verify(&signed_with("second")).await.unwrap(),
-                Some(Stage::Current)
-            );
-            assert_eq!(
-                keyring.verify(&signed_with("first")).await.unwrap(),
-                Some(Stage::Previous)
-            );
-            assert_eq!(keyring.verify(&signed_with("third")).await.unwrap(), None);
-        }
-
-        #[tokio::test]
-        async fn a_missing_secret_is_not_found() {
-            let source =
-                SecretsManagerSource::new(client().await, "vexora/absent", DEFAULT_TTL).unwrap();
-            let err = source.credentials(Stage::Current).await.unwrap_err();
-            assert!(
-                matches!(err, SecretError::NotFound("AWSCURRENT")),
-                "{err:?}"
-            );
-        }
-
-        #[tokio::test]
-        async fn a_malformed_secret_is_reported_without_its_value() {
-            let c = client().await;
-            let id = create(&c, r#"{"merchantNo":"1","appSecret":"CANARY-SECRET"}"#).await;
-            let source = SecretsManagerSource::new(c, &id, DEFAULT_TTL).unwrap();
-            let err = source.credentials(Stage::Current).await.unwrap_err();
-            assert!(matches!(err, SecretError::Malformed(_)), "{err:?}");
-            assert!(!format!("{err} {err:?}").contains("CANARY"));
-        }
-    }
-}
+mod tests;

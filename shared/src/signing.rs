@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use md5::{Digest, Md5};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
+
+use crate::json::{self, ObjectError, RawObject};
 
 /// The name of the field that carries the signature; it is never part of what is signed.
 pub const SIGN_FIELD: &str = "sign";
@@ -96,25 +97,28 @@ pub enum FieldsError {
     NotAnObject,
     #[error("field `{0}` is a nested object or array; only scalar fields are accepted")]
     NestedValue(String),
+    /// A field given twice: which of the two was signed cannot be known.
+    #[error("field `{0}` appears more than once")]
+    Duplicate(String),
 }
 
 impl ReceivedFields {
     /// Reads a raw body as a JSON object of scalar fields without trusting any of them.
     pub fn from_json(body: &[u8]) -> Result<Self, FieldsError> {
-        let raw: BTreeMap<String, &RawValue> =
-            serde_json::from_slice(body).map_err(|_| FieldsError::NotAnObject)?;
+        let object = RawObject::parse(body).map_err(|e| match e {
+            ObjectError::NotAnObject => FieldsError::NotAnObject,
+            ObjectError::Duplicate(name) => FieldsError::Duplicate(name),
+        })?;
         let mut fields = BTreeMap::new();
-        for (name, value) in raw {
+        for (name, value) in object.iter() {
             let text = value.get();
             let as_text = match text.as_bytes().first() {
-                Some(b'"') => {
-                    serde_json::from_str::<String>(text).map_err(|_| FieldsError::NotAnObject)?
-                }
-                Some(b'{') | Some(b'[') => return Err(FieldsError::NestedValue(name)),
+                Some(b'"') => json::as_string(value).ok_or(FieldsError::NotAnObject)?,
+                Some(b'{') | Some(b'[') => return Err(FieldsError::NestedValue(name.to_owned())),
                 _ if text == "null" => String::new(),
                 _ => text.to_owned(),
             };
-            fields.insert(name, as_text);
+            fields.insert(name.to_owned(), as_text);
         }
         Ok(Self { fields })
     }
@@ -315,6 +319,10 @@ mod tests {
             (b"\xff\xfe", FieldsError::NotAnObject),
             (b"{\"a\":{\"b\":1}}", FieldsError::NestedValue("a".into())),
             (b"{\"a\":[1]}", FieldsError::NestedValue("a".into())),
+            (
+                b"{\"status\":\"0000\",\"status\":\"00029\"}",
+                FieldsError::Duplicate("status".into()),
+            ),
         ];
         for (body, expected) in cases {
             assert_eq!(

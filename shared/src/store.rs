@@ -92,6 +92,10 @@ pub enum StoreError {
     /// No order may move to this state (nothing moves to `PENDING`).
     #[error("no state may move to {0}")]
     ImpossibleTransition(OrderStatus),
+    /// A guarded write was refused although the order as returned allows it: it changed in
+    /// between. Nothing was written; the caller tries again later.
+    #[error("the order changed during the write; nothing was written")]
+    Conflict,
 }
 
 /// The result of a create-if-absent.
@@ -115,8 +119,14 @@ pub struct Transition {
     pub check_after: Option<DateTime<Utc>>,
     /// When set, the move happens only if the order is for this amount.
     pub expected_amount: Option<Amount>,
-    /// A notification to keep in the order's bounded history in the same write.
+    /// A report to keep in the order's history in the same write. Transitions append without a
+    /// bound: an order moves at most four times, so only [`Keep`] writes need one.
     pub history: Option<HistoryEntry>,
+    /// An anomaly to keep in the same write (an undocumented status moves a `PENDING` order
+    /// and is flagged at once).
+    pub anomaly: Option<Anomaly>,
+    /// Written as the item's `lastWrite`: a retried write that finds its own id knows it landed.
+    pub write_id: Option<String>,
 }
 
 impl Transition {
@@ -130,6 +140,8 @@ impl Transition {
             check_after: None,
             expected_amount: None,
             history: None,
+            anomaly: None,
+            write_id: None,
         }
     }
 
@@ -149,6 +161,37 @@ pub enum Transitioned {
     /// The guard failed; the order as it stands (so the caller can tell duplicate from stale).
     Rejected(Order),
     NotFound,
+}
+
+/// Keeps a report on an order without changing its state: its history entry and, when it is
+/// an anomaly, the anomaly, both in one write. Built from the order as last read, so each
+/// bounded list is appended to only while it has room (the counts go on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keep {
+    pub history: Option<HistoryEntry>,
+    pub anomaly: Option<Anomaly>,
+    /// Whether each list still has room, from the order as last read.
+    pub history_room: bool,
+    pub anomalies_room: bool,
+    /// Written as `lastWrite` (see [`Transition::write_id`]).
+    pub write_id: String,
+}
+
+impl Keep {
+    pub fn new(
+        known: &Order,
+        history: Option<HistoryEntry>,
+        anomaly: Option<Anomaly>,
+        write_id: String,
+    ) -> Self {
+        Self {
+            history,
+            anomaly,
+            history_room: known.history.len() < schema::MAX_HISTORY_KEPT,
+            anomalies_room: known.anomalies.len() < schema::MAX_ANOMALIES_KEPT,
+            write_id,
+        }
+    }
 }
 
 /// One page of unresolved orders due for a check.
@@ -211,19 +254,13 @@ pub trait OrderStore: Send + Sync {
         min_interval: chrono::Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Keeps a notification in the order's bounded history without changing its state.
-    fn append_history(
+    /// Keeps a report (history, anomaly) on an order without changing its state, in one
+    /// write. `false` when the order does not exist.
+    fn keep(
         &self,
         trade_no: &TradeNo,
-        entry: &HistoryEntry,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Keeps a contradicting report on the order without changing its state.
-    fn record_anomaly(
-        &self,
-        trade_no: &TradeNo,
-        anomaly: &Anomaly,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        keep: &Keep,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Unresolved orders whose next check is at or before `now`, oldest first.
     fn due_for_check(
@@ -253,7 +290,6 @@ impl DynamoOrderStore {
         &self,
         trade_no: &TradeNo,
         t: &Transition,
-        history: Option<&HistoryEntry>,
     ) -> Result<Transitioned, StoreError> {
         let sources = OrderStatus::allowed_sources(t.to);
         if sources.is_empty() {
@@ -294,17 +330,27 @@ impl DynamoOrderStore {
             "#updatedAt = :at",
         ];
         let mut add = Vec::new();
-        if let Some(entry) = history {
-            condition
-                .push_str(" AND (attribute_not_exists(history) OR size(history) < :maxHistory)");
+        if let Some(entry) = &t.history {
             set.push("history = list_append(if_not_exists(history, :empty), :entry)");
             add.push("historyCount :one");
-            values.insert(":maxHistory".to_owned(), n(schema::MAX_HISTORY_KEPT));
             values.insert(":empty".to_owned(), AttributeValue::L(Vec::new()));
             values.insert(
                 ":entry".to_owned(),
                 AttributeValue::L(vec![history_to_attr(entry)]),
             );
+        }
+        if let Some(anomaly) = &t.anomaly {
+            set.push("anomalies = list_append(if_not_exists(anomalies, :empty), :anomaly)");
+            add.push("anomalyCount :one");
+            values.insert(":empty".to_owned(), AttributeValue::L(Vec::new()));
+            values.insert(
+                ":anomaly".to_owned(),
+                AttributeValue::L(vec![anomaly_to_attr(anomaly)]),
+            );
+        }
+        if let Some(write_id) = &t.write_id {
+            set.push("lastWrite = :write");
+            values.insert(":write".to_owned(), s(write_id));
         }
         let mut remove = Vec::new();
         if let Some(answer) = &t.answer {
@@ -358,62 +404,19 @@ impl DynamoOrderStore {
             }
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
-                    Some(item) => Ok(Transitioned::Rejected(from_item(&item)?)),
+                    Some(item) => {
+                        let current = from_item(&item)?;
+                        // Our own write landed and its answer was lost: the SDK's retry found it.
+                        if t.write_id.is_some() && current.last_write == t.write_id {
+                            Ok(Transitioned::Applied(current))
+                        } else {
+                            Ok(Transitioned::Rejected(current))
+                        }
+                    }
                     None => Ok(Transitioned::NotFound),
                 },
                 other => Err(StoreError::Unavailable(Box::new(other.into()))),
             },
-            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
-        }
-    }
-
-    /// Appends `entry` to a bounded list attribute and counts it; past the bound only counts.
-    async fn append_bounded(
-        &self,
-        trade_no: &TradeNo,
-        list: &'static str,
-        count: &'static str,
-        max: usize,
-        entry: AttributeValue,
-    ) -> Result<(), StoreError> {
-        let kept = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
-            .update_expression(
-                "SET #list = list_append(if_not_exists(#list, :empty), :one) ADD #count :inc",
-            )
-            .condition_expression(
-                "attribute_exists(#pk) AND (attribute_not_exists(#list) OR size(#list) < :max)",
-            )
-            .expression_attribute_names("#pk", schema::PARTITION_KEY)
-            .expression_attribute_names("#list", list)
-            .expression_attribute_names("#count", count)
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":one", AttributeValue::L(vec![entry]))
-            .expression_attribute_values(":inc", n(1))
-            .expression_attribute_values(":max", n(max))
-            .send()
-            .await;
-        match kept {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                // The list is full (or the order is gone): count it without keeping the details.
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key(schema::PARTITION_KEY, s(trade_no.as_str()))
-                    .update_expression("ADD #count :inc")
-                    .condition_expression("attribute_exists(#pk)")
-                    .expression_attribute_names("#pk", schema::PARTITION_KEY)
-                    .expression_attribute_names("#count", count)
-                    .expression_attribute_values(":inc", n(1))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| StoreError::Unavailable(Box::new(e.into())))
-            }
             Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
         }
     }
@@ -486,20 +489,7 @@ impl OrderStore for DynamoOrderStore {
         trade_no: &TradeNo,
         t: &Transition,
     ) -> Result<Transitioned, StoreError> {
-        let first = self
-            .transition_once(trade_no, t, t.history.as_ref())
-            .await?;
-        match first {
-            // Rejected only because the history is full: move without keeping the entry.
-            Transitioned::Rejected(current)
-                if t.history.is_some()
-                    && current.history.len() >= schema::MAX_HISTORY_KEPT
-                    && t.allows(&current) =>
-            {
-                self.transition_once(trade_no, t, None).await
-            }
-            other => Ok(other),
-        }
+        self.transition_once(trade_no, t).await
     }
 
     async fn claim_check(
@@ -557,34 +547,66 @@ impl OrderStore for DynamoOrderStore {
         conditional(result)
     }
 
-    async fn append_history(
-        &self,
-        trade_no: &TradeNo,
-        entry: &HistoryEntry,
-    ) -> Result<(), StoreError> {
-        self.append_bounded(
-            trade_no,
-            "history",
-            "historyCount",
-            schema::MAX_HISTORY_KEPT,
-            history_to_attr(entry),
-        )
-        .await
-    }
-
-    async fn record_anomaly(
-        &self,
-        trade_no: &TradeNo,
-        anomaly: &Anomaly,
-    ) -> Result<(), StoreError> {
-        self.append_bounded(
-            trade_no,
-            "anomalies",
-            "anomalyCount",
-            schema::MAX_ANOMALIES_KEPT,
-            anomaly_to_attr(anomaly),
-        )
-        .await
+    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<bool, StoreError> {
+        let mut set = vec!["lastWrite = :write"];
+        let mut add = Vec::new();
+        let mut values = HashMap::from([
+            (":write".to_owned(), s(&keep.write_id)),
+            (":one".to_owned(), n(1)),
+            (":empty".to_owned(), AttributeValue::L(Vec::new())),
+        ]);
+        if let Some(entry) = &keep.history {
+            add.push("historyCount :one");
+            if keep.history_room {
+                set.push("history = list_append(if_not_exists(history, :empty), :entry)");
+                values.insert(
+                    ":entry".to_owned(),
+                    AttributeValue::L(vec![history_to_attr(entry)]),
+                );
+            }
+        }
+        if let Some(anomaly) = &keep.anomaly {
+            add.push("anomalyCount :one");
+            if keep.anomalies_room {
+                set.push("anomalies = list_append(if_not_exists(anomalies, :empty), :anomaly)");
+                values.insert(
+                    ":anomaly".to_owned(),
+                    AttributeValue::L(vec![anomaly_to_attr(anomaly)]),
+                );
+            }
+        }
+        if !set.iter().any(|part| part.contains(":empty")) {
+            values.remove(":empty");
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !add.is_empty() {
+            expression.push_str(&format!(" ADD {}", add.join(", ")));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, s(trade_no.as_str()))
+            .update_expression(expression)
+            // A retry of a write that landed finds its own id and is not applied twice.
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(lastWrite) OR lastWrite <> :write)",
+            )
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    Ok(failed.item.is_some())
+                }
+                other => Err(StoreError::Unavailable(Box::new(other.into()))),
+            },
+            Err(e) => Err(StoreError::Unavailable(Box::new(e.into()))),
+        }
     }
 
     async fn due_for_check(
@@ -745,6 +767,9 @@ fn to_item(o: &Order) -> HashMap<String, AttributeValue> {
     if o.manual_review {
         item.insert("manualReview".to_owned(), AttributeValue::Bool(true));
     }
+    if let Some(write) = &o.last_write {
+        item.insert("lastWrite".to_owned(), s(write));
+    }
     if !o.history.is_empty() {
         item.insert(
             "history".to_owned(),
@@ -882,6 +907,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Order, StoreError
             None => None,
         },
         manual_review: matches!(item.get("manualReview"), Some(AttributeValue::Bool(true))),
+        last_write: opt_s(item, "lastWrite"),
     })
 }
 

@@ -16,6 +16,8 @@ use crate::signing;
 pub const DISBURSEMENTS_PATH: &str = "/v1/vexora/disbursements";
 pub const QUERY_PATH: &str = "/v1/vexora/queryPayOutResult";
 pub const MERCHANT_HEADER: &str = "merchantNo";
+/// The most of an answer's body that is read; Vexora's answers are a few hundred bytes.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Payout submit body, §3. Every value is a string; `remark` is left out when absent, never `null`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,15 +267,295 @@ impl Outcome {
     }
 }
 
+/// Vexora's payout status code (§4), exhaustively: what a status says is decided here only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VexoraStatus {
+    /// `0000`: the money was sent (final).
+    Succeeded,
+    /// `0015`: processing.
+    Processing,
+    /// `00029`: failed, no money sent (final).
+    Failed,
+    /// Anything else, `0001` (partial, documented for collections only) included: never a
+    /// failure; the order stays non-final and is flagged.
+    Undocumented(String),
+}
+
+impl VexoraStatus {
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "0000" => Self::Succeeded,
+            "0015" => Self::Processing,
+            "00029" => Self::Failed,
+            other => Self::Undocumented(bounded(other, MAX_STATUS_CHARS)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Succeeded => "0000",
+            Self::Processing => "0015",
+            Self::Failed => "00029",
+            Self::Undocumented(other) => other,
+        }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Succeeded => Outcome::Succeeded,
+            Self::Processing => Outcome::Accepted,
+            Self::Failed => Outcome::Failed,
+            Self::Undocumented(other) => {
+                Outcome::Unconfirmed(Unknown::UndocumentedStatus(other.clone()))
+            }
+        }
+    }
+}
+
 /// Maps a payout status code (§4) to what it reports. Used for answers and webhooks alike.
 pub fn status_outcome(status: &str) -> Outcome {
-    match status {
-        "0000" => Outcome::Succeeded,
-        "0015" => Outcome::Accepted,
-        "00029" => Outcome::Failed,
-        // `0001` (partial) is documented for collections only; anything else is undocumented.
-        other => Outcome::Unconfirmed(Unknown::UndocumentedStatus(other.to_owned())),
+    VexoraStatus::parse(status).outcome()
+}
+
+/// Text from Vexora kept on an order is cut to a bound, so no item can grow towards
+/// DynamoDB's 400 KB limit whatever Vexora (or a forger) sends.
+pub const MAX_STATUS_CHARS: usize = 16;
+/// Free text (`message`) kept from an answer or notification.
+pub const MAX_MESSAGE_CHARS: usize = 256;
+/// Any other single value kept (platform order number, amount, times).
+pub const MAX_VALUE_CHARS: usize = 64;
+
+/// `text` cut to at most `max` characters.
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.to_owned(),
     }
+}
+
+/// The amount a report states (§5): compared with the order's as whole yen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportedAmount {
+    /// The report carries no amount (a submit or query answer may not).
+    NotStated,
+    /// Whole yen: `1500`, `"1500"`, `"1500.00"`.
+    Whole(u64),
+    /// A number with a non-zero fraction (`1500.50`): it matches no order.
+    NotWhole,
+}
+
+impl ReportedAmount {
+    /// From the text Vexora sent; `None` when it is not a plain decimal number (`1e3`, `-5`,
+    /// `abc`), which a signed notification must not carry.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (text, None),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
+            return None;
+        }
+        if fraction.is_some_and(|f| f.bytes().any(|b| b != b'0')) {
+            return Some(Self::NotWhole);
+        }
+        // More digits than u64 holds cannot be any order's amount.
+        Some(whole.parse().map_or(Self::NotWhole, Self::Whole))
+    }
+}
+
+/// Fields only a payout submit carries (§3). A signed body with any of them is a submit body
+/// (re-split or replayed), never a notification.
+pub const SUBMIT_ONLY_FIELDS: [&str; 8] = [
+    "bankCode",
+    "bankNumber",
+    "mobile",
+    "email",
+    "firstname",
+    "lastname",
+    "notifyUrl",
+    "userId",
+];
+
+/// Fields of a notification that may be kept on an order: no names, accounts or free text.
+pub const KEPT_FIELDS: [&str; 7] = [
+    "tradeNo",
+    "platFormTradeNo",
+    "status",
+    "amount",
+    "successTime",
+    "timestamp",
+    "utr",
+];
+
+/// Why a notification is refused with `401` (contract § Security rules for signed bodies):
+/// its signature cannot be trusted to mean what the fields say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A field name that is not a letter followed by letters and digits.
+    FieldName,
+    /// A field only a payout submit carries.
+    SubmitOnlyField,
+    /// A field given twice.
+    DuplicateField,
+    MissingAmount,
+    /// An amount that is not a plain decimal number.
+    MalformedAmount,
+    /// A status that is not 1–16 digits.
+    MalformedStatus,
+    /// The signed text could be split into other fields naming another order, status or amount.
+    Ambiguous,
+}
+
+impl Refusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::FieldName => "field_name",
+            Self::SubmitOnlyField => "submit_only_field",
+            Self::DuplicateField => "duplicate_field",
+            Self::MissingAmount => "missing_amount",
+            Self::MalformedAmount => "malformed_amount",
+            Self::MalformedStatus => "malformed_status",
+            Self::Ambiguous => "ambiguous",
+        }
+    }
+}
+
+/// Why a verified body is not a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationError {
+    /// `401`: see [`Refusal`].
+    Refused(Refusal),
+    /// `400`: `tradeNo` or `status` is missing.
+    Missing(&'static str),
+    /// `404`: `tradeNo` is not of a shape any order has.
+    UnknownTradeNo,
+}
+
+/// A status notification (§5), read from fields whose signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub trade_no: TradeNo,
+    pub status: VexoraStatus,
+    pub amount: ReportedAmount,
+    /// The amount as received (bounded), for the audit trail.
+    pub amount_text: String,
+    pub plat_form_trade_no: Option<String>,
+    pub message: Option<String>,
+    /// PII-free fields ([`KEPT_FIELDS`]) as received, bounded, for an anomaly record.
+    pub kept: std::collections::BTreeMap<String, String>,
+}
+
+fn is_field_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric())
+}
+
+fn is_trade_no_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+impl Notification {
+    /// The rules that need no secret, checked before the signature so that bodies no
+    /// notification can have never cost a secret read: field names, submit-only fields.
+    pub fn check_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), Refusal> {
+        for name in names {
+            if name == signing::SIGN_FIELD {
+                continue;
+            }
+            if !is_field_name(name) {
+                return Err(Refusal::FieldName);
+            }
+            if SUBMIT_ONLY_FIELDS.contains(&name) {
+                return Err(Refusal::SubmitOnlyField);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a notification from its fields; trust it only once the signature verified. Vexora
+    /// joins `k=v` pairs with no separator, so the same signature also covers other splits of
+    /// the same text; the shapes required here make `tradeNo`, `status` and `amount` the only
+    /// possible split.
+    pub fn parse(fields: &signing::ReceivedFields) -> Result<Self, NotificationError> {
+        use NotificationError::{Missing, Refused};
+        Self::check_names(fields.names()).map_err(Refused)?;
+        let trade_no_text = fields.get("tradeNo").ok_or(Missing("tradeNo"))?;
+        let status_text = fields.get("status").ok_or(Missing("status"))?;
+        let amount_text = fields
+            .get("amount")
+            .ok_or(Refused(Refusal::MissingAmount))?;
+        if status_text.is_empty()
+            || status_text.len() > MAX_STATUS_CHARS
+            || !status_text.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(Refused(Refusal::MalformedStatus));
+        }
+        let amount = ReportedAmount::parse(amount_text).ok_or(Refused(Refusal::MalformedAmount))?;
+        let trade_no =
+            TradeNo::parse(trade_no_text).map_err(|_| NotificationError::UnknownTradeNo)?;
+        if is_ambiguous(fields) {
+            return Err(Refused(Refusal::Ambiguous));
+        }
+        Ok(Self {
+            status: VexoraStatus::parse(status_text),
+            amount,
+            amount_text: bounded(amount_text, MAX_VALUE_CHARS),
+            plat_form_trade_no: fields
+                .get("platFormTradeNo")
+                .map(|p| bounded(p, MAX_VALUE_CHARS)),
+            message: fields.get("message").map(|m| bounded(m, MAX_MESSAGE_CHARS)),
+            kept: fields
+                .iter()
+                .filter(|(k, v)| KEPT_FIELDS.contains(k) && !v.is_empty())
+                .map(|(k, v)| (k.to_owned(), bounded(v, MAX_VALUE_CHARS)))
+                .collect(),
+            trade_no,
+        })
+    }
+}
+
+/// Whether the signed text (the canonical string) can be split into fields other than those
+/// received with a different `tradeNo`, `status` or `amount`. Given the shapes checked before
+/// (status digits, amount a decimal number, names `[A-Za-z][A-Za-z0-9]*`):
+/// - each of `tradeNo=`, `status=`, `amount=` must occur once in the text, so every split puts
+///   those fields where they were received;
+/// - `status` and `amount` end where a name (a letter) starts, so their ends are fixed;
+/// - `tradeNo` may contain letters, so the name after it must not be splittable into a tail of
+///   the order number and a shorter name that still sorts after `tradeNo`.
+fn is_ambiguous(fields: &signing::ReceivedFields) -> bool {
+    let canonical = signing::canonical_string(fields.iter());
+    if ["tradeNo=", "status=", "amount="]
+        .iter()
+        .any(|key| canonical.matches(key).count() != 1)
+    {
+        return true;
+    }
+    let Some(trade_no) = fields.get("tradeNo") else {
+        return true;
+    };
+    let next = fields
+        .iter()
+        .filter(|(name, value)| {
+            *name > "tradeNo" && *name != signing::SIGN_FIELD && !value.is_empty()
+        })
+        .map(|(name, _)| name)
+        .next();
+    let Some(next) = next else {
+        return false;
+    };
+    let joined = format!("{trade_no}{next}");
+    let bytes = joined.as_bytes();
+    (1..bytes.len())
+        .filter(|&cut| cut != trade_no.len())
+        .any(|cut| {
+            let (head, tail) = joined.split_at(cut);
+            head.len() <= TradeNo::MAX_LEN
+                && head.bytes().all(is_trade_no_char)
+                && is_field_name(tail)
+                && tail > "tradeNo"
+        })
 }
 
 /// The one mapping from an exchange to an outcome (§4). Never `Failed` on a guess.
@@ -403,9 +685,12 @@ impl VexoraClient {
     pub fn new(base_url: &Url, timeout: Duration) -> Result<Self, ClientBuildError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .connect_timeout(timeout.min(crate::budget::VEXORA_CONNECT))
             // A redirected POST could be replayed elsewhere: never follow one.
             .redirect(reqwest::redirect::Policy::none())
+            // Signed payouts go to Vexora directly, never through a proxy named by whatever
+            // the environment holds (HTTPS_PROXY, ALL_PROXY, ...).
+            .no_proxy()
             .build()
             .map_err(ClientBuildError)?;
         Ok(Self {
@@ -433,12 +718,27 @@ impl VexoraClient {
             Err(e) => return transport_failure(&e),
         };
         let http_status = response.status().as_u16();
-        match response.bytes().await {
-            Ok(bytes) => Exchange::Answered {
-                http_status,
-                envelope: parse_envelope(&bytes),
-            },
-            Err(e) => transport_failure(&e),
+        let mut response = response;
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ANSWER_BYTES => {
+                    body.extend_from_slice(&chunk);
+                }
+                // Larger than any answer Vexora documents: not read further, not an answer.
+                Ok(Some(_)) => {
+                    return Exchange::Answered {
+                        http_status,
+                        envelope: None,
+                    };
+                }
+                Ok(None) => break,
+                Err(e) => return transport_failure(&e),
+            }
+        }
+        Exchange::Answered {
+            http_status,
+            envelope: parse_envelope(&body),
         }
     }
 }

@@ -6,27 +6,17 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use payout_core::domain::{Amount, TradeNo, whole_yen};
+use payout_core::apply::{Applied, Applier, Report, Schedule};
+use payout_core::domain::TradeNo;
 use payout_core::metrics::{self, Metrics};
-use payout_core::order::{Anomaly, Decision, HistoryEntry, OrderStatus, decide};
-use payout_core::secrets::{Keyring, SecretSource};
-use payout_core::signing::ReceivedFields;
-use payout_core::store::{OrderStore, StoreError, Transition, Transitioned};
-use payout_core::vexora::{Outcome, VexoraAnswer, status_outcome};
+use payout_core::order::{AnomalyReason, OrderStatus};
+use payout_core::secrets::{Keyring, SecretStore};
+use payout_core::signing::{FieldsError, ReceivedFields, SIGN_FIELD};
+use payout_core::store::OrderStore;
+use payout_core::vexora::{Notification, NotificationError, Refusal, ReportedAmount};
 
 /// Notifications are small; anything larger is refused before parsing.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// Fields of a notification that may be kept on an order: no names, accounts or free text.
-const KEPT_FIELDS: [&str; 7] = [
-    "tradeNo",
-    "platFormTradeNo",
-    "status",
-    "amount",
-    "successTime",
-    "timestamp",
-    "utr",
-];
 
 /// The function's dependencies, built once at init.
 #[derive(Debug)]
@@ -34,8 +24,7 @@ pub struct App<S, K, M> {
     pub store: S,
     pub keyring: Keyring<K>,
     pub metrics: M,
-    /// When a `PROCESSING` order is next due for the reconciler.
-    pub processing_age: chrono::Duration,
+    pub schedule: Schedule,
     pub clock: fn() -> DateTime<Utc>,
 }
 
@@ -45,10 +34,12 @@ enum Verdict {
     Applied(OrderStatus),
     Duplicate,
     Stale,
-    Anomaly,
-    AmountMismatch,
-    UndocumentedStatus,
+    /// Kept as an anomaly (a contradiction, another amount, an undocumented status).
+    Flagged(AnomalyReason),
+    /// The signature did not verify.
     Unauthorized,
+    /// The body breaks a rule for signed bodies (contract § Security rules).
+    Refused(Refusal),
     BadRequest,
     TooLarge,
     MethodNotAllowed,
@@ -63,10 +54,9 @@ impl Verdict {
             Self::Applied(_) => "applied",
             Self::Duplicate => "duplicate",
             Self::Stale => "stale",
-            Self::Anomaly => "anomaly",
-            Self::AmountMismatch => "amount_mismatch",
-            Self::UndocumentedStatus => "undocumented_status",
+            Self::Flagged(reason) => reason.label(),
             Self::Unauthorized => "unauthorized",
+            Self::Refused(refusal) => refusal.label(),
             Self::BadRequest => "bad_request",
             Self::TooLarge => "too_large",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -79,13 +69,10 @@ impl Verdict {
     /// Vexora's contract: `200 OK` (plain text) once the report is durably handled.
     fn response(self) -> Response<Body> {
         let (status, text) = match self {
-            Self::Applied(_)
-            | Self::Duplicate
-            | Self::Stale
-            | Self::Anomaly
-            | Self::AmountMismatch
-            | Self::UndocumentedStatus => (StatusCode::OK, "OK"),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Applied(_) | Self::Duplicate | Self::Stale | Self::Flagged(_) => {
+                (StatusCode::OK, "OK")
+            }
+            Self::Unauthorized | Self::Refused(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::BadRequest => (StatusCode::BAD_REQUEST, "bad request"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload too large"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
@@ -113,7 +100,7 @@ impl Verdict {
 pub async fn handle<S, K, M>(app: &App<S, K, M>, request: Request) -> Response<Body>
 where
     S: OrderStore,
-    K: SecretSource,
+    K: SecretStore,
     M: Metrics,
 {
     let started = Instant::now();
@@ -138,199 +125,119 @@ where
     response
 }
 
-/// A notification that passed authentication, as typed values.
-struct Report {
-    trade_no: TradeNo,
-    status: String,
-    outcome: Outcome,
-    /// The amount as received, and as whole yen when it reads as such.
-    amount_text: Option<String>,
-    amount: Option<Option<u64>>,
-    plat_form_trade_no: Option<String>,
-    message: Option<String>,
-    kept: std::collections::BTreeMap<String, String>,
-}
-
 impl<S, K, M> App<S, K, M>
 where
     S: OrderStore,
-    K: SecretSource,
+    K: SecretStore,
     M: Metrics,
 {
     async fn notify(&self, body: &[u8]) -> (Verdict, Option<TradeNo>) {
         if body.len() > MAX_BODY_BYTES {
             return (Verdict::TooLarge, None);
         }
-        let Ok(fields) = ReceivedFields::from_json(body) else {
-            return (Verdict::BadRequest, None);
+        let fields = match ReceivedFields::from_json(body) {
+            Ok(fields) => fields,
+            Err(FieldsError::Duplicate(_)) => {
+                return self.refuse(Verdict::Refused(Refusal::DuplicateField));
+            }
+            Err(FieldsError::NotAnObject | FieldsError::NestedValue(_)) => {
+                return (Verdict::BadRequest, None);
+            }
         };
-        match self.keyring.verify(&fields).await {
-            Ok(Some(_stage)) => {}
-            Ok(None) => {
-                self.metrics.count(metrics::WEBHOOK_SIGNATURE_REJECTED, 1);
-                return (Verdict::Unauthorized, None);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the Vexora secret could not be read");
-                return (Verdict::SecretError, None);
-            }
+        // Rules that need no secret first: such bodies never cost a secret read.
+        if let Err(refusal) = Notification::check_names(fields.names()) {
+            return self.refuse(Verdict::Refused(refusal));
+        }
+        if fields.get(SIGN_FIELD).is_none() {
+            return self.refuse(Verdict::Unauthorized);
+        }
+        let now = (self.clock)();
+        match self.authenticate(&fields, now).await {
+            Ok(true) => {}
+            Ok(false) => return self.refuse(Verdict::Unauthorized),
+            Err(verdict) => return (verdict, None),
         }
         // Authenticated: only now are the values trusted enough to be typed.
-        let (Some(trade_no), Some(status)) = (fields.get("tradeNo"), fields.get("status")) else {
-            return (Verdict::BadRequest, None);
+        let notification = match Notification::parse(&fields) {
+            Ok(notification) => notification,
+            Err(NotificationError::Missing(_)) => return (Verdict::BadRequest, None),
+            Err(NotificationError::Refused(refusal)) => {
+                return self.refuse(Verdict::Refused(refusal));
+            }
+            Err(NotificationError::UnknownTradeNo) => return (Verdict::UnknownOrder, None),
         };
-        let Ok(trade_no) = TradeNo::parse(trade_no) else {
-            return (Verdict::UnknownOrder, None);
+        let trade_no = notification.trade_no.clone();
+        let applier = Applier {
+            store: &self.store,
+            metrics: &self.metrics,
+            schedule: self.schedule,
         };
-        let report = Report {
-            status: status.to_owned(),
-            outcome: status_outcome(status),
-            amount_text: fields.get("amount").map(str::to_owned),
-            amount: fields.get("amount").map(whole_yen),
-            plat_form_trade_no: fields.get("platFormTradeNo").map(str::to_owned),
-            message: fields.get("message").map(str::to_owned),
-            kept: fields
-                .iter()
-                .filter(|(k, v)| KEPT_FIELDS.contains(k) && !v.is_empty())
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            trade_no: trade_no.clone(),
-        };
-        match self.apply(&report).await {
-            Ok(verdict) => (verdict, Some(trade_no)),
+        let applied = applier
+            .apply(&trade_no, &Report::from_notification(&notification), now)
+            .await;
+        let verdict = match applied {
+            Ok(Applied::Moved(order)) => Verdict::Applied(order.status),
+            Ok(Applied::Duplicate(_)) => Verdict::Duplicate,
+            // A notification always says something; nothing to do is not news.
+            Ok(Applied::Stale(_) | Applied::Unknown) => Verdict::Stale,
+            Ok(Applied::Flagged(_, reason)) => Verdict::Flagged(reason),
+            Ok(Applied::NotFound) => Verdict::UnknownOrder,
             Err(e) => {
                 tracing::error!(trade_no = trade_no.as_str(), error = %e, "storing the notification failed");
-                (Verdict::StorageError, Some(trade_no))
+                Verdict::StorageError
             }
-        }
+        };
+        (verdict, Some(trade_no))
     }
 
-    async fn apply(&self, report: &Report) -> Result<Verdict, StoreError> {
-        let now = (self.clock)();
-        let entry = HistoryEntry {
-            at: now,
-            source: "webhook".into(),
-            status: report.status.clone(),
-            plat_form_trade_no: report.plat_form_trade_no.clone(),
-            amount: report.amount_text.clone(),
+    /// Whether a known secret signed `fields`. A failure re-reads the secret (a rotation may have
+    /// happened) only for a notification that could be genuine: it names an order we hold, for
+    /// its amount. Forged bodies about nothing we know never cost a secret read; the rest cost at
+    /// most one per interval ([`payout_core::secrets::MIN_REFRESH_INTERVAL`]).
+    async fn authenticate(
+        &self,
+        fields: &ReceivedFields,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Verdict> {
+        let secret_error = |e: payout_core::secrets::SecretError| {
+            tracing::error!(error = %e, "the Vexora secret could not be read");
+            Verdict::SecretError
         };
-        let expected_amount = match report.amount {
-            None => None,
-            Some(Some(yen)) => Amount::new(yen).ok(),
-            Some(None) => None,
-        };
-        let amount_unreadable = matches!(report.amount, Some(None))
-            || matches!(report.amount, Some(Some(yen)) if Amount::new(yen).is_err());
-        if amount_unreadable {
-            // Not a whole amount (e.g. `1500.50`): it cannot match any order. Keep it, move nothing.
-            return match self.store.get(&report.trade_no).await? {
-                None => Ok(Verdict::UnknownOrder),
-                Some(_) => {
-                    self.flag(report, &entry, "amount_mismatch", Verdict::AmountMismatch)
-                        .await
-                }
-            };
-        }
-        let reported = report.outcome.reported();
-        let transition = Transition {
-            answer: Some(VexoraAnswer {
-                code: None,
-                status: Some(report.status.clone()),
-                message: report.message.clone(),
-                plat_form_trade_no: report.plat_form_trade_no.clone(),
-            }),
-            expected_amount,
-            history: Some(entry.clone()),
-            check_after: (reported.target() == OrderStatus::Processing)
-                .then_some(now + self.processing_age),
-            ..Transition::to(reported.target(), now)
-        };
-        let current = match self.store.transition(&report.trade_no, &transition).await? {
-            Transitioned::NotFound => return Ok(Verdict::UnknownOrder),
-            Transitioned::Applied(order) => {
-                if let Outcome::Unconfirmed(_) = report.outcome {
-                    return self
-                        .flag_only(report, "undocumented_status", Verdict::UndocumentedStatus)
-                        .await;
-                }
-                return Ok(Verdict::Applied(order.status));
-            }
-            Transitioned::Rejected(current) => current,
-        };
-        if let Some(amount) = expected_amount
-            && amount != current.amount
+        if self
+            .keyring
+            .verify(fields, now)
+            .await
+            .map_err(secret_error)?
+            .is_some()
         {
-            return self
-                .flag(report, &entry, "amount_mismatch", Verdict::AmountMismatch)
-                .await;
+            return Ok(true);
         }
-        if let Outcome::Unconfirmed(_) = report.outcome {
-            return self
-                .flag(
-                    report,
-                    &entry,
-                    "undocumented_status",
-                    Verdict::UndocumentedStatus,
-                )
-                .await;
-        }
-        match decide(current.status, reported) {
-            Decision::Duplicate => self.keep(report, &entry, Verdict::Duplicate).await,
-            Decision::Stale => self.keep(report, &entry, Verdict::Stale).await,
-            Decision::Anomaly => {
-                self.flag(report, &entry, "contradicts_final_state", Verdict::Anomaly)
-                    .await
-            }
-            // The guard and the returned item are the same version, so a rejected move cannot
-            // be allowed; should it ever be, answer 503 so Vexora delivers again.
-            Decision::Move(_) => Ok(Verdict::StorageError),
-        }
-    }
-
-    async fn keep(
-        &self,
-        report: &Report,
-        entry: &HistoryEntry,
-        verdict: Verdict,
-    ) -> Result<Verdict, StoreError> {
-        self.store.append_history(&report.trade_no, entry).await?;
-        Ok(verdict)
-    }
-
-    /// Keeps the notification and an anomaly on the order, raises the alarm metric.
-    async fn flag(
-        &self,
-        report: &Report,
-        entry: &HistoryEntry,
-        reason: &str,
-        verdict: Verdict,
-    ) -> Result<Verdict, StoreError> {
-        self.store.append_history(&report.trade_no, entry).await?;
-        self.flag_only(report, reason, verdict).await
-    }
-
-    async fn flag_only(
-        &self,
-        report: &Report,
-        reason: &str,
-        verdict: Verdict,
-    ) -> Result<Verdict, StoreError> {
-        let anomaly = Anomaly {
-            at: (self.clock)(),
-            source: "webhook".into(),
-            reason: reason.into(),
-            report: report.kept.clone(),
+        let Ok(claimed) = Notification::parse(fields) else {
+            return Ok(false);
         };
-        self.store
-            .record_anomaly(&report.trade_no, &anomaly)
-            .await?;
-        self.metrics.count(metrics::WEBHOOK_ANOMALY, 1);
-        tracing::warn!(
-            trade_no = report.trade_no.as_str(),
-            reason,
-            "webhook anomaly recorded"
-        );
-        Ok(verdict)
+        let known = match self.store.get(&claimed.trade_no).await {
+            Ok(order) => order,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the order for a refresh failed");
+                return Err(Verdict::StorageError);
+            }
+        };
+        let plausible =
+            known.is_some_and(|order| claimed.amount == ReportedAmount::Whole(order.amount.yen()));
+        if !plausible {
+            return Ok(false);
+        }
+        Ok(self
+            .keyring
+            .verify_refreshed(fields, now)
+            .await
+            .map_err(secret_error)?
+            .is_some())
+    }
+
+    fn refuse(&self, verdict: Verdict) -> (Verdict, Option<TradeNo>) {
+        self.metrics.count(metrics::WEBHOOK_SIGNATURE_REJECTED, 1);
+        (verdict, None)
     }
 }
 

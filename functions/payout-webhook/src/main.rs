@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 
 use lambda_http::{Error, run, service_fn};
+use payout_core::apply::Schedule;
 use payout_core::bootstrap::Runtime;
 use payout_core::metrics::EmfMetrics;
 use payout_core::secrets::{Keyring, MIN_REFRESH_INTERVAL};
@@ -14,17 +15,20 @@ async fn main() -> Result<(), Error> {
     let runtime = Runtime::init()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
-    let processing_age = runtime.config.reconcile_processing_age;
-    let keyring = Keyring::load(runtime.secrets, MIN_REFRESH_INTERVAL)
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    let config = &runtime.config;
     let app = App {
+        schedule: Schedule {
+            processing_age: config.reconcile_processing_age,
+        },
+        keyring: Keyring::new(
+            runtime.secrets,
+            config.previous_secret_grace,
+            MIN_REFRESH_INTERVAL,
+        ),
         store: runtime.store,
-        keyring,
         metrics: EmfMetrics {
             function: "payout-webhook",
         },
-        processing_age,
         clock: chrono::Utc::now,
     };
     let app = &app;

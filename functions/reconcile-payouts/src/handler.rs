@@ -1,13 +1,18 @@
 //! One reconciler run: find due unresolved orders through the index (no scan), claim each so
-//! overlapping runs never query twice, resolve it with the shared resolver, back off, and mark
-//! orders past the age limit for manual review.
+//! overlapping runs never query twice, store abandoned `PENDING` orders as `UNCONFIRMED`,
+//! resolve with the shared resolver, back off, mark orders past the age limit for manual
+//! review, and start no order the function's remaining time cannot finish.
+
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use payout_core::apply::{Applied, Applier, Schedule, backoff, settle_abandoned};
+use payout_core::budget::MARGIN;
 use payout_core::domain::TradeNo;
 use payout_core::metrics::{self, Metrics};
 use payout_core::order::OrderStatus;
-use payout_core::resolve::{Resolved, backoff, query_and_apply};
-use payout_core::secrets::SecretSource;
+use payout_core::resolve::query_and_apply;
+use payout_core::secrets::{SecretStore, Secrets};
 use payout_core::store::{DueCursor, OrderStore, StoreError};
 use payout_core::vexora::PayoutGateway;
 use serde::Serialize;
@@ -20,11 +25,11 @@ const PAGE_SIZE: i32 = 25;
 pub struct Reconciler<S, G, K, M> {
     pub store: S,
     pub gateway: G,
-    pub secrets: K,
+    pub secrets: Secrets<K>,
     pub metrics: M,
     /// A `PENDING` order younger than this may still have its submit running.
     pub abandoned_after: chrono::Duration,
-    pub processing_age: chrono::Duration,
+    pub schedule: Schedule,
     pub give_up_after: chrono::Duration,
     /// At most this many orders are checked (and queried) per run.
     pub max_orders: u32,
@@ -44,17 +49,50 @@ pub struct RunReport {
     pub flagged: u32,
     /// Due orders left alone (taken by an overlapping run, or not due any more).
     pub skipped: u32,
+    /// The run stopped before its deadline with due orders left (an order cut short keeps its
+    /// claim and is checked again after its back-off); the next run takes the rest.
+    pub out_of_time: bool,
+}
+
+/// What the run did with one order, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Resolved,
+    Advanced,
+    Unchanged,
+    Anomaly,
+    Unknown,
+    Error,
+}
+
+impl Action {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Resolved => "resolved",
+            Self::Advanced => "advanced",
+            Self::Unchanged => "unchanged",
+            Self::Anomaly => "anomaly",
+            Self::Unknown => "unknown",
+            Self::Error => "error",
+        }
+    }
 }
 
 impl<S, G, K, M> Reconciler<S, G, K, M>
 where
     S: OrderStore,
     G: PayoutGateway,
-    K: SecretSource,
+    K: SecretStore,
     M: Metrics,
 {
-    /// Checks due orders, oldest first, until none are due or `max_orders` were checked.
-    pub async fn run(&self, now: DateTime<Utc>) -> Result<RunReport, StoreError> {
+    /// Checks due orders, oldest first, until none are due, `max_orders` were checked, or
+    /// `deadline` (less a margin) comes: the run always answers in time. An order cut short
+    /// mid-check is safe: every write is guarded and its claim brings it back after its back-off.
+    pub async fn run(
+        &self,
+        now: DateTime<Utc>,
+        deadline: Instant,
+    ) -> Result<RunReport, StoreError> {
         let mut report = RunReport::default();
         let mut cursor: Option<DueCursor> = None;
         'pages: loop {
@@ -63,7 +101,17 @@ where
                 if report.checked >= self.max_orders {
                     break 'pages;
                 }
-                self.check(trade_no, now, &mut report).await;
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(MARGIN);
+                let in_time = !left.is_zero()
+                    && tokio::time::timeout(left, self.check(trade_no, now, &mut report))
+                        .await
+                        .is_ok();
+                if !in_time {
+                    report.out_of_time = true;
+                    break 'pages;
+                }
             }
             match page.next {
                 Some(next) => cursor = Some(next),
@@ -84,6 +132,7 @@ where
             still_pending = report.still_pending,
             flagged = report.flagged,
             skipped = report.skipped,
+            out_of_time = report.out_of_time,
             "reconcile run"
         );
         Ok(report)
@@ -106,7 +155,7 @@ where
             report.skipped += 1;
             return;
         };
-        if order.status == OrderStatus::Pending && now - order.created_at < self.abandoned_after {
+        if order.status == OrderStatus::Pending && !order.is_abandoned(now, self.abandoned_after) {
             report.skipped += 1;
             return;
         }
@@ -129,25 +178,32 @@ where
             }
         }
         report.checked += 1;
-        let from = order.effective_status(now, self.abandoned_after);
-        let result = query_and_apply(
-            &self.store,
-            &self.gateway,
-            &self.secrets,
-            &order,
-            now,
-            self.processing_age,
-        )
-        .await;
-        let (action, to) = match &result {
-            Ok(Resolved::Moved(o)) if o.status.is_final() => ("resolved", o.status),
-            Ok(Resolved::Moved(o)) => ("advanced", o.status),
-            Ok(Resolved::Unchanged(o)) => ("unchanged", o.status),
-            Ok(Resolved::Anomaly(o)) => ("anomaly", o.status),
-            Ok(Resolved::Unknown) => ("unknown", from),
-            Err(_) => ("error", from),
+        let attempt = order.check_attempts + 1;
+        let order = match settle_abandoned(&self.store, order, now, self.abandoned_after).await {
+            Ok(Some(order)) => order,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(trade_no = trade_no.as_str(), error = %e, "storing an abandoned order as UNCONFIRMED failed");
+                report.still_pending += 1;
+                return;
+            }
         };
-        if to.is_final() && action == "resolved" {
+        let from = order.status;
+        let applier = Applier {
+            store: &self.store,
+            metrics: &self.metrics,
+            schedule: self.schedule,
+        };
+        let result = query_and_apply(&applier, &self.gateway, &self.secrets, &order, now).await;
+        let (action, to) = match &result {
+            Ok(Applied::Moved(o)) if o.status.is_final() => (Action::Resolved, o.status),
+            Ok(Applied::Moved(o)) => (Action::Advanced, o.status),
+            Ok(Applied::Duplicate(o) | Applied::Stale(o)) => (Action::Unchanged, o.status),
+            Ok(Applied::Flagged(o, _)) => (Action::Anomaly, o.status),
+            Ok(Applied::Unknown | Applied::NotFound) => (Action::Unknown, from),
+            Err(_) => (Action::Error, from),
+        };
+        if action == Action::Resolved {
             report.resolved += 1;
         } else if !to.is_final() {
             report.still_pending += 1;
@@ -160,14 +216,23 @@ where
         }
         tracing::info!(
             trade_no = trade_no.as_str(),
-            action,
+            action = action.label(),
             from = from.as_str(),
             to = to.as_str(),
-            attempt = order.check_attempts + 1,
+            attempt,
             manual_review = stuck && !to.is_final(),
             "order checked"
         );
     }
+}
+
+/// The moment a Lambda invocation must have answered by, from its context (epoch milliseconds).
+pub fn deadline_of(deadline_epoch_ms: u64, now: DateTime<Utc>) -> Instant {
+    let left = i64::try_from(deadline_epoch_ms)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(now.timestamp_millis())
+        .max(0);
+    Instant::now() + Duration::from_millis(left.unsigned_abs())
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! Wiring only: logs, init once, then one reconciler run per scheduled event.
+//! Wiring only: logs, init once, then one reconciler run per scheduled event, within the
+//! invocation's deadline.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use payout_core::apply::Schedule;
 use payout_core::bootstrap::Runtime;
 use payout_core::metrics::EmfMetrics;
 use payout_core::order::pending_abandoned_after;
-use reconcile_payouts::handler::Reconciler;
+use reconcile_payouts::handler::{Reconciler, deadline_of};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -15,7 +17,9 @@ async fn main() -> Result<(), Error> {
     let config = &runtime.config;
     let reconciler = Reconciler {
         abandoned_after: pending_abandoned_after(config.vexora_timeout),
-        processing_age: config.reconcile_processing_age,
+        schedule: Schedule {
+            processing_age: config.reconcile_processing_age,
+        },
         give_up_after: config.reconcile_give_up_after,
         max_orders: config.reconcile_max_orders,
         metrics: EmfMetrics {
@@ -27,8 +31,10 @@ async fn main() -> Result<(), Error> {
     };
     let reconciler = &reconciler;
     run(service_fn(
-        move |_: LambdaEvent<serde_json::Value>| async move {
-            let report = reconciler.run(chrono::Utc::now()).await?;
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let now = chrono::Utc::now();
+            let deadline = deadline_of(event.context.deadline, now);
+            let report = reconciler.run(now, deadline).await?;
             Ok::<_, Error>(serde_json::to_value(report)?)
         },
     ))

@@ -7,14 +7,15 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
+use payout_core::apply::{Applied, Applier, Report, Schedule, settle_abandoned};
 use payout_core::domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
-use payout_core::order::{Order, OrderStatus, Reported};
-use payout_core::resolve::{Resolved, backoff, query_and_apply};
-use payout_core::secrets::{SecretSource, Stage};
-use payout_core::store::{Created, OrderStore, Transition, Transitioned, timestamp};
-use payout_core::vexora::{
-    DisbursementRequest, Operation, Outcome, PayoutGateway, VexoraAnswer, outcome,
-};
+use payout_core::intent::{Intent, store_intent};
+use payout_core::metrics::Metrics;
+use payout_core::order::{Order, OrderStatus};
+use payout_core::resolve::query_and_apply;
+use payout_core::secrets::{SecretStore, Secrets};
+use payout_core::store::{OrderStore, StoreError, timestamp};
+use payout_core::vexora::{DisbursementRequest, Exchange, Operation, Outcome, PayoutGateway};
 use serde::Serialize;
 use url::Url;
 
@@ -29,15 +30,15 @@ const GENERATED_TRADE_NO_ATTEMPTS: usize = 3;
 
 /// The function's dependencies, built once at init and lent to every request.
 #[derive(Debug)]
-pub struct App<S, G, K> {
+pub struct App<S, G, K, M> {
     pub store: S,
     pub gateway: G,
-    pub secrets: K,
+    pub secrets: Secrets<K>,
+    pub metrics: M,
     pub notify_url: Url,
-    /// Age after which a `PENDING` order counts as `UNCONFIRMED` ([`payout_core::order::pending_abandoned_after`]).
+    /// Age after which a `PENDING` order is stored as `UNCONFIRMED` ([`payout_core::order::pending_abandoned_after`]).
     pub abandoned_after: chrono::Duration,
-    /// When a `PROCESSING` order is first due for the reconciler.
-    pub processing_age: chrono::Duration,
+    pub schedule: Schedule,
     pub clock: fn() -> DateTime<Utc>,
 }
 
@@ -149,11 +150,12 @@ impl Summary {
 }
 
 /// Handles one request. Every anticipated outcome is a response; nothing here panics.
-pub async fn handle<S, G, K>(app: &App<S, G, K>, request: Request) -> Response<Body>
+pub async fn handle<S, G, K, M>(app: &App<S, G, K, M>, request: Request) -> Response<Body>
 where
     S: OrderStore,
     G: PayoutGateway,
-    K: SecretSource,
+    K: SecretStore,
+    M: Metrics,
 {
     let started = Instant::now();
     let path = route_path(&request);
@@ -203,12 +205,21 @@ fn route_path(request: &Request) -> String {
 
 type Answer = (Result<Response<Body>, ApiError>, Summary);
 
-impl<S, G, K> App<S, G, K>
+impl<S, G, K, M> App<S, G, K, M>
 where
     S: OrderStore,
     G: PayoutGateway,
-    K: SecretSource,
+    K: SecretStore,
+    M: Metrics,
 {
+    fn applier(&self) -> Applier<'_, S, M> {
+        Applier {
+            store: &self.store,
+            metrics: &self.metrics,
+            schedule: self.schedule,
+        }
+    }
+
     async fn submit(&self, body: &Body) -> Answer {
         let bytes: &[u8] = body.as_ref();
         if bytes.len() > MAX_BODY_BYTES {
@@ -227,16 +238,20 @@ where
             }
         };
         // The secret comes first: failing here leaves nothing behind.
-        let Ok(credentials) = self.secrets.credentials(Stage::Current).await else {
-            tracing::error!("the Vexora secret could not be read");
-            return (
-                Err(ApiError::Unavailable),
-                Summary::new(None, "secret_unavailable"),
-            );
+        let version = match self.secrets.current().await {
+            Ok(version) => version,
+            Err(e) => {
+                tracing::error!(error = %e, "the Vexora secret could not be read");
+                return (
+                    Err(ApiError::Unavailable),
+                    Summary::new(None, "secret_unavailable"),
+                );
+            }
         };
-        let (order, now) = match self.store_new(&payout).await {
-            Ok(Stored::New(order, now)) => (order, now),
-            Ok(Stored::Existing(existing)) => return self.repeat(&payout, &existing),
+        let credentials = &version.credentials;
+        let order = match self.store_new(&payout).await {
+            Ok(Intent::New(order)) => order,
+            Ok(Intent::Existing(existing)) => return self.repeat(&payout, existing).await,
             Err(trade_no) => {
                 return (
                     Err(ApiError::Unavailable),
@@ -248,17 +263,16 @@ where
             &payout,
             &order.trade_no,
             &self.notify_url,
-            now.timestamp_millis(),
+            order.created_at.timestamp_millis(),
             &credentials.app_secret,
         );
-        let exchange = self.gateway.submit(&credentials, &body).await;
-        let result = outcome(Operation::Submit, &order.trade_no, &exchange);
-        self.record(order, result, exchange.answer()).await
+        let exchange = self.gateway.submit(credentials, &body).await;
+        self.record(order, &exchange).await
     }
 
-    /// Stores a new `PENDING` order. Returns the existing order on a `tradeNo` conflict, or the
-    /// `tradeNo` (if known) when storage failed.
-    async fn store_new(&self, payout: &PayoutRequest) -> Result<Stored, Option<TradeNo>> {
+    /// Stores a new `PENDING` order (exactly once, [`store_intent`]). Returns the existing order
+    /// on a `tradeNo` conflict, or the `tradeNo` (if known) when storage failed.
+    async fn store_new(&self, payout: &PayoutRequest) -> Result<Intent, Option<TradeNo>> {
         let attempts = match payout.trade_no {
             Some(_) => 1,
             None => GENERATED_TRADE_NO_ATTEMPTS,
@@ -271,12 +285,9 @@ where
                 .clone()
                 .unwrap_or_else(|| TradeNo::generate(now, &mut rand::rng()));
             let order = Order::pending(trade_no.clone(), payout, now, now + self.abandoned_after);
-            match self.store.create(&order).await {
-                Ok(Created::Created) => return Ok(Stored::New(order, now)),
-                Ok(Created::AlreadyExists(existing)) if payout.trade_no.is_some() => {
-                    return Ok(Stored::Existing(*existing));
-                }
-                Ok(Created::AlreadyExists(_)) => last = Some(trade_no),
+            match store_intent(&self.store, order).await {
+                Ok(Intent::Existing(_)) if payout.trade_no.is_none() => last = Some(trade_no),
+                Ok(intent) => return Ok(intent),
                 Err(e) => {
                     tracing::error!(trade_no = trade_no.as_str(), error = %e, "storing the order failed");
                     return Err(Some(trade_no));
@@ -288,26 +299,42 @@ where
     }
 
     /// A second submit of a known `tradeNo`, answered from the stored order without a call.
-    fn repeat(&self, payout: &PayoutRequest, existing: &Order) -> Answer {
-        let summary = |outcome| Summary::new(Some(&existing.trade_no), outcome);
+    async fn repeat(&self, payout: &PayoutRequest, existing: Order) -> Answer {
+        let trade_no = existing.trade_no.clone();
+        let summary = |outcome| Summary::new(Some(&trade_no), outcome);
         if existing.fingerprint != payout.fingerprint() {
             return (Err(ApiError::IdempotencyMismatch), summary("mismatch"));
         }
-        let now = (self.clock)();
-        match existing.effective_status(now, self.abandoned_after) {
+        let stored = match self.settle(existing).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return (Err(ApiError::Unavailable), summary("withdrawn")),
+            Err(_) => return (Err(ApiError::Unavailable), summary("storage_error")),
+        };
+        match stored.status {
             OrderStatus::Pending => (Err(ApiError::InFlight), summary("in_flight")),
             _ => (
-                Ok(self.order_response(StatusCode::OK, existing)),
+                Ok(order_response(StatusCode::OK, &stored)),
                 summary("duplicate"),
             ),
         }
     }
 
-    /// Records Vexora's answer with a guarded transition and answers the merchant.
-    async fn record(&self, order: Order, result: Outcome, answer: Option<VexoraAnswer>) -> Answer {
+    /// The order as it must be stored now: an abandoned `PENDING` order becomes `UNCONFIRMED`.
+    async fn settle(&self, order: Order) -> Result<Option<Order>, StoreError> {
         let trade_no = order.trade_no.clone();
-        let label = result.label();
-        if let Outcome::NotReceived(_) = result {
+        settle_abandoned(&self.store, order, (self.clock)(), self.abandoned_after)
+            .await
+            .inspect_err(|e| {
+                tracing::error!(trade_no = trade_no.as_str(), error = %e, "storing an abandoned order as UNCONFIRMED failed");
+            })
+    }
+
+    /// Records Vexora's answer (the one rule, [`Applier::apply`]) and answers the merchant.
+    async fn record(&self, order: Order, exchange: &Exchange) -> Answer {
+        let trade_no = order.trade_no.clone();
+        let report = Report::from_exchange(Operation::Submit, &trade_no, exchange);
+        let label = report.outcome.label();
+        if let Outcome::NotReceived(_) = report.outcome {
             // Certainly not sent: remove the intent so a retry starts afresh.
             match self.store.delete_pending(&trade_no, order.version).await {
                 Ok(true) => {
@@ -328,49 +355,36 @@ where
                 }
             }
         }
-        let to = match result.reported() {
-            Reported::Processing => OrderStatus::Processing,
-            Reported::Succeeded => OrderStatus::Succeeded,
-            Reported::Failed => OrderStatus::Failed,
-            Reported::Unknown => OrderStatus::Unconfirmed,
-        };
-        let now = (self.clock)();
-        let transition = Transition {
-            answer,
-            // A PROCESSING order is asked about after the processing age; an unknown one soon.
-            check_after: Some(match to {
-                OrderStatus::Processing => now + self.processing_age,
-                _ => now + backoff(0),
-            }),
-            ..Transition::to(to, now)
-        };
-        let stored = match self.store.transition(&trade_no, &transition).await {
+        let applied = self
+            .applier()
+            .apply(&trade_no, &report, (self.clock)())
+            .await;
+        let stored = match &applied {
             // A webhook may have got there first: what is stored is the truth.
-            Ok(Transitioned::Applied(o) | Transitioned::Rejected(o)) => o,
-            Ok(Transitioned::NotFound) | Err(_) => {
-                // The intent is durable as PENDING; once abandoned it reads as UNCONFIRMED and
-                // the reconciler resolves it by query. Never report it failed.
-                tracing::error!(
-                    trade_no = trade_no.as_str(),
-                    outcome = label,
-                    "recording Vexora's answer failed"
-                );
-                let mut shown = order;
-                shown.status = OrderStatus::Unconfirmed;
-                return (
-                    Ok(self.order_response(StatusCode::ACCEPTED, &shown)),
-                    Summary::new(Some(&trade_no), "unrecorded"),
-                );
+            Ok(applied) => applied.order().cloned(),
+            Err(e) => {
+                tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording Vexora's answer failed");
+                None
             }
         };
-        let status = match stored.effective_status(now, self.abandoned_after) {
+        let Some(stored) = stored else {
+            // The intent is durable as PENDING; once abandoned it is stored as UNCONFIRMED and
+            // the reconciler resolves it by query. Never report it failed.
+            let mut shown = order;
+            shown.status = OrderStatus::Unconfirmed;
+            return (
+                Ok(order_response(StatusCode::ACCEPTED, &shown)),
+                Summary::new(Some(&trade_no), "unrecorded"),
+            );
+        };
+        let status = match stored.status {
             OrderStatus::Pending | OrderStatus::Unconfirmed => StatusCode::ACCEPTED,
             OrderStatus::Processing | OrderStatus::Succeeded | OrderStatus::Failed => {
                 StatusCode::CREATED
             }
         };
         (
-            Ok(self.order_response(status, &stored)),
+            Ok(order_response(status, &stored)),
             Summary::new(Some(&trade_no), label),
         )
     }
@@ -388,7 +402,15 @@ where
         let Ok(trade_no) = TradeNo::parse(trade_no) else {
             return (Err(ApiError::NotFound), Summary::new(None, "not_found"));
         };
-        let order = match self.store.get(&trade_no).await {
+        let found = match self.store.get(&trade_no).await {
+            Ok(Some(order)) => self.settle(order).await,
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::error!(trade_no = trade_no.as_str(), error = %e, "reading the order failed");
+                Err(e)
+            }
+        };
+        let order = match found {
             Ok(Some(order)) => order,
             Ok(None) => {
                 return (
@@ -396,33 +418,31 @@ where
                     Summary::new(Some(&trade_no), "not_found"),
                 );
             }
-            Err(e) => {
-                tracing::error!(trade_no = trade_no.as_str(), error = %e, "reading the order failed");
+            Err(_) => {
                 return (
                     Err(ApiError::Unavailable),
                     Summary::new(Some(&trade_no), "storage_error"),
                 );
             }
         };
-        let now = (self.clock)();
-        let shown = order.effective_status(now, self.abandoned_after);
-        let unresolved = !shown.is_final() && shown != OrderStatus::Pending;
+        let unresolved = !order.status.is_final() && order.status != OrderStatus::Pending;
         if !(refresh && unresolved) {
             return (
-                Ok(self.order_response(StatusCode::OK, &order)),
+                Ok(order_response(StatusCode::OK, &order)),
                 Summary::new(Some(&trade_no), "found"),
             );
         }
-        let (order, outcome) = self.refresh(order, now).await;
+        let (order, outcome) = self.refresh(order).await;
         (
-            Ok(self.order_response(StatusCode::OK, &order)),
+            Ok(order_response(StatusCode::OK, &order)),
             Summary::new(Some(&trade_no), outcome),
         )
     }
 
     /// Resolves a non-final order once against Vexora's query API, at most once per
     /// [`REFRESH_INTERVAL`] per order. Any failure answers the stored order.
-    async fn refresh(&self, order: Order, now: DateTime<Utc>) -> (Order, &'static str) {
+    async fn refresh(&self, order: Order) -> (Order, &'static str) {
+        let now = (self.clock)();
         match self
             .store
             .claim_refresh(&order.trade_no, now, REFRESH_INTERVAL)
@@ -435,30 +455,24 @@ where
                 return (order, "refresh_failed");
             }
         }
-        let resolved = query_and_apply(
-            &self.store,
-            &self.gateway,
-            &self.secrets,
-            &order,
-            now,
-            self.processing_age,
-        )
-        .await;
+        let resolved =
+            query_and_apply(&self.applier(), &self.gateway, &self.secrets, &order, now).await;
         match resolved {
-            Ok(Resolved::Moved(o)) => (o, "refreshed_moved"),
-            Ok(Resolved::Unchanged(o) | Resolved::Anomaly(o)) => (o, "refreshed_unchanged"),
-            Ok(Resolved::Unknown) => (order, "refreshed_unknown"),
+            Ok(Applied::Moved(o)) => (o, "refreshed_moved"),
+            Ok(Applied::Duplicate(o) | Applied::Stale(o) | Applied::Flagged(o, _)) => {
+                (o, "refreshed_unchanged")
+            }
+            Ok(Applied::Unknown | Applied::NotFound) => (order, "refreshed_unknown"),
             Err(e) => {
                 tracing::error!(trade_no = order.trade_no.as_str(), error = %e, "refresh failed");
                 (order, "refresh_failed")
             }
         }
     }
+}
 
-    fn order_response(&self, status: StatusCode, order: &Order) -> Response<Body> {
-        let shown = order.effective_status((self.clock)(), self.abandoned_after);
-        json(status, &OrderView::new(order, shown))
-    }
+fn order_response(status: StatusCode, order: &Order) -> Response<Body> {
+    json(status, &OrderView::new(order))
 }
 
 /// `refresh=true|false` is the only query parameter `GET` takes.
@@ -479,11 +493,6 @@ fn parse_read_query(request: &Request) -> Result<bool, String> {
         }
     }
     Ok(refresh)
-}
-
-enum Stored {
-    New(Order, DateTime<Utc>),
-    Existing(Order),
 }
 
 /// The order as merchants see it (contract § Order JSON). No PII: the account number is masked.
@@ -513,11 +522,11 @@ struct VexoraView<'a> {
 }
 
 impl<'a> OrderView<'a> {
-    fn new(order: &'a Order, status: OrderStatus) -> Self {
+    fn new(order: &'a Order) -> Self {
         Self {
             trade_no: order.trade_no.as_str(),
             plat_form_trade_no: order.plat_form_trade_no.as_deref(),
-            status,
+            status: order.status,
             amount: order.amount.yen(),
             currency: "JPY",
             bank_code: &order.bank_code,

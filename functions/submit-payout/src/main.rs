@@ -3,7 +3,9 @@
 use std::convert::Infallible;
 
 use lambda_http::{Error, run, service_fn};
+use payout_core::apply::Schedule;
 use payout_core::bootstrap::Runtime;
+use payout_core::metrics::EmfMetrics;
 use payout_core::order::pending_abandoned_after;
 use submit_payout::handler::{App, handle};
 
@@ -15,11 +17,16 @@ async fn main() -> Result<(), Error> {
         .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
     let app = App {
         abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
-        processing_age: runtime.config.reconcile_processing_age,
+        schedule: Schedule {
+            processing_age: runtime.config.reconcile_processing_age,
+        },
         notify_url: runtime.config.vexora_notify_url,
         store: runtime.store,
         gateway: runtime.vexora,
         secrets: runtime.secrets,
+        metrics: EmfMetrics {
+            function: "submit-payout",
+        },
         clock: chrono::Utc::now,
     };
     let app = &app;

@@ -38,7 +38,26 @@ fn move_to(to: OrderStatus, minutes: i64) -> Transition {
         check_after: Some(t0() + Duration::minutes(minutes + 5)),
         expected_amount: None,
         history: None,
+        anomaly: None,
+        write_id: None,
     }
+}
+
+/// Keeps `history` and `anomaly` on the order as it stands now.
+async fn keep(
+    store: &impl OrderStore,
+    trade_no: &str,
+    history: Option<HistoryEntry>,
+    anomaly: Option<Anomaly>,
+) -> bool {
+    let known = store.get(&tn(trade_no)).await.unwrap().unwrap();
+    store
+        .keep(
+            &tn(trade_no),
+            &Keep::new(&known, history, anomaly, crate::apply::write_id()),
+        )
+        .await
+        .unwrap()
 }
 
 fn notification(i: i64) -> HistoryEntry {
@@ -97,6 +116,7 @@ store_behaviour!(
     a_transition_keeps_its_notification_in_the_history,
     a_full_history_never_blocks_a_transition,
     due_orders_are_found_through_the_index_and_leave_it_when_final,
+    a_retried_write_recognizes_its_own_landed_write,
 );
 
 async fn a_created_order_reads_back_unchanged(store: &impl OrderStore) {
@@ -249,10 +269,7 @@ async fn a_transition_keeps_its_notification_in_the_history(store: &impl OrderSt
     t.history = Some(notification(1));
 
     store.transition(&tn("HIS1"), &t).await.unwrap();
-    store
-        .append_history(&tn("HIS1"), &notification(2))
-        .await
-        .unwrap();
+    assert!(keep(store, "HIS1", Some(notification(2)), None).await);
 
     let stored = store.get(&tn("HIS1")).await.unwrap().unwrap();
     assert_eq!(stored.history, vec![notification(1), notification(2)]);
@@ -262,10 +279,7 @@ async fn a_transition_keeps_its_notification_in_the_history(store: &impl OrderSt
 async fn a_full_history_never_blocks_a_transition(store: &impl OrderStore) {
     store.create(&order("HIS2", 1500)).await.unwrap();
     for i in 0..schema::MAX_HISTORY_KEPT as i64 + 2 {
-        store
-            .append_history(&tn("HIS2"), &notification(i))
-            .await
-            .unwrap();
+        assert!(keep(store, "HIS2", Some(notification(i)), None).await);
     }
     let mut t = move_to(OrderStatus::Succeeded, 1);
     t.history = Some(notification(999));
@@ -276,8 +290,10 @@ async fn a_full_history_never_blocks_a_transition(store: &impl OrderStore) {
         panic!("a full history blocked the move: {result:?}");
     };
     assert_eq!(done.status, OrderStatus::Succeeded);
-    assert_eq!(done.history.len(), schema::MAX_HISTORY_KEPT);
+    // Transitions append past the bound (an order moves at most four times).
+    assert_eq!(done.history.len(), schema::MAX_HISTORY_KEPT + 1);
     assert_eq!(done.history[0], notification(0));
+    assert_eq!(done.history[schema::MAX_HISTORY_KEPT], notification(999));
 }
 
 async fn only_a_pending_order_at_its_version_is_deleted(store: &impl OrderStore) {
@@ -322,11 +338,9 @@ async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderS
     };
     let total = schema::MAX_ANOMALIES_KEPT as i64 + 3;
     for i in 0..total {
-        store
-            .record_anomaly(&tn("ANOM1"), &anomaly(i))
-            .await
-            .unwrap();
+        assert!(keep(store, "ANOM1", None, Some(anomaly(i))).await);
     }
+    assert!(!keep_absent(store).await, "an absent order is not found");
 
     let stored = store.get(&tn("ANOM1")).await.unwrap().unwrap();
     assert_eq!(stored.anomalies.len(), schema::MAX_ANOMALIES_KEPT);
@@ -338,6 +352,44 @@ async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderS
         "an anomaly changes no state"
     );
     assert_eq!(stored.version, 1);
+}
+
+async fn keep_absent(store: &impl OrderStore) -> bool {
+    let known = order("GHOST", 1500);
+    store
+        .keep(
+            &tn("GHOST"),
+            &Keep::new(&known, Some(notification(1)), None, "w".into()),
+        )
+        .await
+        .unwrap()
+}
+
+async fn a_retried_write_recognizes_its_own_landed_write(store: &impl OrderStore) {
+    store.create(&order("RETRY1", 1500)).await.unwrap();
+    let mut t = move_to(OrderStatus::Processing, 1);
+    t.write_id = Some("w-1".into());
+    t.history = Some(notification(1));
+    assert!(matches!(
+        store.transition(&tn("RETRY1"), &t).await.unwrap(),
+        Transitioned::Applied(_)
+    ));
+
+    // The same write again, as the SDK sends it when the first answer was lost.
+    let again = store.transition(&tn("RETRY1"), &t).await.unwrap();
+
+    let Transitioned::Applied(order) = again else {
+        panic!("our own write was taken for another's: {again:?}");
+    };
+    assert_eq!(order.version, 2, "applied once");
+    assert_eq!(order.history.len(), 1);
+    let known = store.get(&tn("RETRY1")).await.unwrap().unwrap();
+    let k = Keep::new(&known, Some(notification(2)), None, "w-2".into());
+    assert!(store.keep(&tn("RETRY1"), &k).await.unwrap());
+    assert!(store.keep(&tn("RETRY1"), &k).await.unwrap());
+    let stored = store.get(&tn("RETRY1")).await.unwrap().unwrap();
+    assert_eq!(stored.history.len(), 2, "kept once");
+    assert_eq!(stored.last_write.as_deref(), Some("w-2"));
 }
 
 async fn due_orders_are_found_through_the_index_and_leave_it_when_final(store: &impl OrderStore) {

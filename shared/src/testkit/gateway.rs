@@ -91,6 +91,9 @@ impl PayoutGateway for ScriptedGateway {
 
     async fn query(&self, _credentials: &VexoraCredentials, body: &QueryRequest) -> Exchange {
         lock(&self.queries).push(body.clone());
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         let next = lock(&self.query_answer).pop_front();
         next.unwrap_or_else(|| self.default_answer.clone())
     }

@@ -3,15 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::TradeNo;
-use crate::order::{Anomaly, HistoryEntry, Order, OrderStatus};
-use crate::secrets::{SecretError, SecretSource, Stage, VexoraCredentials};
+use crate::order::{Order, OrderStatus};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::secrets::{SecretError, SecretStore, Stage, StoredSecret, VexoraCredentials};
 use crate::store::{
-    Created, DueCursor, DuePage, OrderStore, StoreError, Transition, Transitioned, schema,
+    Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned,
 };
 
 /// Orders in a map. `set_unavailable(true)` makes every call fail as if DynamoDB were down.
@@ -20,6 +22,8 @@ pub struct InMemoryStore {
     orders: Mutex<BTreeMap<TradeNo, Order>>,
     unavailable: AtomicBool,
     failing_operations: Mutex<BTreeSet<&'static str>>,
+    /// Operations that apply their write and then fail, as when DynamoDB's answer is lost.
+    failing_after_applying: Mutex<BTreeMap<&'static str, usize>>,
     calls: AtomicUsize,
 }
 
@@ -39,6 +43,29 @@ impl InMemoryStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(operation);
+    }
+
+    /// Makes the named operation apply its write and then report an error, `times` times (a
+    /// write that landed but whose answer was lost).
+    pub fn fail_after_applying(&self, operation: &'static str, times: usize) {
+        self.failing_after_applying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(operation, times);
+    }
+
+    fn applied_then_failed(&self, operation: &'static str) -> Result<(), StoreError> {
+        let mut failing = self
+            .failing_after_applying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failing.get_mut(operation) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                Err(unavailable())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// How many store calls were made (the fake's equivalent of DynamoDB requests).
@@ -69,16 +96,18 @@ impl InMemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(operation);
         if failing || self.unavailable.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable(Box::new(
-                aws_sdk_dynamodb::Error::InternalServerError(
-                    aws_sdk_dynamodb::types::error::InternalServerError::builder()
-                        .message("in-memory store set unavailable")
-                        .build(),
-                ),
-            )));
+            return Err(unavailable());
         }
         Ok(())
     }
+}
+
+fn unavailable() -> StoreError {
+    StoreError::Unavailable(Box::new(aws_sdk_dynamodb::Error::InternalServerError(
+        aws_sdk_dynamodb::types::error::InternalServerError::builder()
+            .message("in-memory store set unavailable")
+            .build(),
+    )))
 }
 
 impl OrderStore for InMemoryStore {
@@ -89,6 +118,8 @@ impl OrderStore for InMemoryStore {
             return Ok(Created::AlreadyExists(Box::new(existing.clone())));
         }
         orders.insert(order.trade_no.clone(), order.clone());
+        drop(orders);
+        self.applied_then_failed("create")?;
         Ok(Created::Created)
     }
 
@@ -111,12 +142,20 @@ impl OrderStore for InMemoryStore {
             return Ok(Transitioned::NotFound);
         };
         if !t.allows(order) {
+            if t.write_id.is_some() && order.last_write == t.write_id {
+                return Ok(Transitioned::Applied(order.clone()));
+            }
             return Ok(Transitioned::Rejected(order.clone()));
         }
-        if let Some(entry) = &t.history
-            && order.history.len() < schema::MAX_HISTORY_KEPT
-        {
+        if let Some(entry) = &t.history {
             order.history.push(entry.clone());
+        }
+        if let Some(anomaly) = &t.anomaly {
+            order.anomalies.push(anomaly.clone());
+            order.anomaly_count += 1;
+        }
+        if t.write_id.is_some() {
+            order.last_write.clone_from(&t.write_id);
         }
         order.status = t.to;
         order.version += 1;
@@ -132,7 +171,10 @@ impl OrderStore for InMemoryStore {
         } else if let Some(at) = t.check_after {
             order.check_after = Some(at);
         }
-        Ok(Transitioned::Applied(order.clone()))
+        let moved = order.clone();
+        drop(orders);
+        self.applied_then_failed("transition")?;
+        Ok(Transitioned::Applied(moved))
     }
 
     async fn delete_pending(&self, trade_no: &TradeNo, version: u64) -> Result<bool, StoreError> {
@@ -190,33 +232,30 @@ impl OrderStore for InMemoryStore {
         }
     }
 
-    async fn append_history(
-        &self,
-        trade_no: &TradeNo,
-        entry: &HistoryEntry,
-    ) -> Result<(), StoreError> {
-        self.enter("append_history")?;
-        if let Some(order) = self.lock().get_mut(trade_no)
-            && order.history.len() < schema::MAX_HISTORY_KEPT
+    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<bool, StoreError> {
+        self.enter("keep")?;
+        let mut orders = self.lock();
+        let Some(order) = orders.get_mut(trade_no) else {
+            return Ok(false);
+        };
+        if order.last_write.as_deref() == Some(keep.write_id.as_str()) {
+            return Ok(true);
+        }
+        if let Some(entry) = &keep.history
+            && keep.history_room
         {
             order.history.push(entry.clone());
         }
-        Ok(())
-    }
-
-    async fn record_anomaly(
-        &self,
-        trade_no: &TradeNo,
-        anomaly: &Anomaly,
-    ) -> Result<(), StoreError> {
-        self.enter("record_anomaly")?;
-        if let Some(order) = self.lock().get_mut(trade_no) {
-            if order.anomalies.len() < schema::MAX_ANOMALIES_KEPT {
+        if let Some(anomaly) = &keep.anomaly {
+            if keep.anomalies_room {
                 order.anomalies.push(anomaly.clone());
             }
             order.anomaly_count += 1;
         }
-        Ok(())
+        order.last_write = Some(keep.write_id.clone());
+        drop(orders);
+        self.applied_then_failed("keep")?;
+        Ok(true)
     }
 
     async fn due_for_check(
@@ -247,62 +286,61 @@ impl OrderStore for InMemoryStore {
     }
 }
 
-/// Credentials per stage that behave like the caching client: reads serve the cached
-/// version; `rotate` changes what Secrets Manager holds; `refresh` brings it into the cache.
-/// Counts reads and refreshes so tests can assert "no fetch per request".
+/// Secrets Manager in memory: versions with ids and creation dates; `put` makes a new current
+/// version and the old one the previous, as `PutSecretValue` does. Counts reads so tests can
+/// assert "no read per request".
 #[derive(Debug)]
-pub struct StaticSecrets {
-    cached: Mutex<Versions>,
-    stored: Mutex<Versions>,
-    reads: AtomicUsize,
-    refreshes: AtomicUsize,
+pub struct FakeSecretStore {
+    versions: Mutex<Vec<StoredSecret>>,
+    fetches: AtomicUsize,
     unavailable: AtomicBool,
-}
-
-#[derive(Debug, Clone)]
-struct Versions {
-    current: Arc<VexoraCredentials>,
-    previous: Option<Arc<VexoraCredentials>>,
-}
-
-impl Versions {
-    fn stage(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
-        match stage {
-            Stage::Current => Ok(self.current.clone()),
-            Stage::Previous => self
-                .previous
-                .clone()
-                .ok_or(SecretError::NotFound(stage.label())),
-        }
-    }
 }
 
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl StaticSecrets {
-    pub fn new(current: VexoraCredentials) -> Self {
-        let versions = Versions {
-            current: Arc::new(current),
-            previous: None,
-        };
-        Self {
-            cached: Mutex::new(versions.clone()),
-            stored: Mutex::new(versions),
-            reads: AtomicUsize::new(0),
-            refreshes: AtomicUsize::new(0),
+impl FakeSecretStore {
+    /// A store whose only version holds `value` (JSON), created at `created_at`.
+    pub fn new(value: &str, created_at: DateTime<Utc>) -> Self {
+        let store = Self {
+            versions: Mutex::new(Vec::new()),
+            fetches: AtomicUsize::new(0),
             unavailable: AtomicBool::new(false),
-        }
+        };
+        store.put(value, created_at);
+        store
     }
 
-    /// A new current version in the store; the old one becomes the previous. The cache is not
-    /// touched, as with Secrets Manager and a caching client.
-    pub fn rotate(&self, new: VexoraCredentials) {
-        let mut stored = guard(&self.stored);
-        let old = stored.current.clone();
-        stored.previous = Some(old);
-        stored.current = Arc::new(new);
+    /// A new current version.
+    pub fn put(&self, value: &str, created_at: DateTime<Utc>) {
+        self.push(value, Some(created_at));
+    }
+
+    /// A new current version without a creation date.
+    pub fn put_undated(&self, value: &str) {
+        self.push(value, None);
+    }
+
+    fn push(&self, value: &str, created_at: Option<DateTime<Utc>>) {
+        let mut versions = guard(&self.versions);
+        let version_id = format!("v{}", versions.len() + 1);
+        versions.push(StoredSecret {
+            value: SecretString::from(value.to_owned()),
+            version_id,
+            created_at,
+        });
+    }
+
+    /// A new current version with these credentials, created now.
+    pub fn rotate(&self, credentials: &VexoraCredentials) {
+        self.put(
+            &super::secret_json(
+                credentials.merchant_no.as_str(),
+                credentials.app_secret.expose_secret(),
+            ),
+            Utc::now(),
+        );
     }
 
     /// Makes every read fail as if Secrets Manager were down.
@@ -310,40 +348,29 @@ impl StaticSecrets {
         self.unavailable.store(down, Ordering::SeqCst);
     }
 
-    pub fn reads(&self) -> usize {
-        self.reads.load(Ordering::SeqCst)
-    }
-
-    pub fn refreshes(&self) -> usize {
-        self.refreshes.load(Ordering::SeqCst)
-    }
-
-    fn check(&self) -> Result<(), SecretError> {
-        if self.unavailable.load(Ordering::SeqCst) {
-            return Err(SecretError::Unavailable(
-                "static secrets set unavailable".into(),
-            ));
-        }
-        Ok(())
+    /// How many reads reached the store.
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
     }
 }
 
-impl SecretSource for StaticSecrets {
-    async fn credentials(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        guard(&self.cached).stage(stage)
-    }
-
-    async fn refresh(&self, stage: Stage) -> Result<Arc<VexoraCredentials>, SecretError> {
-        self.refreshes.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        let fresh = guard(&self.stored).clone();
-        let mut cached = guard(&self.cached);
-        match stage {
-            Stage::Current => cached.current = fresh.current.clone(),
-            Stage::Previous => cached.previous = fresh.previous.clone(),
+impl SecretStore for FakeSecretStore {
+    async fn fetch(&self, stage: Stage) -> Result<Option<StoredSecret>, SecretError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(SecretError::Unavailable(
+                "fake store set unavailable".into(),
+            ));
         }
-        fresh.stage(stage)
+        let versions = guard(&self.versions);
+        let back = match stage {
+            Stage::Current => 1,
+            Stage::Previous => 2,
+        };
+        Ok(versions
+            .len()
+            .checked_sub(back)
+            .and_then(|i| versions.get(i))
+            .cloned())
     }
 }

@@ -4,7 +4,7 @@
 mod memory;
 mod moto;
 
-pub use memory::{InMemoryStore, StaticSecrets};
+pub use memory::{FakeSecretStore, InMemoryStore};
 pub use moto::{Moto, aws_config_for};
 
 use secrecy::SecretString;
@@ -53,6 +53,26 @@ mod logs;
 
 pub use gateway::{RecordingMetrics, ScriptedGateway, vexora_answer};
 pub use logs::CapturedLogs;
+
+/// The secret's value as every function expects it (`{"merchantNo", "appSecret"}`).
+pub fn secret_json(merchant_no: &str, app_secret: &str) -> String {
+    serde_json::json!({"merchantNo": merchant_no, "appSecret": app_secret}).to_string()
+}
+
+/// A warm secret cache over a fake store holding merchant `0000000001` and `app_secret`
+/// (created a day ago). Loads at once: the fake store never waits.
+pub fn secrets(app_secret: &str) -> crate::secrets::Secrets<FakeSecretStore> {
+    use futures_util::FutureExt;
+    let store = FakeSecretStore::new(
+        &secret_json("0000000001", app_secret),
+        chrono::Utc::now() - chrono::Duration::days(1),
+    );
+    match crate::secrets::Secrets::load(store, crate::secrets::DEFAULT_TTL).now_or_never() {
+        Some(Ok(secrets)) => secrets,
+        Some(Err(e)) => panic!("{e}"),
+        None => panic!("loading from the fake store waited"),
+    }
+}
 
 /// A JSON object of string fields signed with `app_secret` the way Vexora signs (§2).
 pub fn signed_json(fields: &[(&str, &str)], app_secret: &str) -> String {

@@ -13,13 +13,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lambda_http::Request;
+use payout_core::apply::Schedule;
 use payout_core::domain::{PayoutRequest, TradeNo};
 use payout_core::metrics::Metrics;
 use payout_core::order::{Order, OrderStatus};
-use payout_core::secrets::{Keyring, MIN_REFRESH_INTERVAL, VexoraCredentials};
+use payout_core::secrets::{
+    DEFAULT_PREVIOUS_SECRET_GRACE, Keyring, MIN_REFRESH_INTERVAL, VexoraCredentials,
+};
 use payout_core::testkit::{
-    InMemoryStore, Moto, StaticSecrets, aws_config_for, credentials, payout_json, signed_json,
-    vexora_answer,
+    InMemoryStore, Moto, aws_config_for, payout_json, signed_json, vexora_answer,
 };
 use payout_core::vexora::{DisbursementRequest, Exchange, PayoutGateway, QueryRequest};
 use payout_e2e::lambda::{Function, binary_in, function_env};
@@ -145,11 +147,14 @@ fn submit_cpu() -> Result<(f64, f64)> {
     let app = submit_payout::handler::App {
         store: InMemoryStore::new(),
         gateway: EchoGateway,
-        secrets: StaticSecrets::new(credentials(SECRET)),
+        secrets: payout_core::testkit::secrets(SECRET),
+        metrics: NoMetrics,
         notify_url: url::Url::parse("https://api.example.jp/vexora/notify")
             .map_err(|e| e.to_string())?,
         abandoned_after: chrono::Duration::seconds(28),
-        processing_age: chrono::Duration::minutes(15),
+        schedule: Schedule {
+            processing_age: chrono::Duration::minutes(15),
+        },
         clock: chrono::Utc::now,
     };
     let events = (0..CPU_REQUESTS)
@@ -189,20 +194,18 @@ fn webhook_cpu() -> Result<(f64, f64)> {
         );
         events.push(event(fixture, &body)?);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let keyring = runtime
-        .block_on(Keyring::load(
-            StaticSecrets::new(credentials(SECRET)),
-            MIN_REFRESH_INTERVAL,
-        ))
-        .map_err(|e| e.to_string())?;
+    let keyring = Keyring::new(
+        payout_core::testkit::secrets(SECRET),
+        DEFAULT_PREVIOUS_SECRET_GRACE,
+        MIN_REFRESH_INTERVAL,
+    );
     let app = payout_webhook::handler::App {
         store,
         keyring,
         metrics: NoMetrics,
-        processing_age: chrono::Duration::minutes(15),
+        schedule: Schedule {
+            processing_age: chrono::Duration::minutes(15),
+        },
         clock: chrono::Utc::now,
     };
     cpu_per_request(&events, |r| payout_webhook::handler::handle(&app, r))

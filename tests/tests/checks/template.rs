@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use payout_core::{config, metrics, permissions, store::schema};
+use payout_core::{budget, config, metrics, permissions, store::schema};
 use serde_norway::Value;
 
 fn template() -> Value {
@@ -166,14 +166,47 @@ fn timeouts_fit_vexora_and_the_abandonment_rule() {
     let vexora_min_ms = t["Parameters"]["VexoraTimeoutMs"]["MinValue"]
         .as_u64()
         .unwrap();
-    // A submit outlives its Vexora call, and ends before its PENDING order counts as abandoned.
-    assert!(timeout("SubmitPayoutFunction") * 1000 > vexora_max_ms);
+    let seconds = std::time::Duration::from_secs;
+    let vexora_max = std::time::Duration::from_millis(vexora_max_ms);
+    let default = config::DEFAULT_VEXORA_TIMEOUT;
+    assert_eq!(
+        t["Parameters"]["VexoraTimeoutMs"]["Default"].as_u64(),
+        Some(default.as_millis() as u64),
+        "the template's default is the code's"
+    );
+    // Every path of a function, each call at its bound, fits its timeout with margin.
+    let submit = seconds(timeout("SubmitPayoutFunction"));
+    for (path, worst) in [
+        ("POST /payouts", budget::submit(vexora_max)),
+        ("GET ?refresh=true", budget::refresh(vexora_max)),
+    ] {
+        assert!(
+            worst + budget::MARGIN <= submit,
+            "{path}: {worst:?} in {submit:?}"
+        );
+    }
+    // ... and the submit ends before its PENDING order counts as abandoned.
     let abandoned_at_least = payout_core::order::pending_abandoned_after(
         std::time::Duration::from_millis(vexora_min_ms),
     );
-    assert!((timeout("SubmitPayoutFunction") as i64) < abandoned_at_least.num_seconds());
+    assert!((submit.as_secs() as i64) < abandoned_at_least.num_seconds());
     // Vexora waits 10 s for the webhook's OK.
-    assert!(timeout("PayoutWebhookFunction") < 10);
+    let webhook = seconds(timeout("PayoutWebhookFunction"));
+    assert!(webhook < seconds(10));
+    assert!(
+        budget::webhook() + budget::MARGIN <= webhook,
+        "{:?}",
+        budget::webhook()
+    );
+    // The reconciler stops at its deadline; one order still fits many times over.
+    let reconcile = seconds(timeout("ReconcilePayoutsFunction"));
+    assert!(budget::reconcile_one(vexora_max) * 10 <= reconcile);
+    // The API Gateway integration waits for the longest submit.
+    let integration = resource(&t, "SubmitIntegration")["TimeoutInMillis"]
+        .as_u64()
+        .unwrap()
+        / 1000;
+    assert!(seconds(integration) > submit);
     for name in [
         "SubmitPayoutFunction",
         "PayoutWebhookFunction",
@@ -196,11 +229,33 @@ fn timeouts_fit_vexora_and_the_abandonment_rule() {
 }
 
 #[test]
+fn the_template_ships_no_usable_secret() {
+    let t = template();
+    let secret = resource(&t, "VexoraSecret");
+    assert!(
+        secret.get("SecretString").is_none(),
+        "a literal value is a published secret"
+    );
+    let generated = &secret["GenerateSecretString"];
+    assert_eq!(generated["GenerateStringKey"], "appSecret");
+    let template: serde_json::Value =
+        serde_json::from_str(generated["SecretStringTemplate"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        template["merchantNo"],
+        payout_core::secrets::PLACEHOLDER_MERCHANT_NO,
+        "the functions refuse it until the merchant's is put"
+    );
+    assert!(generated["PasswordLength"].as_u64().unwrap() >= 32);
+}
+
+#[test]
 fn the_alarms_watch_the_metrics_the_code_emits() {
     let t = template();
     let emitted = [
         (metrics::WEBHOOK_SIGNATURE_REJECTED, "payout-webhook"),
-        (metrics::WEBHOOK_ANOMALY, "payout-webhook"),
+        (metrics::PAYOUT_ANOMALY, "payout-webhook"),
+        (metrics::PAYOUT_ANOMALY, "submit-payout"),
+        (metrics::PAYOUT_ANOMALY, "reconcile-payouts"),
         (metrics::STUCK_ORDERS, "reconcile-payouts"),
     ];
     for (metric, function) in emitted {
@@ -209,11 +264,12 @@ fn the_alarms_watch_the_metrics_the_code_emits() {
             .unwrap()
             .values()
             .find(|r| {
-                r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["MetricName"] == metric
+                r["Type"] == "AWS::CloudWatch::Alarm"
+                    && r["Properties"]["MetricName"] == metric
+                    && r["Properties"]["Dimensions"][0]["Value"] == function
             })
-            .unwrap_or_else(|| panic!("no alarm on {metric}"));
+            .unwrap_or_else(|| panic!("no alarm on {metric} of {function}"));
         assert_eq!(alarm["Properties"]["Namespace"], metrics::NAMESPACE);
-        assert_eq!(alarm["Properties"]["Dimensions"][0]["Value"], function);
     }
     let routes: Vec<(String, String)> = t["Resources"]
         .as_mapping()

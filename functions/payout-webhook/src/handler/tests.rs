@@ -3,9 +3,14 @@
 
 use super::*;
 use chrono::TimeZone;
-use payout_core::secrets::MIN_REFRESH_INTERVAL;
-use payout_core::testkit::{self, InMemoryStore, RecordingMetrics, StaticSecrets, signed_json};
+use payout_core::secrets::{
+    DEFAULT_PREVIOUS_SECRET_GRACE, DEFAULT_TTL, MIN_REFRESH_INTERVAL, Secrets,
+};
+use payout_core::testkit::{
+    self, FakeSecretStore, InMemoryStore, RecordingMetrics, secret_json, signed_json,
+};
 use serde_json::Value;
+use std::time::Duration;
 
 mod sequences;
 
@@ -15,23 +20,41 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 3, 0, 0).unwrap()
 }
 
+type TestApp<S = InMemoryStore> = App<S, FakeSecretStore, RecordingMetrics>;
+
+/// The Vexora secret as Secrets Manager would hold it, created a day before the test's clock.
+fn secret_store(app_secret: &str) -> FakeSecretStore {
+    FakeSecretStore::new(
+        &secret_json("0000000001", app_secret),
+        t0() - chrono::Duration::days(1),
+    )
+}
+
 async fn app_with<S: OrderStore>(
     store: S,
-    secrets: StaticSecrets,
-) -> App<S, StaticSecrets, RecordingMetrics> {
+    secrets: FakeSecretStore,
+    min_refresh: Duration,
+) -> TestApp<S> {
     App {
         store,
-        keyring: Keyring::load(secrets, MIN_REFRESH_INTERVAL).await.unwrap(),
+        keyring: Keyring::new(
+            Secrets::load(secrets, DEFAULT_TTL).await.unwrap(),
+            DEFAULT_PREVIOUS_SECRET_GRACE,
+            min_refresh,
+        ),
         metrics: RecordingMetrics::default(),
-        processing_age: chrono::Duration::minutes(15),
+        schedule: Schedule {
+            processing_age: chrono::Duration::minutes(15),
+        },
         clock: t0,
     }
 }
 
-async fn app() -> App<InMemoryStore, StaticSecrets, RecordingMetrics> {
+async fn app() -> TestApp {
     app_with(
         InMemoryStore::new(),
-        StaticSecrets::new(testkit::credentials(SECRET)),
+        secret_store(SECRET),
+        MIN_REFRESH_INTERVAL,
     )
     .await
 }
@@ -80,14 +103,14 @@ struct Delivered {
     content_type: String,
 }
 
-async fn deliver<S: OrderStore, K: SecretSource, M: Metrics>(
+async fn deliver<S: OrderStore, K: SecretStore, M: Metrics>(
     app: &App<S, K, M>,
     body: &str,
 ) -> Delivered {
     deliver_event(app, event("POST", Some(body))).await
 }
 
-async fn deliver_event<S: OrderStore, K: SecretSource, M: Metrics>(
+async fn deliver_event<S: OrderStore, K: SecretStore, M: Metrics>(
     app: &App<S, K, M>,
     request: Request,
 ) -> Delivered {
@@ -102,10 +125,7 @@ async fn deliver_event<S: OrderStore, K: SecretSource, M: Metrics>(
     }
 }
 
-async fn status_of(
-    app: &App<InMemoryStore, StaticSecrets, RecordingMetrics>,
-    trade_no: &str,
-) -> OrderStatus {
+async fn status_of(app: &TestApp, trade_no: &str) -> OrderStatus {
     app.store.snapshot(&tn(trade_no)).unwrap().status
 }
 
@@ -297,7 +317,7 @@ async fn storage_failure_is_5xx_so_vexora_retries() {
 
 #[tokio::test]
 async fn an_amount_mismatch_is_acknowledged_as_an_anomaly_and_changes_no_state() {
-    for amount in ["1600", "1500.50", "abc", "-1500"] {
+    for amount in ["1600", "1500.50", "15", "99999999999999999999999"] {
         let app = app().await;
         with_order(&app.store, "W6").await;
         let mut fields = report("W6", "0000");
@@ -315,7 +335,38 @@ async fn an_amount_mismatch_is_acknowledged_as_an_anomaly_and_changes_no_state()
         assert_eq!(order.anomalies.len(), 1, "{amount}");
         assert_eq!(order.anomalies[0].reason, "amount_mismatch");
         assert_eq!(order.anomalies[0].report["amount"], amount);
-        assert_eq!(app.metrics.total(metrics::WEBHOOK_ANOMALY), 1);
+        assert_eq!(app.metrics.total(metrics::PAYOUT_ANOMALY), 1);
+    }
+}
+
+#[tokio::test]
+async fn an_amount_that_is_not_a_plain_number_or_is_missing_is_refused() {
+    for amount in [
+        Some("abc"),
+        Some("-1500"),
+        Some("1e3"),
+        Some("1500."),
+        Some(""),
+        None,
+    ] {
+        let app = app().await;
+        with_order(&app.store, "W6b").await;
+        let mut fields = report("W6b", "00029");
+        match amount {
+            Some(a) => fields[2].1 = a.to_owned(),
+            None => {
+                fields.remove(2);
+            }
+        }
+
+        let answer = deliver(&app, &signed(&fields, SECRET)).await;
+
+        assert_eq!(answer.status, 401, "{amount:?}");
+        assert_eq!(
+            status_of(&app, "W6b").await,
+            OrderStatus::Pending,
+            "{amount:?}"
+        );
     }
 }
 
@@ -328,7 +379,7 @@ async fn amounts_with_zero_decimals_match() {
 
     assert_eq!(deliver(&app, &signed(&fields, SECRET)).await.status, 200);
     assert_eq!(status_of(&app, "W7").await, OrderStatus::Succeeded);
-    assert_eq!(app.metrics.total(metrics::WEBHOOK_ANOMALY), 0);
+    assert_eq!(app.metrics.total(metrics::PAYOUT_ANOMALY), 0);
 }
 
 #[tokio::test]
@@ -342,7 +393,7 @@ async fn an_undocumented_status_keeps_the_order_non_final_and_is_flagged() {
     let order = app.store.snapshot(&tn("W8")).unwrap();
     assert_eq!(order.status, OrderStatus::Unconfirmed);
     assert_eq!(order.anomalies[0].reason, "undocumented_status");
-    assert_eq!(app.metrics.total(metrics::WEBHOOK_ANOMALY), 1);
+    assert_eq!(app.metrics.total(metrics::PAYOUT_ANOMALY), 1);
 }
 
 #[tokio::test]
@@ -352,7 +403,7 @@ async fn anomalies_keep_no_personal_or_free_text_fields() {
     deliver(&app, &signed(&report("W9", "0000"), SECRET)).await;
     let mut contradiction = report("W9", "00029");
     contradiction.push(("remark", "カナリア 09011112222".into()));
-    contradiction.push(("bankNumber", "99998888777".into()));
+    contradiction.push(("accountNumber", "99998888777".into()));
 
     deliver(&app, &signed(&contradiction, SECRET)).await;
 
@@ -389,24 +440,60 @@ async fn an_oversized_body_is_413() {
 async fn forged_requests_refresh_the_secret_at_most_once_per_interval() {
     let app = app().await;
     with_order(&app.store, "W10").await;
+    let fetches = app.keyring.secrets().store().fetches();
     for _ in 0..5 {
         let answer = deliver(&app, &signed(&report("W10", "0000"), "forged")).await;
         assert_eq!(answer.status, 401);
     }
-    // One refresh reads both stages; never one per request.
-    assert_eq!(app.keyring.source().refreshes(), 2);
+    assert_eq!(
+        app.keyring.secrets().store().fetches(),
+        fetches,
+        "read at init, within the interval: never one read per request"
+    );
+}
+
+#[tokio::test]
+async fn forged_requests_about_no_order_we_hold_never_read_the_secret() {
+    let app = app_with(InMemoryStore::new(), secret_store(SECRET), Duration::ZERO).await;
+    with_order(&app.store, "W13").await;
+    let fetches = app.keyring.secrets().store().fetches();
+    let mut other_amount = report("W13", "00029");
+    other_amount[2].1 = "1600".into();
+    for body in [
+        signed(&report("NOBODY", "00029"), "forged"),
+        signed(&other_amount, "forged"),
+        signed(&report("bad no!", "00029"), "forged"),
+    ] {
+        assert_eq!(deliver(&app, &body).await.status, 401);
+    }
+    assert_eq!(app.keyring.secrets().store().fetches(), fetches);
+
+    // One that names an order we hold, for its amount, could be a rotation: it is checked.
+    assert_eq!(
+        deliver(&app, &signed(&report("W13", "00029"), "forged"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(app.keyring.secrets().store().fetches(), fetches + 1);
+    assert_eq!(status_of(&app, "W13").await, OrderStatus::Pending);
 }
 
 #[tokio::test]
 async fn during_a_rotation_old_and_new_secrets_verify_and_a_third_does_not() {
-    let secrets = StaticSecrets::new(testkit::credentials("old-secret"));
-    let app = app_with(InMemoryStore::new(), secrets).await;
+    let app = app_with(
+        InMemoryStore::new(),
+        secret_store("old-secret"),
+        Duration::ZERO,
+    )
+    .await;
     for t in ["R1", "R2", "R3"] {
         with_order(&app.store, t).await;
     }
     app.keyring
-        .source()
-        .rotate(testkit::credentials("new-secret"));
+        .secrets()
+        .store()
+        .put(&secret_json("0000000001", "new-secret"), t0());
 
     let new = deliver(&app, &signed(&report("R1", "0000"), "new-secret")).await;
     let old = deliver(&app, &signed(&report("R2", "0000"), "old-secret")).await;
@@ -419,11 +506,135 @@ async fn during_a_rotation_old_and_new_secrets_verify_and_a_third_does_not() {
 }
 
 #[tokio::test]
-async fn an_unreadable_secret_is_503() {
+async fn the_previous_secret_stops_verifying_after_the_grace_window() {
+    let app = app_with(
+        InMemoryStore::new(),
+        secret_store("old-secret"),
+        Duration::ZERO,
+    )
+    .await;
+    with_order(&app.store, "R4").await;
+    app.keyring.secrets().store().put(
+        &secret_json("0000000001", "new-secret"),
+        t0() - chrono::Duration::hours(25),
+    );
+    let new = deliver(&app, &signed(&report("R4", "0015"), "new-secret")).await;
+    assert_eq!(
+        new.status, 200,
+        "the first notification signed with it finds the rotation"
+    );
+
+    let old = deliver(&app, &signed(&report("R4", "00029"), "old-secret")).await;
+
+    assert_eq!(old.status, 401, "rotated 25 hours ago");
+    assert_eq!(status_of(&app, "R4").await, OrderStatus::Processing);
+}
+
+#[tokio::test]
+async fn bodies_a_signature_cannot_vouch_for_are_refused_before_anything_changes() {
+    let mut submit_only = report("X1", "00029");
+    submit_only.push(("bankCode", "0005".into()));
+    let mut bad_name = report("X1", "00029");
+    bad_name.push(("re_mark", "x".into()));
+    let mut ambiguous = report("X1", "00029");
+    ambiguous.push(("remark", "xstatus=0000".into()));
+    let duplicate = signed(&report("X1", "00029"), SECRET).replacen('{', r#"{"status":"0000","#, 1);
+    let cases = [
+        ("a submit-only field", signed(&submit_only, SECRET)),
+        (
+            "a field name that is not [A-Za-z][A-Za-z0-9]*",
+            signed(&bad_name, SECRET),
+        ),
+        (
+            "a value that re-splits into other fields",
+            signed(&ambiguous, SECRET),
+        ),
+        ("a field given twice", duplicate),
+        (
+            "a status that is not digits",
+            signed(&report("X1", "OK"), SECRET),
+        ),
+    ];
+    for (reason, body) in cases {
+        let app = app().await;
+        with_order(&app.store, "X1").await;
+
+        let answer = deliver(&app, &body).await;
+
+        assert_eq!(answer.status, 401, "{reason}");
+        assert_eq!(
+            status_of(&app, "X1").await,
+            OrderStatus::Pending,
+            "{reason}"
+        );
+        assert!(
+            app.store.snapshot(&tn("X1")).unwrap().history.is_empty(),
+            "{reason}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_signed_submit_body_replayed_as_a_notification_changes_nothing() {
+    // Issue 13 #2: the submit of X2 with remark `Xstatus=00029`, re-split as `remark: X,
+    // status: 00029` with the submit's own signature.
     let app = app().await;
-    app.keyring.source().set_unavailable(true);
+    with_order(&app.store, "X2").await;
+    let payout = testkit::payout_json("X2", 1500).replace("test payout", "Xstatus=00029");
+    let submit = payout_core::vexora::DisbursementRequest::signed(
+        &payout_core::domain::PayoutRequest::from_json(payout.as_bytes()).unwrap(),
+        &tn("X2"),
+        &url::Url::parse("https://api.example.jp/vexora/notify").unwrap(),
+        1_795_435_205_000,
+        &secrecy::SecretString::from(SECRET.to_owned()),
+    );
+    let mut body: Value = serde_json::to_value(&submit).unwrap();
+    body["remark"] = "X".into();
+    body["status"] = "00029".into();
+    let replayed = body.to_string();
+
+    let answer = deliver(&app, &replayed).await;
+
+    assert_eq!(answer.status, 401);
+    assert_eq!(status_of(&app, "X2").await, OrderStatus::Pending);
+}
+
+#[tokio::test]
+async fn the_replaced_template_placeholder_never_verifies() {
+    let store = FakeSecretStore::new(
+        &secret_json("0000000000", "REPLACE-ME"),
+        t0() - chrono::Duration::hours(1),
+    );
+    store.put(
+        &secret_json("0000000001", SECRET),
+        t0() - chrono::Duration::minutes(5),
+    );
+    let app = app_with(InMemoryStore::new(), store, Duration::ZERO).await;
+    with_order(&app.store, "R5").await;
+
+    let forged = deliver(&app, &signed(&report("R5", "00029"), "REPLACE-ME")).await;
+
+    assert_eq!(forged.status, 401);
+    assert_eq!(status_of(&app, "R5").await, OrderStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_secrets_manager_outage_does_not_stop_a_warm_webhook() {
+    let store = secret_store(SECRET);
+    let app = App {
+        keyring: Keyring::new(
+            Secrets::load(store, Duration::ZERO).await.unwrap(),
+            DEFAULT_PREVIOUS_SECRET_GRACE,
+            MIN_REFRESH_INTERVAL,
+        ),
+        ..app().await
+    };
+    with_order(&app.store, "W11").await;
+    app.keyring.secrets().store().set_unavailable(true);
+
     let answer = deliver(&app, &signed(&report("W11", "0000"), SECRET)).await;
-    assert_eq!(answer.status, 503);
+
+    assert_eq!(answer.status, 200, "the cached secret still verifies");
 }
 
 #[tokio::test]

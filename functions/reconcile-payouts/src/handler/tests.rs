@@ -6,16 +6,24 @@ use chrono::Duration;
 use payout_core::domain::TradeNo;
 use payout_core::order::Order;
 use payout_core::store::{DynamoOrderStore, create_table};
-use payout_core::testkit::{self, Moto, RecordingMetrics, StaticSecrets, aws_config_for};
+use payout_core::testkit::{
+    self, FakeSecretStore, InMemoryStore, Moto, RecordingMetrics, ScriptedGateway, aws_config_for,
+};
 use payout_core::vexora::{DisbursementRequest, VexoraClient};
 use payout_e2e::sandbox::{Behaviour, Sandbox, SandboxConfig};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::net::TcpListener;
 use url::Url;
 
 const SECRET: &str = "reconcile-secret";
 
-type RealReconciler = Reconciler<DynamoOrderStore, VexoraClient, StaticSecrets, RecordingMetrics>;
+type RealReconciler = Reconciler<DynamoOrderStore, VexoraClient, FakeSecretStore, RecordingMetrics>;
+
+/// No deadline within any test's reach.
+fn no_deadline() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(3600)
+}
 
 async fn setup(max_orders: u32) -> (RealReconciler, Sandbox) {
     let config = aws_config_for(&Moto::shared().endpoint).await;
@@ -41,10 +49,12 @@ async fn setup(max_orders: u32) -> (RealReconciler, Sandbox) {
             std::time::Duration::from_secs(2),
         )
         .unwrap(),
-        secrets: StaticSecrets::new(testkit::credentials(SECRET)),
+        secrets: testkit::secrets(SECRET),
         metrics: RecordingMetrics::default(),
         abandoned_after: Duration::seconds(28),
-        processing_age: Duration::minutes(15),
+        schedule: Schedule {
+            processing_age: Duration::minutes(15),
+        },
         give_up_after: Duration::hours(72),
         max_orders,
     };
@@ -130,7 +140,7 @@ async fn stuck_orders_of_every_kind_are_resolved_to_vexoras_truth() {
         arrange(&r, t, behaviour, stored, now, Duration::hours(1)).await;
     }
 
-    let report = r.run(now).await.unwrap();
+    let report = r.run(now, no_deadline()).await.unwrap();
 
     for (t, _, _, expected) in cases {
         let order = status(&r, t).await;
@@ -158,7 +168,7 @@ async fn an_order_vexora_never_created_stays_unresolved_and_is_flagged_after_the
     )
     .await;
 
-    let first = r.run(now).await.unwrap();
+    let first = r.run(now, no_deadline()).await.unwrap();
 
     let order = status(&r, "GHOST").await;
     assert_eq!(
@@ -179,7 +189,7 @@ async fn an_order_vexora_never_created_stays_unresolved_and_is_flagged_after_the
     );
 
     let later = now + Duration::hours(73);
-    let report = r.run(later).await.unwrap();
+    let report = r.run(later, no_deadline()).await.unwrap();
 
     let order = status(&r, "GHOST").await;
     assert_eq!(order.status, OrderStatus::Unconfirmed);
@@ -207,7 +217,7 @@ async fn a_pending_order_whose_submit_may_still_run_is_left_alone() {
     )
     .await;
 
-    let report = r.run(now).await.unwrap();
+    let report = r.run(now, no_deadline()).await.unwrap();
 
     assert_eq!(report.checked, 0);
     assert_eq!(status(&r, "YOUNG").await.status, OrderStatus::Pending);
@@ -232,7 +242,7 @@ async fn two_overlapping_runs_query_and_apply_each_order_once() {
         .await;
     }
 
-    let (a, b) = tokio::join!(r.run(now), r.run(now));
+    let (a, b) = tokio::join!(r.run(now, no_deadline()), r.run(now, no_deadline()));
 
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.checked + b.checked, 6, "{a:?} {b:?}");
@@ -261,8 +271,8 @@ async fn the_number_of_queries_per_run_is_bounded() {
         .await;
     }
 
-    let first = r.run(now).await.unwrap();
-    let second = r.run(now).await.unwrap();
+    let first = r.run(now, no_deadline()).await.unwrap();
+    let second = r.run(now, no_deadline()).await.unwrap();
 
     assert_eq!(first.checked, 3);
     assert_eq!(sandbox.ledger().queries.values().sum::<u32>(), 5);
@@ -283,12 +293,97 @@ async fn unresolved_orders_back_off_1_then_5_minutes() {
     )
     .await;
 
-    r.run(now).await.unwrap();
-    let not_yet = r.run(now + Duration::seconds(59)).await.unwrap();
-    r.run(now + Duration::minutes(1)).await.unwrap();
+    r.run(now, no_deadline()).await.unwrap();
+    let not_yet = r
+        .run(now + Duration::seconds(59), no_deadline())
+        .await
+        .unwrap();
+    r.run(now + Duration::minutes(1), no_deadline())
+        .await
+        .unwrap();
 
     assert_eq!(not_yet.checked, 0, "not due before its back-off");
     let order = status(&r, "BACKOFF").await;
     assert_eq!(order.check_attempts, 2);
     assert_eq!(order.check_after, Some(now + Duration::minutes(6)));
+}
+
+#[tokio::test]
+async fn an_abandoned_pending_order_vexora_never_created_is_stored_unconfirmed() {
+    let (r, _sandbox) = setup(100).await;
+    let now = now_ms();
+    arrange(
+        &r,
+        "NEVERSENT",
+        Behaviour::SystemErrorNotCreated,
+        OrderStatus::Pending,
+        now,
+        Duration::minutes(5),
+    )
+    .await;
+
+    let report = r.run(now, no_deadline()).await.unwrap();
+
+    assert_eq!(report.checked, 1);
+    let order = status(&r, "NEVERSENT").await;
+    assert_eq!(
+        order.status,
+        OrderStatus::Unconfirmed,
+        "stored as shown, never left PENDING"
+    );
+    assert!(order.check_after.is_some(), "still found by the next run");
+}
+
+#[tokio::test]
+async fn a_run_answers_before_its_deadline_however_slow_vexora_is() {
+    let now = now_ms();
+    let store = InMemoryStore::new();
+    for i in 0..5 {
+        let trade_no = format!("SLOW{i}");
+        let mut order = Order::pending(
+            tn(&trade_no),
+            &testkit::payout(&trade_no, 1500),
+            now - Duration::hours(1),
+            now - Duration::minutes(1),
+        );
+        order.status = OrderStatus::Unconfirmed;
+        store.insert(order);
+    }
+    let r = Reconciler {
+        store,
+        gateway: ScriptedGateway::answering(payout_core::vexora::Exchange::TimedOut)
+            .with_delay(std::time::Duration::from_secs(3600)),
+        secrets: testkit::secrets(SECRET),
+        metrics: RecordingMetrics::default(),
+        abandoned_after: Duration::seconds(28),
+        schedule: Schedule {
+            processing_age: Duration::minutes(15),
+        },
+        give_up_after: Duration::hours(72),
+        max_orders: 100,
+    };
+    let started = Instant::now();
+    let deadline = started + payout_core::budget::MARGIN + std::time::Duration::from_millis(300);
+
+    let report = r.run(now, deadline).await.unwrap();
+
+    assert!(report.out_of_time, "{report:?}");
+    assert!(
+        Instant::now() < deadline,
+        "answered {:?} after the deadline",
+        Instant::now() - deadline
+    );
+    assert_eq!(
+        r.gateway.queries().len(),
+        1,
+        "one order started, none after the cut"
+    );
+    assert_eq!(
+        r.run(now, Instant::now()).await.unwrap(),
+        RunReport {
+            out_of_time: true,
+            ..RunReport::default()
+        },
+        "no time left: nothing is started"
+    );
 }

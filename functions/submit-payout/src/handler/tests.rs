@@ -5,7 +5,9 @@
 use super::*;
 use chrono::TimeZone;
 use payout_core::signing::ReceivedFields;
-use payout_core::testkit::{self, InMemoryStore, ScriptedGateway, StaticSecrets, vexora_answer};
+use payout_core::testkit::{
+    self, FakeSecretStore, InMemoryStore, RecordingMetrics, ScriptedGateway, vexora_answer,
+};
 use payout_core::vexora::{Exchange, NotSent};
 use serde_json::{Value, json};
 use std::sync::OnceLock;
@@ -23,16 +25,19 @@ fn an_hour_later() -> DateTime<Utc> {
     t0() + chrono::Duration::hours(1)
 }
 
-type TestApp = App<InMemoryStore, ScriptedGateway, StaticSecrets>;
+type TestApp = App<InMemoryStore, ScriptedGateway, FakeSecretStore, RecordingMetrics>;
 
 fn app(answer: Exchange) -> TestApp {
     App {
         store: InMemoryStore::new(),
         gateway: ScriptedGateway::answering(answer),
-        secrets: StaticSecrets::new(testkit::credentials(SECRET)),
+        secrets: testkit::secrets(SECRET),
+        metrics: RecordingMetrics::default(),
         notify_url: Url::parse(NOTIFY).unwrap(),
         abandoned_after: chrono::Duration::seconds(28),
-        processing_age: chrono::Duration::minutes(15),
+        schedule: Schedule {
+            processing_age: chrono::Duration::minutes(15),
+        },
         clock: t0,
     }
 }
@@ -78,8 +83,8 @@ struct Answered {
 }
 
 /// Sends a request and checks the answer against `openapi.yaml` for its route.
-async fn send<S: OrderStore, G: PayoutGateway, K: SecretSource>(
-    app: &App<S, G, K>,
+async fn send<S: OrderStore, G: PayoutGateway, K: SecretStore, M: Metrics>(
+    app: &App<S, G, K, M>,
     request: Request,
 ) -> Answered {
     let method = request.method().as_str().to_lowercase();
@@ -207,6 +212,13 @@ async fn ambiguous_answers_are_202_unconfirmed_never_failed() {
         assert_eq!(answer.body["status"], "UNCONFIRMED", "{reason}");
         let order = stored(&app, "AMB1").unwrap();
         assert_eq!(order.status, OrderStatus::Unconfirmed, "{reason}");
+        let flagged = reason.starts_with("undocumented");
+        assert_eq!(
+            app.metrics.total(payout_core::metrics::PAYOUT_ANOMALY),
+            u64::from(flagged),
+            "{reason}: undocumented answers raise the anomaly alarm on the submit path too"
+        );
+        assert_eq!(order.anomalies.len(), usize::from(flagged), "{reason}");
         assert!(
             order.check_after.is_some(),
             "{reason}: must stay findable by the reconciler"
@@ -288,10 +300,51 @@ async fn a_submit_still_in_flight_is_409_and_an_abandoned_one_reads_unconfirmed(
         send(&later, get("FLY1")).await.body["status"],
         "UNCONFIRMED"
     );
+    assert_eq!(
+        stored(&later, "FLY1").unwrap().status,
+        OrderStatus::Unconfirmed,
+        "the table holds what is shown"
+    );
     assert!(
         later.gateway.submits().is_empty(),
         "an abandoned order is never sent again"
     );
+}
+
+#[tokio::test]
+async fn reading_an_abandoned_order_stores_it_unconfirmed() {
+    let app = App {
+        clock: an_hour_later,
+        ..app(processing("FLY2"))
+    };
+    app.store.insert(Order::pending(
+        TradeNo::parse("FLY2").unwrap(),
+        &testkit::payout("FLY2", 1500),
+        t0(),
+        t0(),
+    ));
+
+    let read = send(&app, get("FLY2")).await;
+
+    assert_eq!(read.body["status"], "UNCONFIRMED");
+    assert_eq!(
+        stored(&app, "FLY2").unwrap().status,
+        OrderStatus::Unconfirmed
+    );
+}
+
+#[tokio::test]
+async fn a_put_that_landed_but_reported_an_error_is_sent_exactly_once() {
+    let app = app(processing("LAND1"));
+    app.store.fail_after_applying("create", 1);
+
+    let first = send(&app, post(&testkit::payout_json("LAND1", 1500))).await;
+    let retry = send(&app, post(&testkit::payout_json("LAND1", 1500))).await;
+
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.body["status"], "PROCESSING");
+    assert_eq!(retry.status, 200);
+    assert_eq!(app.gateway.submits().len(), 1);
 }
 
 #[tokio::test]
@@ -401,9 +454,17 @@ async fn storage_down_before_sending_is_503_and_vexora_is_not_called() {
 }
 
 #[tokio::test]
-async fn an_unreadable_secret_is_503_and_nothing_is_stored() {
-    let app = app(processing("SEC1"));
-    app.secrets.set_unavailable(true);
+async fn a_secret_put_back_to_a_placeholder_is_503_and_nothing_is_stored() {
+    let store = FakeSecretStore::new(&testkit::secret_json("0000000001", SECRET), t0());
+    let app = App {
+        secrets: payout_core::secrets::Secrets::load(store, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        ..app(processing("SEC1"))
+    };
+    app.secrets
+        .store()
+        .put(&testkit::secret_json("0000000000", "REPLACE-ME"), t0());
 
     let answer = send(&app, post(&testkit::payout_json("SEC1", 1500))).await;
 

@@ -1,11 +1,11 @@
 //! Notification sequences against DynamoDB on the moto server.
 
 use super::*;
-use payout_core::store::{DynamoOrderStore, create_table};
+use payout_core::store::{DynamoOrderStore, Transition, create_table};
 use payout_core::testkit::{Moto, aws_config_for};
 use std::sync::Arc;
 
-type RealApp = App<DynamoOrderStore, StaticSecrets, RecordingMetrics>;
+type RealApp = TestApp<DynamoOrderStore>;
 
 async fn real_app() -> RealApp {
     let config = aws_config_for(&Moto::shared().endpoint).await;
@@ -14,7 +14,8 @@ async fn real_app() -> RealApp {
     create_table(&client, &table).await.unwrap();
     app_with(
         DynamoOrderStore::new(client, table),
-        StaticSecrets::new(testkit::credentials(SECRET)),
+        secret_store(SECRET),
+        MIN_REFRESH_INTERVAL,
     )
     .await
 }
@@ -73,7 +74,7 @@ async fn failure_after_success_stays_succeeded_with_an_anomaly() {
     assert_eq!(o.anomalies.len(), 1);
     assert_eq!(o.anomalies[0].reason, "contradicts_final_state");
     assert_eq!(o.anomalies[0].report["status"], "00029");
-    assert_eq!(app.metrics.total(metrics::WEBHOOK_ANOMALY), 1);
+    assert_eq!(app.metrics.total(metrics::PAYOUT_ANOMALY), 1);
 }
 
 #[tokio::test]
@@ -87,7 +88,7 @@ async fn success_after_failure_stays_failed_with_an_anomaly() {
     let o = order(&app, "S4").await;
     assert_eq!(o.status, OrderStatus::Failed);
     assert_eq!(o.anomalies.len(), 1);
-    assert_eq!(app.metrics.total(metrics::WEBHOOK_ANOMALY), 1);
+    assert_eq!(app.metrics.total(metrics::PAYOUT_ANOMALY), 1);
 }
 
 #[tokio::test]

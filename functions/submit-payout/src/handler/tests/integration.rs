@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-type RealApp = App<DynamoOrderStore, VexoraClient, StaticSecrets>;
+type RealApp = App<DynamoOrderStore, VexoraClient, FakeSecretStore, RecordingMetrics>;
 
 async fn real_app(vexora_base: &str, timeout_ms: u64) -> RealApp {
     let config = aws_config_for(&Moto::shared().endpoint).await;
@@ -24,10 +24,13 @@ async fn real_app(vexora_base: &str, timeout_ms: u64) -> RealApp {
             Duration::from_millis(timeout_ms),
         )
         .unwrap(),
-        secrets: StaticSecrets::new(testkit::credentials(SECRET)),
+        secrets: testkit::secrets(SECRET),
+        metrics: RecordingMetrics::default(),
         notify_url: Url::parse(NOTIFY).unwrap(),
         abandoned_after: chrono::Duration::seconds(28),
-        processing_age: chrono::Duration::minutes(15),
+        schedule: Schedule {
+            processing_age: chrono::Duration::minutes(15),
+        },
         clock: Utc::now,
     }
 }

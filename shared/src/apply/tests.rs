@@ -1,0 +1,400 @@
+//! Every source's report through the one rule, against the in-memory store (the store's own
+//! behaviour suite holds it to DynamoDB's).
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::testkit::{self, InMemoryStore, RecordingMetrics, vexora_answer};
+use crate::vexora::{Exchange, ReportedAmount, VexoraStatus};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap()
+}
+
+fn tn(s: &str) -> TradeNo {
+    TradeNo::parse(s).unwrap()
+}
+
+const SCHEDULE: Schedule = Schedule {
+    processing_age: chrono::Duration::minutes(15),
+};
+
+struct World {
+    store: InMemoryStore,
+    metrics: RecordingMetrics,
+}
+
+impl World {
+    fn new(orders: &[(&str, OrderStatus)]) -> Self {
+        let store = InMemoryStore::new();
+        for (trade_no, status) in orders {
+            let mut order = Order::pending(
+                tn(trade_no),
+                &testkit::payout(trade_no, 1500),
+                t0(),
+                t0() + chrono::Duration::seconds(28),
+            );
+            order.status = *status;
+            if status.is_final() {
+                order.check_after = None;
+            }
+            store.insert(order);
+        }
+        Self {
+            store,
+            metrics: RecordingMetrics::default(),
+        }
+    }
+
+    async fn apply(&self, trade_no: &str, report: &Report) -> Applied {
+        Applier {
+            store: &self.store,
+            metrics: &self.metrics,
+            schedule: SCHEDULE,
+        }
+        .apply(&tn(trade_no), report, t0())
+        .await
+        .unwrap()
+    }
+
+    fn order(&self, trade_no: &str) -> Order {
+        self.store.snapshot(&tn(trade_no)).unwrap()
+    }
+
+    fn anomalies(&self) -> u64 {
+        self.metrics.total(crate::metrics::PAYOUT_ANOMALY)
+    }
+}
+
+fn webhook(trade_no: &str, status: &str, amount: ReportedAmount) -> Report {
+    Report {
+        source: Source::Webhook,
+        outcome: VexoraStatus::parse(status).outcome(),
+        status: Some(status.to_owned()),
+        amount,
+        amount_text: Some("1500".into()),
+        plat_form_trade_no: Some(format!("PF-{trade_no}")),
+        answer: None,
+        details: [("tradeNo".to_owned(), trade_no.to_owned())]
+            .into_iter()
+            .collect(),
+    }
+}
+
+fn answer(operation: Operation, trade_no: &str, exchange: &Exchange) -> Report {
+    Report::from_exchange(operation, &tn(trade_no), exchange)
+}
+
+#[tokio::test]
+async fn a_webhook_moves_a_pending_order_in_one_write_with_its_history() {
+    let w = World::new(&[("A1", OrderStatus::Pending)]);
+    let calls = w.store.calls();
+
+    let applied = w
+        .apply("A1", &webhook("A1", "0015", ReportedAmount::Whole(1500)))
+        .await;
+
+    assert!(
+        matches!(applied, Applied::Moved(ref o) if o.status == OrderStatus::Processing),
+        "{applied:?}"
+    );
+    assert_eq!(w.store.calls() - calls, 1, "one write on the common path");
+    let order = w.order("A1");
+    assert_eq!(order.history.len(), 1);
+    assert_eq!(order.check_after, Some(t0() + SCHEDULE.processing_age));
+}
+
+#[tokio::test]
+async fn duplicates_and_stale_reports_are_kept_and_change_nothing() {
+    let w = World::new(&[("A2", OrderStatus::Succeeded)]);
+
+    let duplicate = w
+        .apply("A2", &webhook("A2", "0000", ReportedAmount::Whole(1500)))
+        .await;
+    let stale = w
+        .apply("A2", &webhook("A2", "0015", ReportedAmount::Whole(1500)))
+        .await;
+
+    assert!(matches!(duplicate, Applied::Duplicate(_)), "{duplicate:?}");
+    assert!(matches!(stale, Applied::Stale(_)), "{stale:?}");
+    let order = w.order("A2");
+    assert_eq!(order.status, OrderStatus::Succeeded);
+    assert_eq!(order.history.len(), 2);
+    assert!(order.anomalies.is_empty());
+    assert_eq!(w.anomalies(), 0);
+}
+
+#[tokio::test]
+async fn a_contradiction_from_any_source_is_an_anomaly_with_its_metric() {
+    let failed_submit = answer(Operation::Submit, "B1", &vexora_answer("8000", None, "B1"));
+    let failed_query = answer(
+        Operation::Query,
+        "B2",
+        &vexora_answer("0000", Some("00029"), "B2"),
+    );
+    let failed_webhook = webhook("B3", "00029", ReportedAmount::Whole(1500));
+    let w = World::new(&[
+        ("B1", OrderStatus::Succeeded),
+        ("B2", OrderStatus::Succeeded),
+        ("B3", OrderStatus::Succeeded),
+    ]);
+
+    for (trade_no, report) in [
+        ("B1", &failed_submit),
+        ("B2", &failed_query),
+        ("B3", &failed_webhook),
+    ] {
+        let applied = w.apply(trade_no, report).await;
+        assert!(
+            matches!(
+                applied,
+                Applied::Flagged(_, AnomalyReason::ContradictsFinalState)
+            ),
+            "{trade_no}: {applied:?}"
+        );
+        let order = w.order(trade_no);
+        assert_eq!(order.status, OrderStatus::Succeeded, "{trade_no}");
+        assert_eq!(order.anomalies.len(), 1, "{trade_no}");
+        assert_eq!(order.anomalies[0].source, report.source.label());
+    }
+    assert_eq!(w.anomalies(), 3);
+}
+
+#[tokio::test]
+async fn an_undocumented_status_from_any_source_is_flagged_and_never_fails_an_order() {
+    let w = World::new(&[
+        ("C1", OrderStatus::Pending),
+        ("C2", OrderStatus::Processing),
+        ("C3", OrderStatus::Pending),
+        ("C4", OrderStatus::Unconfirmed),
+    ]);
+
+    let on_pending = w
+        .apply("C1", &webhook("C1", "0001", ReportedAmount::Whole(1500)))
+        .await;
+    let on_processing = w
+        .apply("C2", &webhook("C2", "7777", ReportedAmount::Whole(1500)))
+        .await;
+    let submit = w
+        .apply(
+            "C3",
+            &answer(
+                Operation::Submit,
+                "C3",
+                &vexora_answer("0000", Some("0001"), "C3"),
+            ),
+        )
+        .await;
+    let query = w
+        .apply(
+            "C4",
+            &answer(Operation::Query, "C4", &vexora_answer("9999", None, "C4")),
+        )
+        .await;
+
+    assert!(matches!(
+        on_pending,
+        Applied::Flagged(_, AnomalyReason::UndocumentedStatus)
+    ));
+    assert!(matches!(
+        on_processing,
+        Applied::Flagged(_, AnomalyReason::UndocumentedStatus)
+    ));
+    assert!(matches!(
+        submit,
+        Applied::Flagged(_, AnomalyReason::UndocumentedStatus)
+    ));
+    assert!(
+        matches!(
+            query,
+            Applied::Flagged(_, AnomalyReason::UndocumentedAnswer)
+        ),
+        "{query:?}"
+    );
+    assert_eq!(w.order("C1").status, OrderStatus::Unconfirmed);
+    assert_eq!(w.order("C1").version, 2, "moved and flagged in one write");
+    assert_eq!(w.order("C2").status, OrderStatus::Processing);
+    assert_eq!(w.order("C3").status, OrderStatus::Unconfirmed);
+    assert_eq!(w.order("C4").status, OrderStatus::Unconfirmed);
+    assert_eq!(w.anomalies(), 4);
+}
+
+#[tokio::test]
+async fn an_amount_that_is_not_the_orders_moves_nothing() {
+    let w = World::new(&[
+        ("D1", OrderStatus::Pending),
+        ("D2", OrderStatus::Pending),
+        ("D3", OrderStatus::Pending),
+    ]);
+
+    let other = w
+        .apply("D1", &webhook("D1", "00029", ReportedAmount::Whole(1600)))
+        .await;
+    let fraction = w
+        .apply("D2", &webhook("D2", "00029", ReportedAmount::NotWhole))
+        .await;
+    let too_small = w
+        .apply("D3", &webhook("D3", "00029", ReportedAmount::Whole(15)))
+        .await;
+
+    for (trade_no, applied) in [("D1", other), ("D2", fraction), ("D3", too_small)] {
+        assert!(
+            matches!(applied, Applied::Flagged(_, AnomalyReason::AmountMismatch)),
+            "{trade_no}: {applied:?}"
+        );
+        assert_eq!(w.order(trade_no).status, OrderStatus::Pending, "{trade_no}");
+    }
+    assert_eq!(w.anomalies(), 3);
+}
+
+#[tokio::test]
+async fn a_query_that_tells_nothing_writes_nothing() {
+    let w = World::new(&[("E1", OrderStatus::Unconfirmed)]);
+    let calls = w.store.calls();
+    for exchange in [
+        vexora_answer("8000", None, "E1"),
+        vexora_answer("5000", None, "E1"),
+        Exchange::TimedOut,
+        Exchange::Answered {
+            http_status: 502,
+            envelope: None,
+        },
+    ] {
+        assert_eq!(
+            w.apply("E1", &answer(Operation::Query, "E1", &exchange))
+                .await,
+            Applied::Unknown
+        );
+    }
+    assert_eq!(w.store.calls(), calls);
+}
+
+#[tokio::test]
+async fn an_answer_about_another_order_keeps_none_of_it() {
+    let w = World::new(&[("F1", OrderStatus::Unconfirmed)]);
+
+    let applied = w
+        .apply(
+            "F1",
+            &answer(
+                Operation::Query,
+                "F1",
+                &vexora_answer("0000", Some("0000"), "OTHER"),
+            ),
+        )
+        .await;
+
+    assert!(
+        matches!(applied, Applied::Flagged(_, AnomalyReason::TradeNoMismatch)),
+        "{applied:?}"
+    );
+    let order = w.order("F1");
+    assert_eq!(order.status, OrderStatus::Unconfirmed);
+    assert_eq!(
+        order.plat_form_trade_no, None,
+        "the other order's number is not ours"
+    );
+    assert_eq!(order.anomalies[0].report["tradeNo"], "OTHER");
+}
+
+#[tokio::test]
+async fn an_unknown_submit_outcome_is_checked_again_in_a_minute_and_processing_after_the_age() {
+    let w = World::new(&[("G1", OrderStatus::Pending), ("G2", OrderStatus::Pending)]);
+
+    w.apply("G1", &answer(Operation::Submit, "G1", &Exchange::TimedOut))
+        .await;
+    w.apply(
+        "G2",
+        &answer(
+            Operation::Submit,
+            "G2",
+            &vexora_answer("0000", Some("0015"), "G2"),
+        ),
+    )
+    .await;
+
+    assert_eq!(w.order("G1").status, OrderStatus::Unconfirmed);
+    assert_eq!(
+        w.order("G1").check_after,
+        Some(t0() + chrono::Duration::minutes(1))
+    );
+    assert_eq!(w.order("G2").status, OrderStatus::Processing);
+    assert_eq!(
+        w.order("G2").check_after,
+        Some(t0() + SCHEDULE.processing_age)
+    );
+    assert_eq!(w.anomalies(), 0, "timeouts are not anomalies");
+}
+
+#[tokio::test]
+async fn a_pending_order_past_its_deadline_is_stored_unconfirmed() {
+    let w = World::new(&[("H1", OrderStatus::Pending), ("H2", OrderStatus::Pending)]);
+    let deadline = chrono::Duration::seconds(28);
+
+    let young = settle_abandoned(
+        &w.store,
+        w.order("H1"),
+        t0() + deadline - chrono::Duration::seconds(1),
+        deadline,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let old = settle_abandoned(&w.store, w.order("H2"), t0() + deadline, deadline)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(young.status, OrderStatus::Pending);
+    assert_eq!(w.order("H1").status, OrderStatus::Pending);
+    assert_eq!(old.status, OrderStatus::Unconfirmed);
+    assert_eq!(
+        w.order("H2").status,
+        OrderStatus::Unconfirmed,
+        "the table holds what is shown"
+    );
+}
+
+#[tokio::test]
+async fn settling_an_order_that_moved_meanwhile_returns_what_is_stored() {
+    let w = World::new(&[("H3", OrderStatus::Pending)]);
+    let stale_read = w.order("H3");
+    w.apply("H3", &webhook("H3", "0000", ReportedAmount::Whole(1500)))
+        .await;
+
+    let settled = settle_abandoned(
+        &w.store,
+        stale_read,
+        t0() + chrono::Duration::hours(1),
+        chrono::Duration::seconds(28),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    assert_eq!(settled.status, OrderStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_report_for_an_unknown_order_is_not_found() {
+    let w = World::new(&[]);
+    assert_eq!(
+        w.apply(
+            "NOPE",
+            &webhook("NOPE", "0000", ReportedAmount::Whole(1500))
+        )
+        .await,
+        Applied::NotFound
+    );
+    assert_eq!(
+        w.apply("NOPE", &webhook("NOPE", "0000", ReportedAmount::NotWhole))
+            .await,
+        Applied::NotFound
+    );
+}
+
+#[test]
+fn the_backoff_is_1_then_5x5_then_30x2_then_hourly() {
+    let minutes: Vec<i64> = (0..11).map(|a| backoff(a).num_minutes()).collect();
+    assert_eq!(minutes, [1, 5, 5, 5, 5, 5, 30, 30, 60, 60, 60]);
+}
