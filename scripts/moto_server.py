@@ -13,9 +13,15 @@ reliability run uses this to restart the server mid-run without losing what it h
 
 `GET /_moto_state/calls` answers how many requests each API operation got (by X-Amz-Target,
 e.g. `DynamoDB_20120810.PutItem`), so benchmarks count AWS calls at the emulator.
+
+`POST /_moto_state/faults {"target", "contains", "after", "times"}` makes the next `times`
+requests for that operation whose body contains `contains` answer HTTP 500 (DynamoDB's
+InternalServerError, which the SDK retries): with `after` true the request is applied first,
+as when DynamoDB's answer is lost after the write landed; otherwise it is not applied.
 """
 
 import collections
+import io
 import json
 import os
 import pickle
@@ -32,7 +38,9 @@ _STATE_FILE = os.environ.get("MOTO_STATE_FILE")
 _SERVICES = ("dynamodb", "secretsmanager")
 _SAVE_AND_EXIT = "/_moto_state/save-and-exit"
 _CALLS = "/_moto_state/calls"
+_FAULTS = "/_moto_state/faults"
 _calls = collections.Counter()
+_faults = []
 
 
 def _save_and_exit():
@@ -51,6 +59,29 @@ def _restore():
                 get_backend(name).update(accounts)
 
 
+def _read_body(environ):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _injected(app, environ, start_response, target):
+    """Answers 500 for a matching fault (applying the request first when asked)."""
+    body = _read_body(environ)
+    for fault in _faults:
+        if fault["target"] == target and fault["times"] > 0 and fault["contains"].encode() in body:
+            fault["times"] -= 1
+            if fault["after"]:
+                list(_call(app, environ, lambda *args, **kwargs: (lambda data: None)))
+            start_response("500 Internal Server Error", [("Content-Type", "application/x-amz-json-1.0")])
+            return [json.dumps({
+                "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "message": "injected fault",
+            }).encode()]
+    return None
+
+
 def _serialized(self, environ, start_response):
     with _lock:
         path = environ.get("PATH_INFO")
@@ -60,7 +91,22 @@ def _serialized(self, environ, start_response):
             body = json.dumps(_calls).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
-        _calls[environ.get("HTTP_X_AMZ_TARGET", "other")] += 1
+        if path == _FAULTS:
+            fault = json.loads(_read_body(environ) or b"{}")
+            _faults.append({
+                "target": fault["target"],
+                "contains": fault.get("contains", ""),
+                "after": bool(fault.get("after", False)),
+                "times": int(fault.get("times", 1)),
+            })
+            start_response("204 No Content", [])
+            return []
+        target = environ.get("HTTP_X_AMZ_TARGET", "other")
+        _calls[target] += 1
+        if _faults:
+            injected = _injected(self, environ, start_response, target)
+            if injected is not None:
+                return injected
         # Materialize the body inside the lock: the WSGI iterable may still read moto's state.
         return list(_call(self, environ, start_response))
 

@@ -368,6 +368,9 @@ pub struct Keyring<S> {
     secrets: Secrets<S>,
     grace: chrono::Duration,
     min_refresh_interval: Duration,
+    /// When a failed verification last read the secret again; held while reading, so
+    /// concurrent failures share one read.
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// How long after a rotation the previous app secret still verifies notifications.
@@ -379,6 +382,7 @@ impl<S: SecretStore> Keyring<S> {
             secrets,
             grace: chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX),
             min_refresh_interval,
+            last_refresh: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -397,14 +401,23 @@ impl<S: SecretStore> Keyring<S> {
         Ok(self.match_version(&snapshot, fields, now))
     }
 
-    /// After [`Keyring::verify`] said no: reads the secret again unless it was read within the
-    /// minimum interval (by anyone: concurrent callers share one read), then verifies again.
+    /// After [`Keyring::verify`] said no: reads the secret again unless a failed verification
+    /// did within the minimum interval (concurrent callers share one read), then verifies again.
+    /// Reads at init or after the TTL do not count: a rotation right after either is still
+    /// found by the first notification signed with the new secret.
     pub async fn verify_refreshed(
         &self,
         fields: &ReceivedFields,
         now: DateTime<Utc>,
     ) -> Result<Option<Verified>, SecretError> {
-        let snapshot = self.secrets.fetch(Some(self.min_refresh_interval)).await?;
+        let mut last = self.last_refresh.lock().await;
+        let snapshot = match *last {
+            Some(at) if at.elapsed() < self.min_refresh_interval => self.secrets.fresh().await?,
+            _ => {
+                *last = Some(Instant::now());
+                self.secrets.fetch(None).await?
+            }
+        };
         Ok(self.match_version(&snapshot, fields, now))
     }
 

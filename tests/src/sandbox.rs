@@ -217,6 +217,8 @@ struct Inner {
     /// Webhook tasks still running (delivering or waiting to retry).
     deliveries_running: tokio::sync::watch::Sender<usize>,
     ledger: Mutex<Ledger>,
+    /// Raw submit bodies as received, per `tradeNo` (kept out of the ledger: they carry PII).
+    captured: Mutex<HashMap<String, Vec<Bytes>>>,
     scripts: Mutex<HashMap<String, Behaviour>>,
     webhooks_paused: Mutex<bool>,
     http: reqwest::Client,
@@ -254,6 +256,7 @@ impl Sandbox {
             deliveries_running: tokio::sync::watch::Sender::new(0),
             config,
             ledger: Mutex::default(),
+            captured: Mutex::default(),
             scripts: Mutex::default(),
             webhooks_paused: Mutex::new(false),
             http,
@@ -308,6 +311,15 @@ impl Sandbox {
         tokio::time::timeout(within, running.wait_for(|n| *n == 0))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The raw bodies of the authenticated submit calls for `trade_no` (what an eavesdropper
+    /// on the merchant's traffic to Vexora would hold).
+    pub fn submitted_bodies(&self, trade_no: &str) -> Vec<Bytes> {
+        lock(&self.inner.captured)
+            .get(trade_no)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Submit calls seen for one `tradeNo`.
@@ -548,6 +560,10 @@ async fn disbursements(
         .submits
         .entry(trade_no.clone())
         .or_default() += 1;
+    lock(&sandbox.inner.captured)
+        .entry(trade_no.clone())
+        .or_default()
+        .push(body.clone());
     let yen = match valid_submit(&fields) {
         Ok(yen) => yen,
         Err(reason) => return sandbox.reject(reason),

@@ -9,7 +9,7 @@ mod template;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use payout_core::testkit::{Moto, aws_config_for, signed_json};
+use payout_core::testkit::{Fault, Moto, aws_config_for, signed_json};
 use payout_e2e::lambda::{Function, binary, function_env};
 use payout_e2e::local;
 use payout_e2e::sandbox::{Behaviour, Sandbox, SandboxConfig};
@@ -26,7 +26,9 @@ struct Stack {
     reconcile: Function,
     http: reqwest::Client,
     dynamodb: aws_sdk_dynamodb::Client,
+    secrets: aws_sdk_secretsmanager::Client,
     table: String,
+    secret_id: String,
 }
 
 fn env(
@@ -47,9 +49,18 @@ fn env(
 }
 
 async fn stack(timeout_ms: u64) -> Stack {
+    stack_after_secret(timeout_ms, None).await
+}
+
+/// A stack whose secret held `previous` (a JSON value) before the merchant's credentials were
+/// put, so that `previous` is the `AWSPREVIOUS` version.
+async fn stack_after_secret(timeout_ms: u64, previous: Option<&str>) -> Stack {
     let sdk = aws_config_for(&Moto::shared().endpoint).await;
     let table = format!("payouts-{}", uuid::Uuid::new_v4());
     let secret_id = format!("vexora/{}", uuid::Uuid::new_v4());
+    if let Some(previous) = previous {
+        local::put_secret(&sdk, &secret_id, previous).await.unwrap();
+    }
     local::setup(&sdk, &table, &secret_id, MERCHANT, APP_SECRET)
         .await
         .unwrap();
@@ -105,7 +116,9 @@ async fn stack(timeout_ms: u64) -> Stack {
         reconcile,
         http: reqwest::Client::new(),
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        secrets: aws_sdk_secretsmanager::Client::new(&sdk),
         table,
+        secret_id,
     }
 }
 
@@ -128,6 +141,19 @@ impl Stack {
             .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts `body` to the webhook as Vexora would; the HTTP status.
+    async fn notify(&self, body: impl Into<reqwest::Body>) -> u16 {
+        self.http
+            .post(format!("{}/vexora/notify", self.webhook.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     async fn status_of(&self, trade_no: &str) -> String {
@@ -331,6 +357,160 @@ async fn a_forged_webhook_is_rejected_and_changes_nothing() {
     assert_eq!(response.status().as_u16(), 401);
     assert_eq!(s.status_of("E2E-FORGE").await, "PROCESSING");
     assert!(logged(&s.webhook, "\"verdict\":\"unauthorized\"").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webhook_signed_with_the_replaced_placeholder_secret_changes_nothing() {
+    // Issue 13 #1: the template's placeholder, replaced by the merchant's secret, is AWSPREVIOUS.
+    let placeholder = r#"{"merchantNo":"0000000000","appSecret":"REPLACE-ME"}"#;
+    let s = stack_after_secret(3000, Some(placeholder)).await;
+    let amount = Behaviour::QueryOnly.amount().to_string();
+    let (status, _) = s
+        .submit(&payout("E2E-PLACE", Behaviour::QueryOnly.amount()))
+        .await;
+    assert_eq!(status, 201);
+
+    let forged = signed_json(
+        &[
+            ("tradeNo", "E2E-PLACE"),
+            ("status", "00029"),
+            ("amount", &amount),
+        ],
+        "REPLACE-ME",
+    );
+    let without_amount = signed_json(&[("tradeNo", "E2E-PLACE"), ("status", "00029")], APP_SECRET);
+
+    assert_eq!(
+        s.notify(forged).await,
+        401,
+        "the placeholder never verifies"
+    );
+    assert_eq!(
+        s.notify(without_amount).await,
+        401,
+        "a notification carries its amount"
+    );
+    assert_eq!(s.status_of("E2E-PLACE").await, "PROCESSING");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signed_submit_body_re_split_into_a_notification_changes_nothing() {
+    // Issue 13 #2: one secret signs both directions and pairs are joined with no separator.
+    let s = stack(3000).await;
+    let mut body = payout("E2E-RESPLIT", Behaviour::QueryOnly.amount());
+    body["remark"] = "Xstatus=00029".into();
+    assert_eq!(s.submit(&body).await.0, 201);
+    let captured = s.sandbox.submitted_bodies("E2E-RESPLIT");
+    let mut replay: Value = serde_json::from_slice(&captured[0]).unwrap();
+    replay["remark"] = "X".into();
+    replay["status"] = "00029".into();
+
+    assert_eq!(s.notify(replay.to_string()).await, 401);
+    assert_eq!(s.status_of("E2E-RESPLIT").await, "PROCESSING");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_that_landed_but_answered_500_is_sent_exactly_once() {
+    // Issue 13 #3: DynamoDB applies the PENDING put and its answer is an error; the SDK retries.
+    let s = stack(3000).await;
+    let moto = Moto::shared();
+    for (trade_no, times) in [("E2E-LANDED1", 1), ("E2E-LANDED3", 3)] {
+        moto.inject(&Fault {
+            target: "DynamoDB_20120810.PutItem",
+            contains: trade_no,
+            after_applying: true,
+            times,
+        })
+        .await
+        .unwrap();
+
+        let (status, order) = s.submit(&payout(trade_no, 1500)).await;
+
+        assert_eq!(status, 201, "{trade_no}: {order}");
+        assert_eq!(order["status"], "PROCESSING", "{trade_no}");
+        assert_eq!(
+            s.sandbox.submits(trade_no),
+            1,
+            "{trade_no}: sent exactly once"
+        );
+        assert_eq!(s.submit(&payout(trade_no, 1500)).await.0, 200, "{trade_no}");
+        assert_eq!(s.sandbox.submits(trade_no), 1, "{trade_no}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn amounts_that_only_a_float_reads_as_whole_are_refused_and_nothing_is_sent() {
+    // Issue 13 #4.
+    let s = stack(3000).await;
+    for (i, amount) in ["1e2", "100.00000000000001", "1500.9999999999999999"]
+        .into_iter()
+        .enumerate()
+    {
+        let trade_no = format!("E2E-FLOAT{i}");
+        let body = payout(&trade_no, 1500)
+            .to_string()
+            .replace("\"amount\":1500", &format!("\"amount\":{amount}"));
+        let response = s
+            .http
+            .post(format!("{}/payouts", s.submit.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{amount}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["fields"][0]["field"], "amount", "{amount}");
+        assert_eq!(s.sandbox.submits(&trade_no), 0, "{amount}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_rotation_the_first_genuine_webhook_is_accepted_even_after_forgeries() {
+    // Issue 13 #7: forged notifications just before, then the merchant rotates the secret.
+    let s = stack(3000).await;
+    let (status, _) = s.submit(&payout("E2E-ROT0", 1500)).await;
+    assert_eq!(status, 201);
+    for (trade_no, amount) in [
+        ("E2E-NOBODY", "1500"),
+        ("E2E-ROT0", "1600"),
+        ("E2E-ROT0", "15"),
+    ] {
+        let forged = signed_json(
+            &[
+                ("tradeNo", trade_no),
+                ("status", "00029"),
+                ("amount", amount),
+            ],
+            "a-forger-s-guess",
+        );
+        assert_eq!(s.notify(forged).await, 401);
+    }
+    let rotated = "e2e-rotated-app-secret";
+    s.secrets
+        .put_secret_value()
+        .secret_id(&s.secret_id)
+        .secret_string(local::secret_json(MERCHANT, rotated))
+        .send()
+        .await
+        .unwrap();
+    s.sandbox.rotate(rotated);
+
+    assert_eq!(s.submit(&payout("E2E-ROT1", 1500)).await.0, 201);
+
+    assert_eq!(s.status_becomes("E2E-ROT1", "SUCCEEDED").await, "SUCCEEDED");
+    let first = s
+        .sandbox
+        .ledger()
+        .deliveries
+        .into_iter()
+        .find(|d| d.trade_no == "E2E-ROT1" && d.attempt == 1)
+        .unwrap();
+    assert!(first.rotated_secret, "signed with the new secret");
+    assert!(
+        first.acknowledged,
+        "accepted on its first delivery: {first:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

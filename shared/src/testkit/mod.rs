@@ -5,7 +5,7 @@ mod memory;
 mod moto;
 
 pub use memory::{FakeSecretStore, InMemoryStore};
-pub use moto::{Moto, aws_config_for};
+pub use moto::{Fault, Moto, aws_config_for};
 
 use secrecy::SecretString;
 

@@ -82,6 +82,46 @@ impl Moto {
     }
 }
 
+/// A fault the server injects (`scripts/moto_server.py`): the next `times` requests of the
+/// operation `target` (an X-Amz-Target, e.g. `DynamoDB_20120810.PutItem`) whose body contains
+/// `contains` answer HTTP 500; with `after_applying` the request is applied first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fault<'a> {
+    pub target: &'a str,
+    pub contains: &'a str,
+    #[serde(rename = "after")]
+    pub after_applying: bool,
+    pub times: u32,
+}
+
+impl Moto {
+    pub async fn inject(&self, fault: &Fault<'_>) -> Result<(), String> {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/_moto_state/faults", self.endpoint))
+            .json(fault)
+            .send()
+            .await
+            .map_err(|e| format!("injecting a fault: {e}"))?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("injecting a fault: HTTP {}", answer.status()))
+        }
+    }
+
+    /// Requests per operation the server answered (by X-Amz-Target).
+    pub async fn calls(&self) -> Result<std::collections::BTreeMap<String, u64>, String> {
+        reqwest::Client::new()
+            .get(format!("{}/_moto_state/calls", self.endpoint))
+            .send()
+            .await
+            .map_err(|e| format!("reading moto's call counts: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("reading moto's call counts: {e}"))
+    }
+}
+
 fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
