@@ -14,7 +14,9 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:${MOTO_PORT}"
 export AWS_REGION=ap-northeast-1 AWS_DEFAULT_REGION=ap-northeast-1
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 export PAYOUTS_TABLE=payouts-local VEXORA_SECRET_ID=vexora/local
-export SANDBOX_MERCHANT_NO=0000000001 SANDBOX_APP_SECRET=local-sandbox-secret
+# A fresh app secret per run: no published value ever verifies anything.
+SANDBOX_APP_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+export SANDBOX_MERCHANT_NO=0000000001 SANDBOX_APP_SECRET
 API="http://127.0.0.1:${WATCH_PORT}/lambda-url/submit-payout"
 NOTIFY="http://127.0.0.1:${WATCH_PORT}/lambda-url/payout-webhook/vexora/notify"
 

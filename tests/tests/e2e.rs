@@ -514,6 +514,71 @@ async fn after_a_rotation_the_first_genuine_webhook_is_accepted_even_after_forge
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vexora_is_called_directly_whatever_proxy_the_environment_names() {
+    // A signed payout must never pass through a proxy someone slipped into the environment.
+    let sdk = aws_config_for(&Moto::shared().endpoint).await;
+    let table = format!("payouts-{}", uuid::Uuid::new_v4());
+    let secret_id = format!("vexora/{}", uuid::Uuid::new_v4());
+    local::setup(&sdk, &table, &secret_id, MERCHANT, APP_SECRET)
+        .await
+        .unwrap();
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let (seen, mut proxied) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        while proxy.accept().await.is_ok() {
+            seen.send_modify(|n| *n += 1);
+        }
+    });
+    // Vexora on another loopback address than the AWS emulator, which NO_PROXY exempts.
+    let sandbox = Sandbox::start(
+        SandboxConfig {
+            merchant_no: MERCHANT.into(),
+            app_secret: APP_SECRET.into(),
+            ..SandboxConfig::default()
+        },
+        TcpListener::bind("127.0.0.2:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut env = env(
+        &table,
+        &secret_id,
+        &sandbox.base_url(),
+        "http://127.0.0.1/unused",
+        3000,
+    );
+    for name in [
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "https_proxy",
+        "http_proxy",
+    ] {
+        env.push((name.to_owned(), proxy_url.clone()));
+    }
+    env.push(("NO_PROXY".to_owned(), "127.0.0.1,localhost".to_owned()));
+    let submit = Function::start(binary("submit-payout"), "submit-payout", &env, 1)
+        .await
+        .unwrap();
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/payouts", submit.url))
+        .json(&payout("E2E-PROXY", Behaviour::QueryOnly.amount()))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(sandbox.submits("E2E-PROXY"), 1);
+    assert_eq!(
+        *proxied.borrow_and_update(),
+        0,
+        "nothing went through the proxy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_personal_data_or_secret_reaches_the_function_logs() {
     let s = stack(3000).await;
     let mut body = payout("E2E-PII", 1500);

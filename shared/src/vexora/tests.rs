@@ -503,3 +503,180 @@ async fn redirects_are_never_followed() {
         Outcome::Unconfirmed(Unknown::HttpStatus(307))
     );
 }
+
+#[tokio::test]
+async fn an_answer_larger_than_any_vexora_sends_is_not_read_as_one() {
+    let server = MockServer::start().await;
+    // A valid JSON answer saying "succeeded", padded beyond the cap.
+    let padded = json!({
+        "code": "0000",
+        "data": {"tradeNo": "T20261123000001", "status": "0000"},
+        "padding": "x".repeat(MAX_ANSWER_BYTES),
+    });
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(padded))
+        .mount(&server)
+        .await;
+
+    let exchange = client(&server.uri(), 2000)
+        .submit(&testkit::credentials(SECRET), &body())
+        .await;
+
+    assert_eq!(
+        exchange,
+        Exchange::Answered {
+            http_status: 200,
+            envelope: None
+        }
+    );
+    assert_eq!(
+        outcome(Operation::Submit, &trade_no(), &exchange),
+        Outcome::Unconfirmed(Unknown::NotJson),
+        "never SUCCEEDED from an answer that was not read whole"
+    );
+}
+
+#[test]
+fn statuses_map_exhaustively_and_text_is_bounded() {
+    assert_eq!(VexoraStatus::parse("0000").outcome(), Outcome::Succeeded);
+    assert_eq!(VexoraStatus::parse("0015").outcome(), Outcome::Accepted);
+    assert_eq!(VexoraStatus::parse("00029").outcome(), Outcome::Failed);
+    let long = "9".repeat(100);
+    assert_eq!(VexoraStatus::parse(&long).as_str().len(), MAX_STATUS_CHARS);
+    assert_eq!(bounded("ヤマダタロウ", 3), "ヤマダ");
+    assert_eq!(bounded("abc", 5), "abc");
+}
+
+#[test]
+fn reported_amounts_are_read_exactly() {
+    let cases = [
+        ("1500", Some(ReportedAmount::Whole(1500))),
+        ("1500.00", Some(ReportedAmount::Whole(1500))),
+        ("1500.50", Some(ReportedAmount::NotWhole)),
+        ("1500.00000000000001", Some(ReportedAmount::NotWhole)),
+        ("99999999999999999999999", Some(ReportedAmount::NotWhole)),
+        ("1500.", None),
+        (".5", None),
+        ("1e3", None),
+        ("-1500", None),
+        ("", None),
+        ("abc", None),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(ReportedAmount::parse(text), expected, "{text}");
+    }
+}
+
+fn fields(pairs: &[(&str, &str)]) -> ReceivedFields {
+    let object: serde_json::Map<String, Value> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+        .collect();
+    ReceivedFields::from_json(Value::Object(object).to_string().as_bytes()).unwrap()
+}
+
+#[test]
+fn a_notification_is_read_only_from_unambiguous_fields() {
+    let base = [
+        ("tradeNo", "T1"),
+        ("status", "0000"),
+        ("amount", "1500"),
+        ("utr", "U1"),
+    ];
+    let n = Notification::parse(&fields(&base)).unwrap();
+    assert_eq!(n.trade_no.as_str(), "T1");
+    assert_eq!(n.status, VexoraStatus::Succeeded);
+    assert_eq!(n.amount, ReportedAmount::Whole(1500));
+    let refused = |pairs: &[(&str, &str)]| Notification::parse(&fields(pairs)).unwrap_err();
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, NotificationError);
+    let cases: Vec<Case> = vec![
+        (
+            "no tradeNo",
+            vec![("status", "0000"), ("amount", "1500")],
+            NotificationError::Missing("tradeNo"),
+        ),
+        (
+            "no status",
+            vec![("tradeNo", "T1"), ("amount", "1500")],
+            NotificationError::Missing("status"),
+        ),
+        (
+            "no amount",
+            vec![("tradeNo", "T1"), ("status", "0000")],
+            NotificationError::Refused(Refusal::MissingAmount),
+        ),
+        (
+            "a submit-only field",
+            vec![
+                ("tradeNo", "T1"),
+                ("status", "0000"),
+                ("amount", "1500"),
+                ("userId", "u"),
+            ],
+            NotificationError::Refused(Refusal::SubmitOnlyField),
+        ),
+        (
+            "a name with an underscore",
+            vec![
+                ("tradeNo", "T1"),
+                ("status", "0000"),
+                ("amount", "1500"),
+                ("a_b", "u"),
+            ],
+            NotificationError::Refused(Refusal::FieldName),
+        ),
+        (
+            "a value holding another field",
+            vec![
+                ("tradeNo", "T1"),
+                ("status", "0000"),
+                ("amount", "1500"),
+                ("message", "xstatus=00029"),
+            ],
+            NotificationError::Refused(Refusal::Ambiguous),
+        ),
+        (
+            "an order number whose end could belong to the next name",
+            vec![
+                ("tradeNo", "T1x"),
+                ("status", "0000"),
+                ("amount", "1500"),
+                ("utr", "U1"),
+            ],
+            NotificationError::Refused(Refusal::Ambiguous),
+        ),
+        (
+            "a status that is not digits",
+            vec![("tradeNo", "T1"), ("status", "0000s"), ("amount", "1500")],
+            NotificationError::Refused(Refusal::MalformedStatus),
+        ),
+        (
+            "an exponent",
+            vec![("tradeNo", "T1"), ("status", "0000"), ("amount", "1e3")],
+            NotificationError::Refused(Refusal::MalformedAmount),
+        ),
+        (
+            "an order number no order has",
+            vec![("tradeNo", "T 1"), ("status", "0000"), ("amount", "1500")],
+            NotificationError::UnknownTradeNo,
+        ),
+    ];
+    for (reason, pairs, expected) in cases {
+        assert_eq!(refused(&pairs), expected, "{reason}");
+    }
+    let long_message = "m".repeat(10_000);
+    let n = Notification::parse(&fields(&[
+        ("tradeNo", "T1"),
+        ("status", "0000"),
+        ("amount", "1500"),
+        ("message", &long_message),
+        ("platFormTradeNo", &long_message),
+    ]))
+    .unwrap();
+    assert_eq!(
+        n.message.unwrap().len(),
+        MAX_MESSAGE_CHARS,
+        "stored text is bounded"
+    );
+    assert_eq!(n.plat_form_trade_no.unwrap().len(), MAX_VALUE_CHARS);
+}

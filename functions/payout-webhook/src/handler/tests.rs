@@ -665,3 +665,28 @@ async fn logs_are_one_line_per_notification_without_pii_secret_or_body() {
         assert!(!text.contains(leak), "{leak} leaked: {text}");
     }
 }
+
+#[tokio::test]
+async fn text_kept_from_a_notification_is_bounded() {
+    let app = app().await;
+    with_order(&app.store, "W14").await;
+    let mut fields = report("W14", "0015");
+    fields[4].1 = "m".repeat(12_000);
+    fields[0].1 = "P".repeat(2_000);
+
+    assert_eq!(deliver(&app, &signed(&fields, SECRET)).await.status, 200);
+
+    let order = app.store.snapshot(&tn("W14")).unwrap();
+    let vexora = order.vexora.unwrap();
+    assert!(vexora.message.unwrap().chars().count() <= 256);
+    assert!(order.plat_form_trade_no.unwrap().chars().count() <= 64);
+    assert!(
+        order.history[0]
+            .plat_form_trade_no
+            .as_ref()
+            .unwrap()
+            .chars()
+            .count()
+            <= 64
+    );
+}
