@@ -53,6 +53,9 @@ pub struct Report {
     pub answer: Option<VexoraAnswer>,
     /// PII-free fields of the report, kept with an anomaly.
     pub details: BTreeMap<String, String>,
+    /// For a submit answer: the intent that stored the order ([`crate::intent`]); the answer is
+    /// applied to that order only, never to a later intent for the same `tradeNo`.
+    pub intent: Option<String>,
 }
 
 impl Report {
@@ -71,6 +74,7 @@ impl Report {
                 plat_form_trade_no: n.plat_form_trade_no.clone(),
             }),
             details: n.kept.clone(),
+            intent: None,
         }
     }
 
@@ -134,6 +138,7 @@ impl Report {
             answer,
             details,
             outcome,
+            intent: None,
         }
     }
 
@@ -302,17 +307,8 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             ReportedAmount::NotWhole => true,
         };
         if matches_no_order {
-            let Some(order) = self.store.get(trade_no).await? else {
-                return Ok(Applied::NotFound);
-            };
             return self
-                .keep(
-                    order,
-                    report,
-                    entry,
-                    Some(AnomalyReason::AmountMismatch),
-                    now,
-                )
+                .amount_mismatch(trade_no, None, report, entry, now)
                 .await;
         }
         let to = reported.target();
@@ -323,6 +319,7 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             anomaly: suspicious.map(|reason| report.anomaly(reason, now)),
             check_after: self.schedule.next_check(report.source, to, now),
             write_id: Some(write_id()),
+            expected_intent: report.intent.clone(),
             ..Transition::to(to, now)
         };
         let current = match self.store.transition(trade_no, &transition).await? {
@@ -340,13 +337,7 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
         };
         if expected_amount.is_some_and(|amount| amount != current.amount) {
             return self
-                .keep(
-                    current,
-                    report,
-                    entry,
-                    Some(AnomalyReason::AmountMismatch),
-                    now,
-                )
+                .amount_mismatch(trade_no, Some(current), report, entry, now)
                 .await;
         }
         if suspicious.is_some() {
@@ -370,6 +361,50 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             // allowed; should it ever be, nothing was written and the caller tries again.
             Decision::Move(_) => Err(StoreError::Conflict),
         }
+    }
+
+    /// A report whose amount is not the order's moves nothing: it is kept as an anomaly. A
+    /// submit answer like that leaves the submit's outcome unknown, so its `PENDING` order is
+    /// stored `UNCONFIRMED` (and resolved by query), never left in flight.
+    async fn amount_mismatch(
+        &self,
+        trade_no: &TradeNo,
+        known: Option<Order>,
+        report: &Report,
+        entry: HistoryEntry,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let reason = AnomalyReason::AmountMismatch;
+        let known = if report.source == Source::Submit {
+            let to = OrderStatus::Unconfirmed;
+            let transition = Transition {
+                answer: report.answer.clone(),
+                history: Some(entry.clone()),
+                anomaly: Some(report.anomaly(reason, now)),
+                check_after: self.schedule.next_check(report.source, to, now),
+                write_id: Some(write_id()),
+                expected_intent: report.intent.clone(),
+                ..Transition::to(to, now)
+            };
+            match self.store.transition(trade_no, &transition).await? {
+                Transitioned::NotFound => return Ok(Applied::NotFound),
+                Transitioned::Applied(order) => {
+                    self.raise(trade_no, report.source, reason);
+                    return Ok(Applied::Flagged(order, reason));
+                }
+                Transitioned::Rejected(current) => Some(current),
+            }
+        } else {
+            known
+        };
+        let order = match known {
+            Some(order) => order,
+            None => match self.store.get(trade_no).await? {
+                Some(order) => order,
+                None => return Ok(Applied::NotFound),
+            },
+        };
+        self.keep(order, report, entry, Some(reason), now).await
     }
 
     /// Keeps the report on the order without moving it (and the anomaly, if any).

@@ -52,7 +52,8 @@ pub const fn webhook() -> Duration {
 
 /// One order checked by the reconciler, worst case: the read, the claim, storing an abandoned
 /// order as `UNCONFIRMED`, the secret (two stages after a rotation), the query, applying its
-/// answer (a transition and keeping the report). A run starts no order it cannot finish.
+/// answer (a transition and keeping the report). A run never passes its deadline: it cuts the
+/// order in hand short one margin before it (safe: every write is guarded, the claim returns).
 pub fn reconcile_one(vexora_timeout: Duration) -> Duration {
     aws_calls(5) + vexora_timeout + aws_calls(2)
 }

@@ -16,15 +16,18 @@ pub enum Intent {
 }
 
 /// Stores `order` (`PENDING`, version 1) unless its `tradeNo` exists. The item carries a fresh
-/// attempt id (`lastWrite`): an existing item with our id is our own write, so the payout is
-/// sent exactly once even when the put landed but was reported as failed.
+/// intent id (`intentId`): an existing item with our id is our own write, so the payout is
+/// sent exactly once even when the put landed but was reported as failed. When storing fails
+/// and it cannot be told whether the put landed, the intent is withdrawn (conditionally: only
+/// ours, only while `PENDING`) so that the merchant's retry, told nothing was sent, can send it.
 pub async fn store_intent<S: OrderStore>(
     store: &S,
     mut order: Order,
 ) -> Result<Intent, StoreError> {
     let attempt = write_id();
+    order.intent_id = Some(attempt.clone());
     order.last_write = Some(attempt.clone());
-    let ours = |o: &Order| o.last_write.as_deref() == Some(attempt.as_str());
+    let ours = |o: &Order| o.intent_id.as_deref() == Some(attempt.as_str());
     match store.create(&order).await {
         Ok(Created::Created) => Ok(Intent::New(order)),
         Ok(Created::AlreadyExists(existing)) if ours(&existing) => Ok(Intent::New(*existing)),
@@ -33,7 +36,11 @@ pub async fn store_intent<S: OrderStore>(
         Err(error) => match store.get(&order.trade_no).await {
             Ok(Some(found)) if ours(&found) => Ok(Intent::New(found)),
             Ok(Some(found)) => Ok(Intent::Existing(found)),
-            Ok(None) | Err(_) => Err(error),
+            Ok(None) => Err(error),
+            Err(_) => {
+                let _ = store.delete_pending(&order.trade_no, &attempt).await;
+                Err(error)
+            }
         },
     }
 }
@@ -77,6 +84,21 @@ mod tests {
         let second = store_intent(&store, order("I2")).await.unwrap();
 
         assert!(matches!(second, Intent::Existing(_)), "{second:?}");
+    }
+
+    #[tokio::test]
+    async fn when_it_cannot_be_told_whether_the_put_landed_the_intent_is_withdrawn() {
+        let store = InMemoryStore::new();
+        store.fail_after_applying("create", 1);
+        store.fail_operation("get");
+
+        assert!(store_intent(&store, order("I4")).await.is_err());
+
+        assert_eq!(
+            store.snapshot(&TradeNo::parse("I4").unwrap()),
+            None,
+            "a retry told nothing was sent must be able to send"
+        );
     }
 
     #[tokio::test]

@@ -188,6 +188,9 @@ pub struct Order {
     /// The id of the last write to this item: a write retried after it landed (the SDK retries
     /// when an answer is lost) recognizes itself instead of mistaking its own item for another.
     pub last_write: Option<String>,
+    /// The id of the submit that stored this order, never changed: tells this intent from a later
+    /// one for the same `tradeNo` (both `PENDING`, version 1) ([`crate::intent`]).
+    pub intent_id: Option<String>,
 }
 
 /// One status notification as received (PII-free): the order's audit trail.
@@ -247,6 +250,7 @@ impl Order {
             last_query_at: None,
             manual_review: false,
             last_write: None,
+            intent_id: None,
         }
     }
 }

@@ -34,9 +34,11 @@ impl MerchantNo {
     }
 }
 
-/// Values the template, the docs or common practice publish as stand-ins. A secret holding one
-/// was never issued by Vexora, so anyone can sign with it: it must never verify or sign.
-const PLACEHOLDER_APP_SECRETS: [&str; 9] = [
+/// Values the template, the docs or common practice publish as stand-ins (compared without case
+/// or surrounding blanks). A secret holding one was never issued by Vexora, so anyone can sign
+/// with it: it must never verify or sign. The docs' own examples are among them (a test reads
+/// them from the README, the contract and `openapi.yaml`).
+const PLACEHOLDER_APP_SECRETS: [&str; 12] = [
     "REPLACE-ME",
     "REPLACE_ME",
     "REPLACEME",
@@ -46,6 +48,9 @@ const PLACEHOLDER_APP_SECRETS: [&str; 9] = [
     "PLACEHOLDER",
     "SECRET",
     "APPSECRET",
+    "...",
+    "…",
+    "XXX",
 ];
 /// The merchant number the template's generated secret carries until the merchant's is put.
 pub const PLACEHOLDER_MERCHANT_NO: &str = "0000000000";
@@ -82,8 +87,11 @@ impl VexoraCredentials {
             .filter(|s| !s.expose_secret().is_empty())
             .ok_or(SecretError::Malformed("`appSecret` is missing or empty"))?;
         let normalized = app_secret.expose_secret().trim().to_ascii_uppercase();
+        // Prose pasted from a document ("the app secret from Vexora's merchant console") holds
+        // blanks; an app secret issued by Vexora does not.
         if merchant_no.as_str() == PLACEHOLDER_MERCHANT_NO
             || PLACEHOLDER_APP_SECRETS.contains(&normalized.as_str())
+            || app_secret.expose_secret().chars().any(char::is_whitespace)
         {
             return Err(SecretError::Placeholder);
         }
@@ -212,6 +220,8 @@ struct Snapshot {
     /// `None` when there is none, or it is a placeholder, malformed or another merchant's.
     previous: Option<Arc<SecretVersion>>,
     fetched_at: Instant,
+    /// After a failed read: served as it is until then.
+    retry_after: Option<Instant>,
 }
 
 /// How long a fetched secret is served from memory before Secrets Manager is asked again.
@@ -264,6 +274,7 @@ impl<S: SecretStore> Secrets<S> {
     async fn fresh(&self) -> Result<Arc<Snapshot>, SecretError> {
         match self.cached() {
             Some(s) if s.fetched_at.elapsed() < self.ttl => Ok(s),
+            Some(s) if s.retry_after.is_some_and(|at| Instant::now() < at) => Ok(s),
             _ => self.fetch(Some(self.ttl)).await,
         }
     }
@@ -279,7 +290,9 @@ impl<S: SecretStore> Secrets<S> {
         }
         let current = match self.store.fetch(Stage::Current).await {
             Ok(Some(stored)) => stored,
-            Ok(None) => return Err(SecretError::NotFound(Stage::Current.label())),
+            Ok(None) => {
+                return self.keep_serving(known, SecretError::NotFound(Stage::Current.label()));
+            }
             Err(e) => return self.keep_serving(known, e),
         };
         let unchanged = known.as_ref().filter(|s| {
@@ -290,17 +303,26 @@ impl<S: SecretStore> Secrets<S> {
                 current: s.current.clone(),
                 previous: s.previous.clone(),
                 fetched_at: Instant::now(),
+                retry_after: None,
             },
             None => {
-                let current = Arc::new(parse(current)?);
+                let current = match parse(current) {
+                    Ok(current) => Arc::new(current),
+                    Err(e) => return self.keep_serving(known, e),
+                };
+                // A failed read of the previous stage must not hold the new current back.
                 let previous = match self.store.fetch(Stage::Previous).await {
                     Ok(stored) => stored.and_then(|p| usable_previous(p, &current)),
-                    Err(e) => return self.keep_serving(known, e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the previous Vexora secret failed");
+                        None
+                    }
                 };
                 Snapshot {
                     current,
                     previous,
                     fetched_at: Instant::now(),
+                    retry_after: None,
                 }
             }
         };
@@ -312,8 +334,10 @@ impl<S: SecretStore> Secrets<S> {
         Ok(snapshot)
     }
 
-    /// Secrets Manager failed: keep serving what is known (a rotation is rare; an outage
-    /// should not stop payouts) and try again soon; with nothing known, fail.
+    /// Secrets Manager failed, or now holds something unusable (missing, malformed, a
+    /// placeholder): keep serving the last good version (an outage or a slip should not stop
+    /// payouts, nor make every request call Secrets Manager) and try again in 30 s; with nothing
+    /// known, fail.
     fn keep_serving(
         &self,
         known: Option<Arc<Snapshot>>,
@@ -326,9 +350,8 @@ impl<S: SecretStore> Secrets<S> {
         let retry_soon = Arc::new(Snapshot {
             current: known.current.clone(),
             previous: known.previous.clone(),
-            fetched_at: Instant::now()
-                .checked_sub(self.ttl.saturating_sub(RETRY_AFTER_FAILED_READ))
-                .unwrap_or_else(Instant::now),
+            fetched_at: known.fetched_at,
+            retry_after: Some(Instant::now() + RETRY_AFTER_FAILED_READ),
         });
         *self
             .snapshot
@@ -433,7 +456,8 @@ impl<S: SecretStore> Keyring<S> {
         let in_grace = snapshot
             .current
             .created_at
-            .is_some_and(|created| now < created + self.grace);
+            .and_then(|created| created.checked_add_signed(self.grace))
+            .is_some_and(|end| now < end);
         snapshot
             .previous
             .as_ref()

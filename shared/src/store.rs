@@ -127,6 +127,9 @@ pub struct Transition {
     pub anomaly: Option<Anomaly>,
     /// Written as the item's `lastWrite`: a retried write that finds its own id knows it landed.
     pub write_id: Option<String>,
+    /// When set, the move happens only to the order this submit stored; another intent for the
+    /// same `tradeNo` (after ours was withdrawn) is [`Transitioned::NotFound`] to it.
+    pub expected_intent: Option<String>,
 }
 
 impl Transition {
@@ -142,6 +145,7 @@ impl Transition {
             history: None,
             anomaly: None,
             write_id: None,
+            expected_intent: None,
         }
     }
 
@@ -150,6 +154,13 @@ impl Transition {
         order.status.may_move_to(self.to)
             && self.expected_version.is_none_or(|v| v == order.version)
             && self.expected_amount.is_none_or(|a| a == order.amount)
+    }
+
+    /// Whether `order` is another intent than the one this transition is for.
+    pub fn is_for_another_intent(&self, order: &Order) -> bool {
+        self.expected_intent
+            .as_ref()
+            .is_some_and(|id| order.intent_id.as_ref() != Some(id))
     }
 }
 
@@ -224,13 +235,13 @@ pub trait OrderStore: Send + Sync {
         transition: &Transition,
     ) -> impl Future<Output = Result<Transitioned, StoreError>> + Send;
 
-    /// Removes an order that is still `PENDING` at `version`, and only then: for a submit that
-    /// certainly never reached Vexora, so that a retry starts afresh. `false` when it was not
-    /// removed (it moved on, or is gone).
+    /// Removes the order stored by the intent `intent_id` while it is still `PENDING`, and only
+    /// then: for a submit that certainly never reached Vexora, so that a retry starts afresh.
+    /// `false` when it was not removed (it moved on, is gone, or is another intent's).
     fn delete_pending(
         &self,
         trade_no: &TradeNo,
-        version: u64,
+        intent_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Takes the next check of an unresolved order: moves `checkAfter` from the value the caller
@@ -324,6 +335,10 @@ impl DynamoOrderStore {
             condition.push_str(" AND amount = :amount");
             values.insert(":amount".to_owned(), n(amount.yen()));
         }
+        if let Some(intent) = &t.expected_intent {
+            condition.push_str(" AND intentId = :intent");
+            values.insert(":intent".to_owned(), s(intent));
+        }
         let mut set = vec![
             "#status = :to",
             "#version = #version + :one",
@@ -409,6 +424,8 @@ impl DynamoOrderStore {
                         // Our own write landed and its answer was lost: the SDK's retry found it.
                         if t.write_id.is_some() && current.last_write == t.write_id {
                             Ok(Transitioned::Applied(current))
+                        } else if t.is_for_another_intent(&current) {
+                            Ok(Transitioned::NotFound)
                         } else {
                             Ok(Transitioned::Rejected(current))
                         }
@@ -462,17 +479,20 @@ impl OrderStore for DynamoOrderStore {
         out.item.as_ref().map(from_item).transpose()
     }
 
-    async fn delete_pending(&self, trade_no: &TradeNo, version: u64) -> Result<bool, StoreError> {
+    async fn delete_pending(
+        &self,
+        trade_no: &TradeNo,
+        intent_id: &str,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key(schema::PARTITION_KEY, s(trade_no.as_str()))
-            .condition_expression("#status = :pending AND #version = :version")
+            .condition_expression("#status = :pending AND intentId = :intent")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#version", "version")
             .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
-            .expression_attribute_values(":version", n(version))
+            .expression_attribute_values(":intent", s(intent_id))
             .send()
             .await;
         match result {
@@ -770,6 +790,9 @@ fn to_item(o: &Order) -> HashMap<String, AttributeValue> {
     if let Some(write) = &o.last_write {
         item.insert("lastWrite".to_owned(), s(write));
     }
+    if let Some(intent) = &o.intent_id {
+        item.insert("intentId".to_owned(), s(intent));
+    }
     if !o.history.is_empty() {
         item.insert(
             "history".to_owned(),
@@ -908,6 +931,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Order, StoreError
         },
         manual_review: matches!(item.get("manualReview"), Some(AttributeValue::Bool(true))),
         last_write: opt_s(item, "lastWrite"),
+        intent_id: opt_s(item, "intentId"),
     })
 }
 

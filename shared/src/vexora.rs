@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use url::Url;
 
 use crate::domain::{PayoutRequest, TradeNo};
+use crate::json::{self, RawObject};
 use crate::order::Reported;
 use crate::secrets::VexoraCredentials;
 use crate::signing;
@@ -124,54 +125,36 @@ impl QueryRequest {
 }
 
 /// Vexora's answer envelope, §3, read leniently: any field may be missing, a number, a string
-/// or a boolean (types drift between Vexora's pages).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// or a boolean (types drift between Vexora's pages). Numbers keep the text they arrived as, so
+/// an amount is never rounded through a float.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
-    #[serde(default, deserialize_with = "lenient_text")]
     pub code: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
     pub msg: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
     pub success: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
     pub timestamp: Option<String>,
-    #[serde(default, deserialize_with = "lenient_data")]
     pub data: Option<EnvelopeData>,
 }
 
 /// `data` of an answer, §3.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvelopeData {
-    #[serde(default, deserialize_with = "lenient_text")]
     pub trade_no: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
     pub plat_form_trade_no: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
     pub message: Option<String>,
-    #[serde(default, deserialize_with = "lenient_text")]
     pub amount: Option<String>,
 }
 
-/// A scalar as text: strings as they are, numbers and booleans in their textual form; `null`,
-/// empty strings, objects and arrays as absent.
-fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) if !s.is_empty() => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::String(_) | Value::Null | Value::Array(_) | Value::Object(_) => None,
-    })
-}
-
-fn lenient_data<'de, D: Deserializer<'de>>(d: D) -> Result<Option<EnvelopeData>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        value @ Value::Object(_) => serde_json::from_value(value).ok(),
-        _ => None,
-    })
+/// A scalar as text: strings unescaped, numbers and booleans in their textual form as received;
+/// `null`, empty strings, objects and arrays as absent.
+fn lenient_text(raw: Option<&RawValue>) -> Option<String> {
+    let raw = raw?;
+    match raw.get().as_bytes().first()? {
+        b'"' => json::as_string(raw).filter(|s| !s.is_empty()),
+        b'{' | b'[' | b'n' => None,
+        _ => Some(raw.get().to_owned()),
+    }
 }
 
 /// Which call an exchange belongs to: `code 8000` means different things on each (§4).
@@ -750,12 +733,28 @@ fn join(base: &Url, path: &str) -> Url {
     url
 }
 
-/// A JSON object body as an envelope; anything else (HTML, text, arrays) is `None`.
+/// A JSON object body as an envelope; anything else (HTML, text, arrays, a field given twice)
+/// is `None`.
 pub fn parse_envelope(body: &[u8]) -> Option<Envelope> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(value @ Value::Object(_)) => serde_json::from_value(value).ok(),
-        _ => None,
-    }
+    let object = RawObject::parse(body).ok()?;
+    let data = object
+        .get("data")
+        .filter(|raw| raw.get().starts_with('{'))
+        .and_then(|raw| RawObject::parse(raw.get().as_bytes()).ok())
+        .map(|data| EnvelopeData {
+            trade_no: lenient_text(data.get("tradeNo")),
+            plat_form_trade_no: lenient_text(data.get("platFormTradeNo")),
+            status: lenient_text(data.get("status")),
+            message: lenient_text(data.get("message")),
+            amount: lenient_text(data.get("amount")),
+        });
+    Some(Envelope {
+        code: lenient_text(object.get("code")),
+        msg: lenient_text(object.get("msg")),
+        success: lenient_text(object.get("success")),
+        timestamp: lenient_text(object.get("timestamp")),
+        data,
+    })
 }
 
 fn transport_failure(e: &reqwest::Error) -> Exchange {

@@ -439,6 +439,69 @@ async fn a_put_that_landed_but_answered_500_is_sent_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_withdrawal_that_landed_but_answered_500_keeps_nothing_and_says_nothing_was_sent() {
+    // Vexora cannot be connected to, so the intent is withdrawn; DynamoDB deletes it and answers
+    // 500. The recording must find no order (not another intent's) and answer 503.
+    let sdk = aws_config_for(&Moto::shared().endpoint).await;
+    let table = format!("payouts-{}", uuid::Uuid::new_v4());
+    let secret_id = format!("vexora/{}", uuid::Uuid::new_v4());
+    local::setup(&sdk, &table, &secret_id, MERCHANT, APP_SECRET)
+        .await
+        .unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let submit = Function::start(
+        binary("submit-payout"),
+        "submit-payout",
+        &env(
+            &table,
+            &secret_id,
+            &nowhere,
+            "http://127.0.0.1/unused",
+            3000,
+        ),
+        1,
+    )
+    .await
+    .unwrap();
+    Moto::shared()
+        .inject(&Fault {
+            target: "DynamoDB_20120810.DeleteItem",
+            contains: "E2E-WITHDRAWN",
+            after_applying: true,
+            times: 1,
+        })
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+
+    let response = http
+        .post(format!("{}/payouts", submit.url))
+        .json(&payout("E2E-WITHDRAWN", 1500))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "vexora_unreachable");
+    assert_eq!(body["tradeNo"], "E2E-WITHDRAWN");
+    let item = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(&table)
+        .key(
+            "tradeNo",
+            aws_sdk_dynamodb::types::AttributeValue::S("E2E-WITHDRAWN".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(item.item.is_none(), "nothing kept: a retry starts afresh");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn amounts_that_only_a_float_reads_as_whole_are_refused_and_nothing_is_sent() {
     // Issue 13 #4.
     let s = stack(3000).await;

@@ -95,17 +95,26 @@ where
     ) -> Result<RunReport, StoreError> {
         let mut report = RunReport::default();
         let mut cursor: Option<DueCursor> = None;
+        let left = || {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(MARGIN)
+        };
         'pages: loop {
-            let page = self.store.due_for_check(now, PAGE_SIZE, cursor).await?;
+            let read =
+                tokio::time::timeout(left(), self.store.due_for_check(now, PAGE_SIZE, cursor));
+            let Ok(page) = read.await else {
+                report.out_of_time = true;
+                break;
+            };
+            let page = page?;
             for trade_no in &page.trade_nos {
                 if report.checked >= self.max_orders {
                     break 'pages;
                 }
-                let left = deadline
-                    .saturating_duration_since(Instant::now())
-                    .saturating_sub(MARGIN);
-                let in_time = !left.is_zero()
-                    && tokio::time::timeout(left, self.check(trade_no, now, &mut report))
+                let time = left();
+                let in_time = !time.is_zero()
+                    && tokio::time::timeout(time, self.check(trade_no, now, &mut report))
                         .await
                         .is_ok();
                 if !in_time {

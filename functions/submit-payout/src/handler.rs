@@ -14,7 +14,7 @@ use payout_core::metrics::Metrics;
 use payout_core::order::{Order, OrderStatus};
 use payout_core::resolve::query_and_apply;
 use payout_core::secrets::{SecretStore, Secrets};
-use payout_core::store::{OrderStore, StoreError, timestamp};
+use payout_core::store::{OrderStore, timestamp};
 use payout_core::vexora::{DisbursementRequest, Exchange, Operation, Outcome, PayoutGateway};
 use serde::Serialize;
 use url::Url;
@@ -54,20 +54,26 @@ enum ApiError {
     IdempotencyMismatch,
     /// Our storage or secret failed before anything was sent to Vexora: safe to retry.
     Unavailable,
+    /// Reading an order failed: retry the read.
+    ReadUnavailable,
     /// Vexora could not be reached at all; nothing was sent and nothing was kept.
     VexoraUnreachable,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ErrorBody<'a> {
     error: &'static str,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a [FieldError]>,
+    /// The payout the answer is about, so a retry can name it (it may have been generated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trade_no: Option<&'a str>,
 }
 
 impl ApiError {
-    fn response(&self) -> Response<Body> {
+    fn response(&self, trade_no: Option<&str>) -> Response<Body> {
         let (status, error, message) = match self {
             Self::Validation(_) => (
                 StatusCode::BAD_REQUEST,
@@ -107,6 +113,11 @@ impl ApiError {
                 "unavailable",
                 "storage is unavailable; nothing was sent to Vexora; retry with the same tradeNo",
             ),
+            Self::ReadUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "storage is unavailable; retry the read shortly",
+            ),
             Self::VexoraUnreachable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "vexora_unreachable",
@@ -117,12 +128,25 @@ impl ApiError {
             Self::Validation(fields) => Some(fields.as_slice()),
             _ => None,
         };
+        let trade_no = match self {
+            Self::InFlight
+            | Self::IdempotencyMismatch
+            | Self::Unavailable
+            | Self::ReadUnavailable
+            | Self::VexoraUnreachable => trade_no,
+            Self::Validation(_)
+            | Self::InvalidQuery(_)
+            | Self::PayloadTooLarge
+            | Self::NotFound
+            | Self::MethodNotAllowed(_) => None,
+        };
         let mut response = json(
             status,
             &ErrorBody {
                 error,
                 message,
                 fields,
+                trade_no,
             },
         );
         if let Self::MethodNotAllowed(allow) = self {
@@ -173,7 +197,7 @@ where
         ),
         _ => (Err(ApiError::NotFound), Summary::new(None, "no_route")),
     };
-    let response = result.unwrap_or_else(|e| e.response());
+    let response = result.unwrap_or_else(|e| e.response(summary.trade_no.as_deref()));
     tracing::info!(
         trade_no = summary.trade_no.as_deref(),
         outcome = summary.outcome,
@@ -305,10 +329,9 @@ where
         if existing.fingerprint != payout.fingerprint() {
             return (Err(ApiError::IdempotencyMismatch), summary("mismatch"));
         }
-        let stored = match self.settle(existing).await {
-            Ok(Some(stored)) => stored,
-            Ok(None) => return (Err(ApiError::Unavailable), summary("withdrawn")),
-            Err(_) => return (Err(ApiError::Unavailable), summary("storage_error")),
+        let Some(stored) = self.settle(existing).await else {
+            // Withdrawn since (its submit never reached Vexora): a retry starts afresh.
+            return (Err(ApiError::Unavailable), summary("withdrawn"));
         };
         match stored.status {
             OrderStatus::Pending => (Err(ApiError::InFlight), summary("in_flight")),
@@ -320,37 +343,53 @@ where
     }
 
     /// The order as it must be stored now: an abandoned `PENDING` order becomes `UNCONFIRMED`.
-    async fn settle(&self, order: Order) -> Result<Option<Order>, StoreError> {
-        let trade_no = order.trade_no.clone();
-        settle_abandoned(&self.store, order, (self.clock)(), self.abandoned_after)
-            .await
-            .inspect_err(|e| {
-                tracing::error!(trade_no = trade_no.as_str(), error = %e, "storing an abandoned order as UNCONFIRMED failed");
-            })
+    /// If storing that fails the order is still shown `UNCONFIRMED` (never a 5xx, which would
+    /// say nothing was sent, for an order that exists); the next reader stores it. `None` when
+    /// the order is gone.
+    async fn settle(&self, order: Order) -> Option<Order> {
+        let now = (self.clock)();
+        let abandoned = order.is_abandoned(now, self.abandoned_after);
+        let shown = abandoned.then(|| Order {
+            status: OrderStatus::Unconfirmed,
+            ..order.clone()
+        });
+        match settle_abandoned(&self.store, order, now, self.abandoned_after).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(trade_no = shown.as_ref().map(|o| o.trade_no.as_str()), error = %e, "storing an abandoned order as UNCONFIRMED failed");
+                shown
+            }
+        }
     }
 
     /// Records Vexora's answer (the one rule, [`Applier::apply`]) and answers the merchant.
     async fn record(&self, order: Order, exchange: &Exchange) -> Answer {
         let trade_no = order.trade_no.clone();
-        let report = Report::from_exchange(Operation::Submit, &trade_no, exchange);
+        let mut report = Report::from_exchange(Operation::Submit, &trade_no, exchange);
+        // Recorded on this submit's own order only, never on a later intent for the tradeNo.
+        report.intent.clone_from(&order.intent_id);
         let label = report.outcome.label();
-        if let Outcome::NotReceived(_) = report.outcome {
-            // Certainly not sent: remove the intent so a retry starts afresh.
-            match self.store.delete_pending(&trade_no, order.version).await {
+        let not_received = matches!(report.outcome, Outcome::NotReceived(_));
+        let withdrawn = (
+            ApiError::VexoraUnreachable,
+            Summary::new(Some(&trade_no), label),
+        );
+        if not_received {
+            // Certainly not sent: withdraw the intent (only ours, only while PENDING) so that a
+            // retry starts afresh.
+            let intent = order.intent_id.as_deref().unwrap_or_default();
+            match self.store.delete_pending(&trade_no, intent).await {
                 Ok(true) => {
                     tracing::warn!(
                         trade_no = trade_no.as_str(),
                         "Vexora unreachable; order withdrawn"
                     );
-                    return (
-                        Err(ApiError::VexoraUnreachable),
-                        Summary::new(Some(&trade_no), label),
-                    );
+                    return (Err(withdrawn.0), withdrawn.1);
                 }
                 Ok(false) | Err(_) => {
                     tracing::warn!(
                         trade_no = trade_no.as_str(),
-                        "Vexora unreachable; order kept"
+                        "Vexora unreachable; withdrawing the order may have failed"
                     );
                 }
             }
@@ -360,6 +399,9 @@ where
             .apply(&trade_no, &report, (self.clock)())
             .await;
         let stored = match &applied {
+            // Our order is gone: only the withdrawal of an intent that never left removes one
+            // (it landed though it reported an error). Nothing was sent and nothing is kept.
+            Ok(Applied::NotFound) if not_received => return (Err(withdrawn.0), withdrawn.1),
             // A webhook may have got there first: what is stored is the truth.
             Ok(applied) => applied.order().cloned(),
             Err(e) => {
@@ -404,26 +446,20 @@ where
         };
         let found = match self.store.get(&trade_no).await {
             Ok(Some(order)) => self.settle(order).await,
-            Ok(None) => Ok(None),
+            Ok(None) => None,
             Err(e) => {
                 tracing::error!(trade_no = trade_no.as_str(), error = %e, "reading the order failed");
-                Err(e)
-            }
-        };
-        let order = match found {
-            Ok(Some(order)) => order,
-            Ok(None) => {
                 return (
-                    Err(ApiError::NotFound),
-                    Summary::new(Some(&trade_no), "not_found"),
-                );
-            }
-            Err(_) => {
-                return (
-                    Err(ApiError::Unavailable),
+                    Err(ApiError::ReadUnavailable),
                     Summary::new(Some(&trade_no), "storage_error"),
                 );
             }
+        };
+        let Some(order) = found else {
+            return (
+                Err(ApiError::NotFound),
+                Summary::new(Some(&trade_no), "not_found"),
+            );
         };
         let unresolved = !order.status.is_final() && order.status != OrderStatus::Pending;
         if !(refresh && unresolved) {

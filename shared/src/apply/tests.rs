@@ -78,6 +78,7 @@ fn webhook(trade_no: &str, status: &str, amount: ReportedAmount) -> Report {
         details: [("tradeNo".to_owned(), trade_no.to_owned())]
             .into_iter()
             .collect(),
+        intent: None,
     }
 }
 
@@ -397,4 +398,45 @@ async fn a_report_for_an_unknown_order_is_not_found() {
 fn the_backoff_is_1_then_5x5_then_30x2_then_hourly() {
     let minutes: Vec<i64> = (0..11).map(|a| backoff(a).num_minutes()).collect();
     assert_eq!(minutes, [1, 5, 5, 5, 5, 5, 30, 30, 60, 60, 60]);
+}
+
+#[tokio::test]
+async fn a_submit_answer_for_another_amount_leaves_the_order_unconfirmed_not_in_flight() {
+    let w = World::new(&[("J1", OrderStatus::Pending)]);
+    let answer = testkit::vexora_answer_with("0000", Some("0015"), "J1", Some("1600"));
+
+    let applied = w
+        .apply(
+            "J1",
+            &Report::from_exchange(Operation::Submit, &tn("J1"), &answer),
+        )
+        .await;
+
+    assert!(
+        matches!(applied, Applied::Flagged(_, AnomalyReason::AmountMismatch)),
+        "{applied:?}"
+    );
+    assert_eq!(w.order("J1").status, OrderStatus::Unconfirmed);
+    assert_eq!(
+        w.order("J1").check_after,
+        Some(t0() + chrono::Duration::minutes(1))
+    );
+}
+
+#[tokio::test]
+async fn a_submit_answer_is_applied_to_its_own_intent_only() {
+    let w = World::new(&[("K1", OrderStatus::Pending)]);
+    let mut report = answer(
+        Operation::Submit,
+        "K1",
+        &vexora_answer("0000", Some("0000"), "K1"),
+    );
+    report.intent = Some("an-intent-that-was-withdrawn".into());
+
+    assert_eq!(w.apply("K1", &report).await, Applied::NotFound);
+    assert_eq!(
+        w.order("K1").status,
+        OrderStatus::Pending,
+        "another intent's order is untouched"
+    );
 }

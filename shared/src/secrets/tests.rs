@@ -78,6 +78,8 @@ fn published_placeholders_are_never_credentials() {
         r#"{"merchantNo":"0000000001","appSecret":" replace-me "}"#,
         r#"{"merchantNo":"0000000001","appSecret":"changeme"}"#,
         r#"{"merchantNo":"0000000000","appSecret":"a-generated-random-value-1f9e"}"#,
+        r#"{"merchantNo":"0000000001","appSecret":"the app secret from Vexora's merchant console"}"#,
+        r#"{"merchantNo":"0000000001","appSecret":"..."}"#,
     ] {
         assert!(
             matches!(
@@ -87,6 +89,45 @@ fn published_placeholders_are_never_credentials() {
             "{value}"
         );
     }
+}
+
+#[test]
+fn every_app_secret_the_docs_show_is_a_placeholder() {
+    let docs = [
+        include_str!("../../../README.md"),
+        include_str!("../../../../shared/payout-contract.md"),
+        include_str!("../../../openapi.yaml"),
+        include_str!("../../../infra/template.yaml"),
+    ];
+    let mut found = 0;
+    for doc in docs {
+        for (i, _) in doc.match_indices("\"appSecret\"") {
+            let rest = doc[i + "\"appSecret\"".len()..].trim_start();
+            let Some(rest) = rest.strip_prefix(':') else {
+                continue; // a name in prose, not a member
+            };
+            let Some(value) = rest.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            let Some(close) = value.find('"') else {
+                continue;
+            };
+            let value = &value[..close];
+            if value.contains('$') || value.contains('{') {
+                continue; // a shell or template variable, not an example
+            }
+            found += 1;
+            let json = format!(
+                r#"{{"merchantNo":"0000000001","appSecret":{}}}"#,
+                serde_json::Value::from(value)
+            );
+            assert!(
+                VexoraCredentials::from_json(&json).is_err(),
+                "the docs show {value:?} as an app secret; it must never verify"
+            );
+        }
+    }
+    assert!(found >= 2, "the examples were found ({found})");
 }
 
 #[test]
@@ -250,6 +291,54 @@ async fn an_expired_cache_is_read_again_once() {
             .expose_secret(),
         "second"
     );
+}
+
+#[tokio::test]
+async fn an_unusable_current_secret_keeps_the_last_good_one_and_is_not_read_on_every_request() {
+    let store = FakeSecretStore::new(&secret_json("0000000001", "good"), t0());
+    let secrets = Secrets::load(store, Duration::ZERO).await.unwrap();
+    secrets
+        .store()
+        .put(&secret_json("0000000000", "REPLACE-ME"), t0());
+    let before = secrets.store().fetches();
+
+    for _ in 0..20 {
+        let current = secrets.current().await.unwrap();
+        assert_eq!(current.credentials.app_secret.expose_secret(), "good");
+    }
+
+    assert_eq!(
+        secrets.store().fetches() - before,
+        1,
+        "retried after a while, not per request"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_is_taken_even_when_the_previous_stage_cannot_be_read() {
+    struct FlakyPrevious(FakeSecretStore);
+    impl SecretStore for FlakyPrevious {
+        async fn fetch(&self, stage: Stage) -> Result<Option<StoredSecret>, SecretError> {
+            match stage {
+                Stage::Current => self.0.fetch(stage).await,
+                Stage::Previous if self.0.fetches() > 2 => {
+                    Err(SecretError::Unavailable("down".into()))
+                }
+                Stage::Previous => self.0.fetch(stage).await,
+            }
+        }
+    }
+    let store = FakeSecretStore::new(&secret_json("0000000001", "old"), t0());
+    let secrets = Secrets::load(FlakyPrevious(store), HOUR).await.unwrap();
+    secrets
+        .store()
+        .0
+        .put(&secret_json("0000000001", "new"), t0());
+
+    let fresh = secrets.fetch(None).await.unwrap();
+
+    assert_eq!(fresh.current.credentials.app_secret.expose_secret(), "new");
+    assert!(fresh.previous.is_none());
 }
 
 #[tokio::test]

@@ -12,12 +12,14 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn order(trade_no: &str, amount: u64) -> Order {
-    Order::pending(
+    let mut order = Order::pending(
         TradeNo::parse(trade_no).unwrap(),
         &testkit::payout(trade_no, amount),
         t0(),
         t0() + Duration::seconds(30),
-    )
+    );
+    order.intent_id = Some(format!("intent-{trade_no}"));
+    order
 }
 
 fn tn(s: &str) -> TradeNo {
@@ -40,6 +42,7 @@ fn move_to(to: OrderStatus, minutes: i64) -> Transition {
         history: None,
         anomaly: None,
         write_id: None,
+        expected_intent: None,
     }
 }
 
@@ -117,6 +120,7 @@ store_behaviour!(
     a_full_history_never_blocks_a_transition,
     due_orders_are_found_through_the_index_and_leave_it_when_final,
     a_retried_write_recognizes_its_own_landed_write,
+    a_transition_for_one_intent_never_moves_another,
 );
 
 async fn a_created_order_reads_back_unchanged(store: &impl OrderStore) {
@@ -305,21 +309,35 @@ async fn only_a_pending_order_at_its_version_is_deleted(store: &impl OrderStore)
         .unwrap();
 
     assert!(
-        !store.delete_pending(&tn("DEL1"), 2).await.unwrap(),
-        "wrong version"
+        !store
+            .delete_pending(&tn("DEL1"), "another-intent")
+            .await
+            .unwrap(),
+        "another intent's order (a later submit of the same tradeNo)"
     );
     assert!(
-        !store.delete_pending(&tn("DEL2"), 1).await.unwrap(),
+        !store
+            .delete_pending(&tn("DEL2"), "intent-DEL2")
+            .await
+            .unwrap(),
         "no longer pending"
     );
     assert!(
-        !store.delete_pending(&tn("GHOST"), 1).await.unwrap(),
+        !store
+            .delete_pending(&tn("GHOST"), "intent-GHOST")
+            .await
+            .unwrap(),
         "absent"
     );
     assert!(store.get(&tn("DEL1")).await.unwrap().is_some());
     assert!(store.get(&tn("DEL2")).await.unwrap().is_some());
 
-    assert!(store.delete_pending(&tn("DEL1"), 1).await.unwrap());
+    assert!(
+        store
+            .delete_pending(&tn("DEL1"), "intent-DEL1")
+            .await
+            .unwrap()
+    );
     assert_eq!(store.get(&tn("DEL1")).await.unwrap(), None);
 }
 
@@ -352,6 +370,26 @@ async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderS
         "an anomaly changes no state"
     );
     assert_eq!(stored.version, 1);
+}
+
+async fn a_transition_for_one_intent_never_moves_another(store: &impl OrderStore) {
+    store.create(&order("INT1", 1500)).await.unwrap();
+    let mut t = move_to(OrderStatus::Unconfirmed, 1);
+    t.expected_intent = Some("a-withdrawn-intent".into());
+
+    assert_eq!(
+        store.transition(&tn("INT1"), &t).await.unwrap(),
+        Transitioned::NotFound
+    );
+    assert_eq!(
+        store.get(&tn("INT1")).await.unwrap().unwrap().status,
+        OrderStatus::Pending
+    );
+    t.expected_intent = Some("intent-INT1".into());
+    assert!(matches!(
+        store.transition(&tn("INT1"), &t).await.unwrap(),
+        Transitioned::Applied(_)
+    ));
 }
 
 async fn keep_absent(store: &impl OrderStore) -> bool {

@@ -9,10 +9,23 @@ use crate::vexora::{DisbursementRequest, Exchange, PayoutGateway, QueryRequest, 
 
 /// An HTTP 200 answer with this `code`, `data.status` and `data.tradeNo`.
 pub fn vexora_answer(code: &str, status: Option<&str>, trade_no: &str) -> Exchange {
+    vexora_answer_with(code, status, trade_no, None)
+}
+
+/// [`vexora_answer`] that also states `data.amount`.
+pub fn vexora_answer_with(
+    code: &str,
+    status: Option<&str>,
+    trade_no: &str,
+    amount: Option<&str>,
+) -> Exchange {
     let mut data =
         serde_json::json!({"tradeNo": trade_no, "platFormTradeNo": format!("PF-{trade_no}")});
     if let Some(status) = status {
         data["status"] = status.into();
+    }
+    if let Some(amount) = amount {
+        data["amount"] = amount.into();
     }
     if code == "8000" {
         data = serde_json::Value::Null;

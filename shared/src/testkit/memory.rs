@@ -141,6 +141,9 @@ impl OrderStore for InMemoryStore {
         let Some(order) = orders.get_mut(trade_no) else {
             return Ok(Transitioned::NotFound);
         };
+        if t.is_for_another_intent(order) {
+            return Ok(Transitioned::NotFound);
+        }
         if !t.allows(order) {
             if t.write_id.is_some() && order.last_write == t.write_id {
                 return Ok(Transitioned::Applied(order.clone()));
@@ -177,12 +180,21 @@ impl OrderStore for InMemoryStore {
         Ok(Transitioned::Applied(moved))
     }
 
-    async fn delete_pending(&self, trade_no: &TradeNo, version: u64) -> Result<bool, StoreError> {
+    async fn delete_pending(
+        &self,
+        trade_no: &TradeNo,
+        intent_id: &str,
+    ) -> Result<bool, StoreError> {
         self.enter("delete_pending")?;
         let mut orders = self.lock();
         match orders.get(trade_no) {
-            Some(o) if o.status == OrderStatus::Pending && o.version == version => {
+            Some(o)
+                if o.status == OrderStatus::Pending
+                    && o.intent_id.as_deref() == Some(intent_id) =>
+            {
                 orders.remove(trade_no);
+                drop(orders);
+                self.applied_then_failed("delete_pending")?;
                 Ok(true)
             }
             _ => Ok(false),

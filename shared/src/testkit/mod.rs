@@ -51,7 +51,7 @@ pub fn credentials(app_secret: &str) -> VexoraCredentials {
 mod gateway;
 mod logs;
 
-pub use gateway::{RecordingMetrics, ScriptedGateway, vexora_answer};
+pub use gateway::{RecordingMetrics, ScriptedGateway, vexora_answer, vexora_answer_with};
 pub use logs::CapturedLogs;
 
 /// The secret's value as every function expects it (`{"merchantNo", "appSecret"}`).

@@ -2,7 +2,7 @@ use super::*;
 use crate::signing::ReceivedFields;
 use crate::testkit;
 use crate::vexora::PayoutGateway;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use wiremock::matchers::{header, method, path};
@@ -258,7 +258,23 @@ fn envelopes_parse_leniently() {
     assert_eq!(e.success.as_deref(), Some("true"));
     assert_eq!(e.timestamp.as_deref(), Some("1763900000000"));
     let data = e.data.unwrap();
-    assert_eq!(data.amount.as_deref(), Some("1500.0"));
+    assert_eq!(
+        data.amount.as_deref(),
+        Some("1500.00"),
+        "numbers keep the text they arrived as"
+    );
+    let exact =
+        parse_envelope(br#"{"code":"0000","data":{"amount":1500.9999999999999999}}"#).unwrap();
+    assert_eq!(
+        exact.data.unwrap().amount.as_deref(),
+        Some("1500.9999999999999999"),
+        "never rounded to 1501 through a float"
+    );
+    assert_eq!(
+        parse_envelope(br#"{"code":"0000","code":"8000"}"#),
+        None,
+        "a field given twice is not an answer"
+    );
     assert_eq!(data.status.as_deref(), Some("0015"));
     for not_object in [&b"<html>502</html>"[..], b"[]", b"\"0000\"", b""] {
         assert_eq!(parse_envelope(not_object), None);

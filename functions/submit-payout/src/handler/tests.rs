@@ -247,6 +247,90 @@ async fn vexora_unreachable_is_503_and_leaves_nothing_so_a_retry_starts_afresh()
 }
 
 #[tokio::test]
+async fn a_withdrawal_that_landed_but_reported_an_error_still_answers_nothing_was_sent() {
+    let app = app(Exchange::NotSent(NotSent::Connect));
+    app.store.fail_after_applying("delete_pending", 1);
+
+    let first = send(&app, post(&testkit::payout_json("DOWN2", 1500))).await;
+
+    assert_eq!(first.status, 503, "{}", first.body);
+    assert_eq!(first.body["error"], "vexora_unreachable");
+    assert_eq!(first.body["tradeNo"], "DOWN2");
+    assert_eq!(stored(&app, "DOWN2"), None);
+    assert_eq!(app.metrics.total(payout_core::metrics::PAYOUT_ANOMALY), 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_vexora_never_touches_a_later_submits_order() {
+    // Submit A's intent was withdrawn; submit B stored its own for the same tradeNo. A's late
+    // recording must not land on B's order.
+    let app = app(Exchange::NotSent(NotSent::Connect));
+    let mut b = Order::pending(
+        TradeNo::parse("DOWN3").unwrap(),
+        &testkit::payout("DOWN3", 1500),
+        t0(),
+        t0(),
+    );
+    b.intent_id = Some("intent-of-b".into());
+    app.store.insert(b);
+    let mut a = stored(&app, "DOWN3").unwrap();
+    a.intent_id = Some("intent-of-a".into());
+
+    let answer = app.record(a, &Exchange::NotSent(NotSent::Connect)).await;
+
+    let response = answer.0.unwrap_err().response(Some("DOWN3"));
+    assert_eq!(response.status(), 503);
+    let order = stored(&app, "DOWN3").unwrap();
+    assert_eq!(order.status, OrderStatus::Pending, "B's order is untouched");
+    assert_eq!(order.intent_id.as_deref(), Some("intent-of-b"));
+}
+
+#[tokio::test]
+async fn a_retry_of_an_abandoned_order_is_answered_even_when_storing_it_fails() {
+    let app = App {
+        clock: an_hour_later,
+        ..app(processing("FLY3"))
+    };
+    app.store.insert(Order::pending(
+        TradeNo::parse("FLY3").unwrap(),
+        &testkit::payout("FLY3", 1500),
+        t0(),
+        t0(),
+    ));
+    app.store.fail_operation("transition");
+
+    let retry = send(&app, post(&testkit::payout_json("FLY3", 1500))).await;
+    let read = send(&app, get("FLY3")).await;
+
+    assert_eq!(
+        (retry.status, read.status),
+        (200, 200),
+        "never a 5xx for an order that exists"
+    );
+    assert_eq!(retry.body["status"], "UNCONFIRMED");
+    assert_eq!(read.body["status"], "UNCONFIRMED");
+    assert!(app.gateway.submits().is_empty());
+}
+
+#[tokio::test]
+async fn a_503_names_the_generated_trade_no_so_a_retry_can_use_it() {
+    let app = app(processing("ignored"));
+    app.store.set_unavailable(true);
+    let mut body: Value = serde_json::from_str(&testkit::payout_json("X", 1500)).unwrap();
+    body.as_object_mut().unwrap().remove("tradeNo");
+
+    let answer = send(&app, post(&body.to_string())).await;
+
+    assert_eq!(answer.status, 503);
+    assert_eq!(
+        answer.body["tradeNo"].as_str().map(str::len),
+        Some(20),
+        "{}",
+        answer.body
+    );
+}
+
+#[tokio::test]
 async fn the_same_payload_again_is_200_with_the_stored_order_and_no_call() {
     let app = app(processing("DUP1"));
     let first = send(&app, post(&testkit::payout_json("DUP1", 1500))).await;
@@ -454,7 +538,7 @@ async fn storage_down_before_sending_is_503_and_vexora_is_not_called() {
 }
 
 #[tokio::test]
-async fn a_secret_put_back_to_a_placeholder_is_503_and_nothing_is_stored() {
+async fn a_secret_put_back_to_a_placeholder_is_never_used_to_sign() {
     let store = FakeSecretStore::new(&testkit::secret_json("0000000001", SECRET), t0());
     let app = App {
         secrets: payout_core::secrets::Secrets::load(store, std::time::Duration::ZERO)
@@ -468,9 +552,12 @@ async fn a_secret_put_back_to_a_placeholder_is_503_and_nothing_is_stored() {
 
     let answer = send(&app, post(&testkit::payout_json("SEC1", 1500))).await;
 
-    assert_eq!(answer.status, 503);
-    assert_eq!(app.store.calls(), 0);
-    assert!(app.gateway.submits().is_empty());
+    // The last good secret signs; the placeholder never does.
+    assert_eq!(answer.status, 201);
+    let sent = app.gateway.submits();
+    let fields: Vec<(&str, &str)> = sent[0].fields().collect();
+    let secret = testkit::credentials(SECRET).app_secret;
+    assert_eq!(payout_core::signing::sign(fields, &secret), sent[0].sign);
 }
 
 #[tokio::test]
@@ -701,19 +788,29 @@ async fn logs_are_one_json_summary_line_per_request_without_pii_or_secret() {
 #[test]
 fn openapi_documents_every_error_code_the_handler_can_answer() {
     let documented = &openapi()["components"]["schemas"]["Error"]["properties"]["error"]["enum"];
+    let (post, get) = (("/payouts", "post"), ("/payouts/{tradeNo}", "get"));
     let errors = [
-        ApiError::Validation(vec![]),
-        ApiError::InvalidQuery(String::new()),
-        ApiError::PayloadTooLarge,
-        ApiError::NotFound,
-        ApiError::MethodNotAllowed("GET"),
-        ApiError::InFlight,
-        ApiError::IdempotencyMismatch,
-        ApiError::Unavailable,
-        ApiError::VexoraUnreachable,
+        (
+            ApiError::Validation(vec![FieldError {
+                field: "amount".into(),
+                message: "m".into(),
+            }]),
+            post,
+        ),
+        (ApiError::InvalidQuery(String::new()), get),
+        (ApiError::PayloadTooLarge, post),
+        (ApiError::NotFound, get),
+        (ApiError::MethodNotAllowed("GET"), get),
+        (ApiError::InFlight, post),
+        (ApiError::IdempotencyMismatch, post),
+        (ApiError::Unavailable, post),
+        (ApiError::ReadUnavailable, get),
+        (ApiError::VexoraUnreachable, post),
     ];
-    for e in errors {
-        let body: Value = serde_json::from_slice(e.response().body().as_ref()).unwrap();
+    for (e, (route, method)) in errors {
+        let response = e.response(Some("T1"));
+        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_matches_openapi(route, method, response.status().as_u16(), &body);
         assert!(
             documented.as_array().unwrap().contains(&body["error"]),
             "{} is not in openapi.yaml",
