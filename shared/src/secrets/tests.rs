@@ -95,7 +95,6 @@ fn published_placeholders_are_never_credentials() {
 fn every_app_secret_the_docs_show_is_a_placeholder() {
     let docs = [
         include_str!("../../../README.md"),
-        include_str!("../../../../shared/payout-contract.md"),
         include_str!("../../../openapi.yaml"),
         include_str!("../../../infra/template.yaml"),
     ];
