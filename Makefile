@@ -79,10 +79,14 @@ reliability: venv ## Load-and-fault run, PAYOUTS payouts (1000), three-way ledge
 	cargo build --workspace --bins
 	./target/debug/reliability --payouts $(PAYOUTS) --out target/reliability
 
-FUNCTION_PACKAGES := -p submit-payout -p payout-webhook -p reconcile-payouts
+FUNCTIONS := submit-payout payout-webhook reconcile-payouts
 bench: venv ## Performance table: init, CPU per request, AWS calls, peak RSS, arm64 zip sizes (slow)
-	cargo build --release --bins $(FUNCTION_PACKAGES)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(FUNCTION_PACKAGES)
+	# The functions built as `sam build` builds them (workspace root, `--bin`, no `-p`), once for
+	# this machine to run and once for Lambda (arm64, zipped) to weigh.
+	cargo build --release $(addprefix --bin ,$(FUNCTIONS))
+	for f in $(FUNCTIONS); do \
+	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --bin $$f --output-format zip || exit 1; \
+	done
 	cargo build --release -p payout-e2e --bin bench
 	./target/release/bench
 

@@ -3,6 +3,8 @@
 // A test binary: a failed set-up step should stop the test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "checks/deployed_build.rs"]
+mod deployed_build;
 #[path = "checks/template.rs"]
 mod template;
 
