@@ -9,39 +9,19 @@ use chrono::{DateTime, Utc};
 use crate::domain::{Amount, TradeNo};
 use crate::metrics::{self, Metrics};
 use crate::order::{
-    Anomaly, AnomalyReason, Decision, HistoryEntry, Order, OrderStatus, Reported, decide,
+    Anomaly, AnomalyReason, Decision, HistoryEntry, Order, OrderStatus, ReportSource, Reported,
+    VexoraAnswer, decide,
 };
 use crate::store::{Keep, OrderStore, StoreError, Transition, Transitioned};
 use crate::vexora::{
     Exchange, MAX_MESSAGE_CHARS, MAX_STATUS_CHARS, MAX_VALUE_CHARS, Notification, Operation,
-    Outcome, ReportedAmount, Unknown, VexoraAnswer, bounded, outcome,
+    Outcome, ReportedAmount, Unknown, bounded, outcome,
 };
-
-/// Where a report came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// Vexora's answer to our submit.
-    Submit,
-    /// A signed status notification.
-    Webhook,
-    /// Vexora's answer to our query.
-    Query,
-}
-
-impl Source {
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Submit => "submit",
-            Self::Webhook => "webhook",
-            Self::Query => "query",
-        }
-    }
-}
 
 /// What Vexora said about one order, from any source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    pub source: Source,
+    pub source: ReportSource,
     pub outcome: Outcome,
     /// Vexora's status text as received, for the audit trail.
     pub status: Option<String>,
@@ -61,7 +41,7 @@ pub struct Report {
 impl Report {
     pub fn from_notification(n: &Notification) -> Self {
         Self {
-            source: Source::Webhook,
+            source: ReportSource::Webhook,
             outcome: n.status.outcome(),
             status: Some(n.status.as_str().to_owned()),
             amount: n.amount,
@@ -81,8 +61,8 @@ impl Report {
     /// A submit or query exchange about `trade_no`.
     pub fn from_exchange(operation: Operation, trade_no: &TradeNo, exchange: &Exchange) -> Self {
         let source = match operation {
-            Operation::Submit => Source::Submit,
-            Operation::Query => Source::Query,
+            Operation::Submit => ReportSource::Submit,
+            Operation::Query => ReportSource::Query,
         };
         let outcome = outcome(operation, trade_no, exchange);
         let data = match exchange {
@@ -171,7 +151,7 @@ impl Report {
     fn history_entry(&self, at: DateTime<Utc>) -> HistoryEntry {
         HistoryEntry {
             at,
-            source: self.source.label().to_owned(),
+            source: self.source,
             status: self.status.clone().unwrap_or_default(),
             plat_form_trade_no: self.plat_form_trade_no.clone(),
             amount: self.amount_text.clone(),
@@ -181,8 +161,8 @@ impl Report {
     fn anomaly(&self, reason: AnomalyReason, at: DateTime<Utc>) -> Anomaly {
         Anomaly {
             at,
-            source: self.source.label().to_owned(),
-            reason: reason.label().to_owned(),
+            source: self.source,
+            reason,
             report: self.details.clone(),
         }
     }
@@ -241,15 +221,15 @@ impl Schedule {
     /// The next check of an order that `source` moved to `to`; `None` keeps the one it has.
     pub fn next_check(
         self,
-        source: Source,
+        source: ReportSource,
         to: OrderStatus,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
         match (to, source) {
             (OrderStatus::Processing, _) => Some(now + self.processing_age),
             // An unknown submit outcome is asked about soon.
-            (OrderStatus::Unconfirmed, Source::Submit) => Some(now + backoff(0)),
-            (OrderStatus::Unconfirmed, Source::Webhook | Source::Query)
+            (OrderStatus::Unconfirmed, ReportSource::Submit) => Some(now + backoff(0)),
+            (OrderStatus::Unconfirmed, ReportSource::Webhook | ReportSource::Query)
             | (OrderStatus::Pending | OrderStatus::Succeeded | OrderStatus::Failed, _) => None,
         }
     }
@@ -291,7 +271,10 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
     ) -> Result<Applied, StoreError> {
         let suspicious = report.suspicious();
         let reported = report.outcome.reported();
-        if report.source == Source::Query && reported == Reported::Unknown && suspicious.is_none() {
+        if report.source == ReportSource::Query
+            && reported == Reported::Unknown
+            && suspicious.is_none()
+        {
             return Ok(Applied::Unknown);
         }
         let entry = report.history_entry(now);
@@ -375,7 +358,7 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
         now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
         let reason = AnomalyReason::AmountMismatch;
-        let known = if report.source == Source::Submit {
+        let known = if report.source == ReportSource::Submit {
             let to = OrderStatus::Unconfirmed;
             let transition = Transition {
                 answer: report.answer.clone(),
@@ -437,7 +420,7 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
         })
     }
 
-    fn raise(&self, trade_no: &TradeNo, source: Source, reason: AnomalyReason) {
+    fn raise(&self, trade_no: &TradeNo, source: ReportSource, reason: AnomalyReason) {
         self.metrics.count(metrics::PAYOUT_ANOMALY, 1);
         tracing::warn!(
             trade_no = trade_no.as_str(),

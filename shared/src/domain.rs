@@ -182,23 +182,6 @@ impl fmt::Display for Amount {
     }
 }
 
-/// An amount as whole yen: `1500`, `"1500"`, `"1500.00"`; `None` for a non-zero fraction or
-/// anything that is not a plain non-negative decimal number.
-pub fn whole_yen(text: &str) -> Option<u64> {
-    let (whole, fraction) = match text.split_once('.') {
-        Some((whole, fraction)) if !fraction.is_empty() => (whole, fraction),
-        Some(_) => return None,
-        None => (text, ""),
-    };
-    if !all_digits(whole)
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-        || fraction.bytes().any(|b| b != b'0')
-    {
-        return None;
-    }
-    whole.parse().ok()
-}
-
 /// Bank code: exactly 4 digits. Only the shape is checked: no public Japan list exists (§6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankCode(String);
@@ -1048,26 +1031,5 @@ mod tests {
         assert!(t.as_str().starts_with("20261124000405"), "{t}");
         assert!(t.as_str()[14..].bytes().all(|b| b.is_ascii_digit()));
         assert!(TradeNo::parse(t.as_str()).is_ok());
-    }
-
-    #[test]
-    fn whole_yen_accepts_only_whole_amounts() {
-        let cases = [
-            ("1500", Some(1500)),
-            ("1500.00", Some(1500)),
-            ("1500.0", Some(1500)),
-            ("1500.50", None),
-            ("1500.", None),
-            ("1e2", None),
-            ("100.00000000000001", None),
-            (".5", None),
-            ("-1500", None),
-            ("1e3", None),
-            ("", None),
-            ("abc", None),
-        ];
-        for (text, expected) in cases {
-            assert_eq!(whole_yen(text), expected, "{text}");
-        }
     }
 }

@@ -8,7 +8,6 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Amount, PayoutRequest, TradeNo};
-use crate::vexora::VexoraAnswer;
 
 /// Where a payout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -134,20 +133,24 @@ pub enum Decision {
     Anomaly,
 }
 
-/// The single rule for applying a report to an order.
+/// The single rule for applying a report to an order, every case spelled out.
 pub fn decide(current: OrderStatus, reported: Reported) -> Decision {
-    let target = reported.target();
-    if current == target {
-        return Decision::Duplicate;
-    }
-    if current.may_move_to(target) {
-        return Decision::Move(target);
-    }
+    use OrderStatus::{Failed, Pending, Processing, Succeeded, Unconfirmed};
     match (current, reported) {
-        (OrderStatus::Succeeded, Reported::Failed) | (OrderStatus::Failed, Reported::Succeeded) => {
-            Decision::Anomaly
+        (Pending, Reported::Processing) => Decision::Move(Processing),
+        (Pending, Reported::Succeeded) | (Unconfirmed | Processing, Reported::Succeeded) => {
+            Decision::Move(Succeeded)
         }
-        _ => Decision::Stale,
+        (Pending | Unconfirmed | Processing, Reported::Failed) => Decision::Move(Failed),
+        (Pending, Reported::Unknown) => Decision::Move(Unconfirmed),
+        (Unconfirmed, Reported::Processing) => Decision::Move(Processing),
+        (Unconfirmed, Reported::Unknown)
+        | (Processing, Reported::Processing)
+        | (Succeeded, Reported::Succeeded)
+        | (Failed, Reported::Failed) => Decision::Duplicate,
+        (Succeeded, Reported::Failed) | (Failed, Reported::Succeeded) => Decision::Anomaly,
+        (Processing, Reported::Unknown)
+        | (Succeeded | Failed, Reported::Processing | Reported::Unknown) => Decision::Stale,
     }
 }
 
@@ -193,15 +196,51 @@ pub struct Order {
     pub intent_id: Option<String>,
 }
 
-/// One status notification as received (PII-free): the order's audit trail.
+/// One Vexora report as received (PII-free): the order's audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
-    /// `webhook` or `query`.
-    pub source: String,
+    pub source: ReportSource,
     pub status: String,
     pub plat_form_trade_no: Option<String>,
     pub amount: Option<String>,
+}
+
+/// Where a report about an order came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportSource {
+    /// Vexora's answer to our submit.
+    Submit,
+    /// A signed status notification.
+    Webhook,
+    /// Vexora's answer to our query.
+    Query,
+}
+
+impl ReportSource {
+    pub const ALL: [Self; 3] = [Self::Submit, Self::Webhook, Self::Query];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Submit => "submit",
+            Self::Webhook => "webhook",
+            Self::Query => "query",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.label() == label)
+    }
+}
+
+/// What Vexora last said about an order, as kept on it: `{code, status, message}` plus the
+/// platform order number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VexoraAnswer {
+    pub code: Option<String>,
+    pub status: Option<String>,
+    pub message: Option<String>,
+    pub plat_form_trade_no: Option<String>,
 }
 
 /// How long after its creation a `PENDING` order is abandoned: its submit function has
@@ -260,10 +299,8 @@ impl Order {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Anomaly {
     pub at: DateTime<Utc>,
-    /// Where the report came from: `webhook`, `query` or `submit`.
-    pub source: String,
-    /// Why it is an anomaly ([`AnomalyReason::label`]).
-    pub reason: String,
+    pub source: ReportSource,
+    pub reason: AnomalyReason,
     pub report: BTreeMap<String, String>,
 }
 
@@ -283,6 +320,18 @@ pub enum AnomalyReason {
 }
 
 impl AnomalyReason {
+    pub const ALL: [Self; 5] = [
+        Self::ContradictsFinalState,
+        Self::AmountMismatch,
+        Self::UndocumentedStatus,
+        Self::UndocumentedAnswer,
+        Self::TradeNoMismatch,
+    ];
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.label() == label)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Self::ContradictsFinalState => "contradicts_final_state",

@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::domain::{PayoutRequest, TradeNo};
 use crate::json::{self, RawObject};
-use crate::order::Reported;
+use crate::order::{Reported, VexoraAnswer};
 use crate::secrets::VexoraCredentials;
 use crate::signing;
 
@@ -583,17 +583,6 @@ pub fn outcome(operation: Operation, trade_no: &TradeNo, exchange: &Exchange) ->
         (Some(other), _) => Outcome::Unconfirmed(Unknown::UndocumentedCode(other.to_owned())),
         (None, _) => Outcome::Unconfirmed(Unknown::UndocumentedCode(String::new())),
     }
-}
-
-/// What Vexora last said about an order, as kept on it: `{code, status, message}` plus the
-/// platform order number.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VexoraAnswer {
-    pub code: Option<String>,
-    pub status: Option<String>,
-    pub message: Option<String>,
-    #[serde(rename = "platFormTradeNo")]
-    pub plat_form_trade_no: Option<String>,
 }
 
 impl Exchange {

@@ -4,6 +4,7 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::order::ReportSource;
 use crate::testkit::{self, InMemoryStore, RecordingMetrics, vexora_answer};
 use crate::vexora::{Exchange, ReportedAmount, VexoraStatus};
 
@@ -68,7 +69,7 @@ impl World {
 
 fn webhook(trade_no: &str, status: &str, amount: ReportedAmount) -> Report {
     Report {
-        source: Source::Webhook,
+        source: ReportSource::Webhook,
         outcome: VexoraStatus::parse(status).outcome(),
         status: Some(status.to_owned()),
         amount,
@@ -156,7 +157,7 @@ async fn a_contradiction_from_any_source_is_an_anomaly_with_its_metric() {
         let order = w.order(trade_no);
         assert_eq!(order.status, OrderStatus::Succeeded, "{trade_no}");
         assert_eq!(order.anomalies.len(), 1, "{trade_no}");
-        assert_eq!(order.anomalies[0].source, report.source.label());
+        assert_eq!(order.anomalies[0].source, report.source);
     }
     assert_eq!(w.anomalies(), 3);
 }

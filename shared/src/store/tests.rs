@@ -1,10 +1,11 @@
 //! The store's behaviour, run against the real adapter on a moto server and against the
 //! in-memory fake, so the fake the handler tests use cannot drift from DynamoDB.
 
+use super::codec::s;
 use super::*;
-use crate::order::{Anomaly, HistoryEntry};
+use crate::order::{AnomalyReason, ReportSource};
 use crate::testkit::{self, InMemoryStore, Moto, aws_config_for};
-use crate::vexora::VexoraAnswer;
+use aws_sdk_dynamodb::Client;
 use chrono::{Duration, TimeZone};
 
 fn t0() -> DateTime<Utc> {
@@ -66,19 +67,24 @@ async fn keep(
 fn notification(i: i64) -> HistoryEntry {
     HistoryEntry {
         at: t0() + Duration::seconds(i),
-        source: "webhook".into(),
+        source: ReportSource::Webhook,
         status: "0000".into(),
         plat_form_trade_no: Some("PF-1".into()),
         amount: Some("1500.00".into()),
     }
 }
 
-async fn moto_store() -> DynamoOrderStore {
+async fn moto_table() -> (Client, String) {
     let moto = Moto::shared();
     let config = aws_config_for(&moto.endpoint).await;
     let client = Client::new(&config);
     let table = format!("payouts-{}", uuid::Uuid::new_v4());
     create_table(&client, &table).await.unwrap();
+    (client, table)
+}
+
+async fn moto_store() -> DynamoOrderStore {
+    let (client, table) = moto_table().await;
     DynamoOrderStore::new(client, table)
 }
 
@@ -345,8 +351,8 @@ async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderS
     store.create(&order("ANOM1", 1500)).await.unwrap();
     let anomaly = |i: i64| Anomaly {
         at: t0() + Duration::seconds(i),
-        source: "webhook".into(),
-        reason: "contradicts_final_state".into(),
+        source: ReportSource::Webhook,
+        reason: AnomalyReason::ContradictsFinalState,
         report: [
             ("status".to_owned(), "00029".to_owned()),
             ("amount".to_owned(), "1500".to_owned()),
@@ -540,13 +546,13 @@ async fn an_unreachable_dynamodb_is_an_error_not_an_outcome() {
 
 #[tokio::test]
 async fn a_corrupt_item_is_reported_by_attribute() {
-    let store = moto_store().await;
-    store
-        .client
+    let (client, table) = moto_table().await;
+    let store = DynamoOrderStore::new(client.clone(), &table);
+    client
         .put_item()
-        .table_name(&store.table)
+        .table_name(&table)
         .item(schema::PARTITION_KEY, s("BROKEN1"))
-        .item("status", s("DONE"))
+        .item(schema::attr::STATUS, s("DONE"))
         .send()
         .await
         .unwrap();

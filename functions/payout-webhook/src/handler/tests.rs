@@ -333,7 +333,7 @@ async fn an_amount_mismatch_is_acknowledged_as_an_anomaly_and_changes_no_state()
         let order = app.store.snapshot(&tn("W6")).unwrap();
         assert_eq!(order.status, OrderStatus::Pending, "{amount}");
         assert_eq!(order.anomalies.len(), 1, "{amount}");
-        assert_eq!(order.anomalies[0].reason, "amount_mismatch");
+        assert_eq!(order.anomalies[0].reason, AnomalyReason::AmountMismatch);
         assert_eq!(order.anomalies[0].report["amount"], amount);
         assert_eq!(app.metrics.total(metrics::PAYOUT_ANOMALY), 1);
     }
@@ -392,7 +392,7 @@ async fn an_undocumented_status_keeps_the_order_non_final_and_is_flagged() {
     assert_eq!(answer.status, 200);
     let order = app.store.snapshot(&tn("W8")).unwrap();
     assert_eq!(order.status, OrderStatus::Unconfirmed);
-    assert_eq!(order.anomalies[0].reason, "undocumented_status");
+    assert_eq!(order.anomalies[0].reason, AnomalyReason::UndocumentedStatus);
     assert_eq!(app.metrics.total(metrics::PAYOUT_ANOMALY), 1);
 }
 

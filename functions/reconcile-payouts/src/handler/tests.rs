@@ -148,7 +148,10 @@ async fn stuck_orders_of_every_kind_are_resolved_to_vexoras_truth() {
         assert_eq!(order.check_after, None, "{t}: left the unresolved index");
         assert_eq!(sandbox.submits(t), 1, "{t}: never re-submitted");
         assert_eq!(sandbox.ledger().queries[t], 1, "{t}");
-        assert_eq!(order.history.last().unwrap().source, "query");
+        assert_eq!(
+            order.history.last().unwrap().source,
+            payout_core::order::ReportSource::Query
+        );
     }
     assert_eq!((report.checked, report.resolved, report.flagged), (5, 5, 0));
     assert_eq!(r.metrics.total(metrics::RECONCILE_RESOLVED), 5);

@@ -72,7 +72,7 @@ async fn failure_after_success_stays_succeeded_with_an_anomaly() {
     let o = order(&app, "S3").await;
     assert_eq!(o.status, OrderStatus::Succeeded);
     assert_eq!(o.anomalies.len(), 1);
-    assert_eq!(o.anomalies[0].reason, "contradicts_final_state");
+    assert_eq!(o.anomalies[0].reason, AnomalyReason::ContradictsFinalState);
     assert_eq!(o.anomalies[0].report["status"], "00029");
     assert_eq!(app.metrics.total(metrics::PAYOUT_ANOMALY), 1);
 }

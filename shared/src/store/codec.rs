@@ -1,0 +1,258 @@
+//! An order as a DynamoDB item and back; the attribute values of the maps inside it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::StoreError;
+use super::schema::{self, attr, member};
+use crate::domain::{Amount, TradeNo};
+use crate::order::{Anomaly, AnomalyReason, HistoryEntry, Order, ReportSource, VexoraAnswer};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// RFC 3339 with milliseconds in UTC: sortable and what the API shows.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn map(
+    entries: impl IntoIterator<Item = (&'static str, Option<AttributeValue>)>,
+) -> AttributeValue {
+    AttributeValue::M(
+        entries
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .collect(),
+    )
+}
+
+pub fn answer_to_attr(a: &VexoraAnswer) -> AttributeValue {
+    map([
+        (member::CODE, a.code.as_deref().map(s)),
+        (member::STATUS, a.status.as_deref().map(s)),
+        (member::MESSAGE, a.message.as_deref().map(s)),
+        (
+            member::PLATFORM_TRADE_NO,
+            a.plat_form_trade_no.as_deref().map(s),
+        ),
+    ])
+}
+
+pub fn anomaly_to_attr(a: &Anomaly) -> AttributeValue {
+    let report = a.report.iter().map(|(k, v)| (k.clone(), s(v))).collect();
+    map([
+        (member::AT, Some(s(&timestamp(a.at)))),
+        (member::SOURCE, Some(s(a.source.label()))),
+        (member::REASON, Some(s(a.reason.label()))),
+        (member::REPORT, Some(AttributeValue::M(report))),
+    ])
+}
+
+pub fn history_to_attr(h: &HistoryEntry) -> AttributeValue {
+    map([
+        (member::AT, Some(s(&timestamp(h.at)))),
+        (member::SOURCE, Some(s(h.source.label()))),
+        (member::STATUS, Some(s(&h.status))),
+        (
+            member::PLATFORM_TRADE_NO,
+            h.plat_form_trade_no.as_deref().map(s),
+        ),
+        (member::AMOUNT, h.amount.as_deref().map(s)),
+    ])
+}
+
+pub fn to_item(o: &Order) -> Item {
+    let list =
+        |values: Vec<AttributeValue>| (!values.is_empty()).then_some(AttributeValue::L(values));
+    let mut item: Item = [
+        (attr::TRADE_NO, Some(s(o.trade_no.as_str()))),
+        (attr::STATUS, Some(s(o.status.as_str()))),
+        (attr::VERSION, Some(n(o.version))),
+        (attr::AMOUNT, Some(n(o.amount.yen()))),
+        (attr::CURRENCY, Some(s("JPY"))),
+        (attr::BANK_CODE, Some(s(&o.bank_code))),
+        (attr::BANK_NUMBER_MASKED, Some(s(&o.bank_number_masked))),
+        (attr::USER_ID, Some(s(&o.user_id))),
+        (attr::FINGERPRINT, Some(s(&o.fingerprint))),
+        (attr::CREATED_AT, Some(s(&timestamp(o.created_at)))),
+        (attr::UPDATED_AT, Some(s(&timestamp(o.updated_at)))),
+        (attr::ANOMALY_COUNT, Some(n(o.anomaly_count))),
+        (attr::REMARK, o.remark.as_deref().map(s)),
+        (
+            attr::PLATFORM_TRADE_NO,
+            o.plat_form_trade_no.as_deref().map(s),
+        ),
+        (attr::VEXORA, o.vexora.as_ref().map(answer_to_attr)),
+        (
+            attr::ANOMALIES,
+            list(o.anomalies.iter().map(anomaly_to_attr).collect()),
+        ),
+        (
+            attr::HISTORY,
+            list(o.history.iter().map(history_to_attr).collect()),
+        ),
+        (
+            attr::CHECK_ATTEMPTS,
+            (o.check_attempts > 0).then(|| n(o.check_attempts)),
+        ),
+        (
+            attr::LAST_QUERY_AT,
+            o.last_query_at.map(|at| n(at.timestamp_millis())),
+        ),
+        (
+            attr::MANUAL_REVIEW,
+            o.manual_review.then_some(AttributeValue::Bool(true)),
+        ),
+        (attr::LAST_WRITE, o.last_write.as_deref().map(s)),
+        (attr::INTENT_ID, o.intent_id.as_deref().map(s)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+    .collect();
+    // Only a non-final order is in the unresolved index.
+    if let (false, Some(at)) = (o.status.is_final(), o.check_after) {
+        item.insert(attr::UNRESOLVED.to_owned(), s(schema::UNRESOLVED_MARK));
+        item.insert(attr::CHECK_AFTER.to_owned(), n(at.timestamp_millis()));
+    }
+    item
+}
+
+pub fn get_s<'a>(item: &'a Item, name: &'static str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::Corrupt(name)),
+    }
+}
+
+fn opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, name: &'static str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Corrupt(name)),
+        _ => Err(StoreError::Corrupt(name)),
+    }
+}
+
+/// A number attribute that may be absent.
+fn opt_n<T: std::str::FromStr>(item: &Item, name: &'static str) -> Result<Option<T>, StoreError> {
+    item.get(name).map(|_| get_n(item, name)).transpose()
+}
+
+fn get_time(item: &Item, name: &'static str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(get_s(item, name)?)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt(name))
+}
+
+fn millis(item: &Item, name: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    opt_n(item, name)?
+        .map(|ms| DateTime::from_timestamp_millis(ms).ok_or(StoreError::Corrupt(name)))
+        .transpose()
+}
+
+fn source(item: &Item) -> Result<ReportSource, StoreError> {
+    ReportSource::from_label(get_s(item, member::SOURCE)?)
+        .ok_or(StoreError::Corrupt(member::SOURCE))
+}
+
+fn answer_from_attr(v: &AttributeValue) -> Option<VexoraAnswer> {
+    let m = v.as_m().ok()?;
+    Some(VexoraAnswer {
+        code: opt_s(m, member::CODE),
+        status: opt_s(m, member::STATUS),
+        message: opt_s(m, member::MESSAGE),
+        plat_form_trade_no: opt_s(m, member::PLATFORM_TRADE_NO),
+    })
+}
+
+fn history_from_attr(v: &AttributeValue) -> Result<HistoryEntry, StoreError> {
+    let m = v.as_m().map_err(|_| StoreError::Corrupt(attr::HISTORY))?;
+    Ok(HistoryEntry {
+        at: get_time(m, member::AT)?,
+        source: source(m)?,
+        status: get_s(m, member::STATUS)?.to_owned(),
+        plat_form_trade_no: opt_s(m, member::PLATFORM_TRADE_NO),
+        amount: opt_s(m, member::AMOUNT),
+    })
+}
+
+fn anomaly_from_attr(v: &AttributeValue) -> Result<Anomaly, StoreError> {
+    let m = v.as_m().map_err(|_| StoreError::Corrupt(attr::ANOMALIES))?;
+    let report = match m.get(member::REPORT) {
+        Some(AttributeValue::M(r)) => r
+            .iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    Ok(Anomaly {
+        at: get_time(m, member::AT)?,
+        source: source(m)?,
+        reason: AnomalyReason::from_label(get_s(m, member::REASON)?)
+            .ok_or(StoreError::Corrupt(member::REASON))?,
+        report,
+    })
+}
+
+fn list<T>(
+    item: &Item,
+    name: &'static str,
+    read: fn(&AttributeValue) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::L(list)) => list.iter().map(read).collect(),
+        _ => Ok(Vec::new()),
+    }
+}
+
+pub fn from_item(item: &Item) -> Result<Order, StoreError> {
+    let trade_no = TradeNo::parse(get_s(item, attr::TRADE_NO)?)
+        .map_err(|_| StoreError::Corrupt(attr::TRADE_NO))?;
+    let status = get_s(item, attr::STATUS)?
+        .parse()
+        .map_err(|_| StoreError::Corrupt(attr::STATUS))?;
+    let amount =
+        Amount::new(get_n(item, attr::AMOUNT)?).map_err(|_| StoreError::Corrupt(attr::AMOUNT))?;
+    Ok(Order {
+        trade_no,
+        status,
+        version: get_n(item, attr::VERSION)?,
+        amount,
+        bank_code: get_s(item, attr::BANK_CODE)?.to_owned(),
+        bank_number_masked: get_s(item, attr::BANK_NUMBER_MASKED)?.to_owned(),
+        user_id: get_s(item, attr::USER_ID)?.to_owned(),
+        remark: opt_s(item, attr::REMARK),
+        fingerprint: get_s(item, attr::FINGERPRINT)?.to_owned(),
+        plat_form_trade_no: opt_s(item, attr::PLATFORM_TRADE_NO),
+        vexora: item.get(attr::VEXORA).and_then(answer_from_attr),
+        created_at: get_time(item, attr::CREATED_AT)?,
+        updated_at: get_time(item, attr::UPDATED_AT)?,
+        check_after: millis(item, attr::CHECK_AFTER)?,
+        anomalies: list(item, attr::ANOMALIES, anomaly_from_attr)?,
+        anomaly_count: opt_n(item, attr::ANOMALY_COUNT)?.unwrap_or(0),
+        history: list(item, attr::HISTORY, history_from_attr)?,
+        check_attempts: opt_n(item, attr::CHECK_ATTEMPTS)?.unwrap_or(0),
+        last_query_at: millis(item, attr::LAST_QUERY_AT)?,
+        manual_review: matches!(
+            item.get(attr::MANUAL_REVIEW),
+            Some(AttributeValue::Bool(true))
+        ),
+        last_write: opt_s(item, attr::LAST_WRITE),
+        intent_id: opt_s(item, attr::INTENT_ID),
+    })
+}

@@ -1,0 +1,273 @@
+//! The real adapter: every [`OrderStore`] call as one DynamoDB request, the conditional ones
+//! built by [`super::plan`].
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Utc};
+
+use super::codec::{from_item, get_s, n, s, to_item};
+use super::plan::{self, UpdatePlan};
+use super::schema::{self, attr};
+use super::{Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned};
+use crate::domain::TradeNo;
+use crate::order::{Order, OrderStatus};
+
+/// Orders in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoOrderStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOrderStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Sends `plan` as a conditional `UpdateItem`: the item as written, or the item that failed
+    /// the condition (`None` when there is none).
+    async fn update(
+        &self,
+        trade_no: &TradeNo,
+        plan: UpdatePlan,
+        return_new: bool,
+    ) -> Result<Result<Option<Order>, Option<Order>>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(trade_no.as_str()))
+            .update_expression(plan.update_expression())
+            .condition_expression(plan.condition_expression())
+            .set_expression_attribute_names(Some(plan.names))
+            .set_expression_attribute_values(Some(plan.values))
+            .return_values(if return_new {
+                ReturnValue::AllNew
+            } else {
+                ReturnValue::None
+            })
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Ok(out.attributes.as_ref().map(from_item).transpose()?)),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    Ok(Err(failed.item.as_ref().map(from_item).transpose()?))
+                }
+                other => Err(other.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A conditional write's result as "done" or "condition failed".
+fn conditional<T, E>(
+    result: Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> Result<bool, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+    StoreError: From<SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e))
+            if e.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl OrderStore for DynamoOrderStore {
+    async fn create(&self, order: &Order) -> Result<Created, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(order)))
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", attr::TRADE_NO)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::Created),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    let item = failed.item.ok_or(StoreError::Corrupt(attr::TRADE_NO))?;
+                    Ok(Created::AlreadyExists(Box::new(from_item(&item)?)))
+                }
+                other => Err(other.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get(&self, trade_no: &TradeNo) -> Result<Option<Order>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(trade_no.as_str()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.as_ref().map(from_item).transpose()
+    }
+
+    async fn transition(
+        &self,
+        trade_no: &TradeNo,
+        t: &Transition,
+    ) -> Result<Transitioned, StoreError> {
+        Ok(
+            match self.update(trade_no, plan::transition(t)?, true).await? {
+                Ok(moved) => {
+                    Transitioned::Applied(moved.ok_or(StoreError::Corrupt(attr::TRADE_NO))?)
+                }
+                Err(None) => Transitioned::NotFound,
+                // Our own write landed and its answer was lost: the SDK's retry found it.
+                Err(Some(current)) if t.write_id.is_some() && current.last_write == t.write_id => {
+                    Transitioned::Applied(current)
+                }
+                Err(Some(current)) if t.is_for_another_intent(&current) => Transitioned::NotFound,
+                Err(Some(current)) => Transitioned::Rejected(current),
+            },
+        )
+    }
+
+    async fn delete_pending(
+        &self,
+        trade_no: &TradeNo,
+        intent_id: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(trade_no.as_str()))
+            .condition_expression("#status = :pending AND #intentId = :intent")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#intentId", attr::INTENT_ID)
+            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
+            .expression_attribute_values(":intent", s(intent_id))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    async fn claim_check(
+        &self,
+        trade_no: &TradeNo,
+        seen: DateTime<Utc>,
+        next: DateTime<Utc>,
+        now: DateTime<Utc>,
+        manual_review: bool,
+    ) -> Result<bool, StoreError> {
+        let mut expression = "SET #checkAfter = :next, #lastQueryAt = :now, #checkAttempts = if_not_exists(#checkAttempts, :zero) + :one".to_owned();
+        if manual_review {
+            expression.push_str(", #manualReview = :review");
+        }
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(trade_no.as_str()))
+            .update_expression(expression)
+            .condition_expression("#checkAfter = :seen AND attribute_exists(#unresolved)")
+            .expression_attribute_names("#checkAfter", attr::CHECK_AFTER)
+            .expression_attribute_names("#unresolved", attr::UNRESOLVED)
+            .expression_attribute_names("#lastQueryAt", attr::LAST_QUERY_AT)
+            .expression_attribute_names("#checkAttempts", attr::CHECK_ATTEMPTS)
+            .expression_attribute_values(":seen", n(seen.timestamp_millis()))
+            .expression_attribute_values(":next", n(next.timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1));
+        if manual_review {
+            request = request
+                .expression_attribute_names("#manualReview", attr::MANUAL_REVIEW)
+                .expression_attribute_values(":review", AttributeValue::Bool(true));
+        }
+        conditional(request.send().await)
+    }
+
+    async fn claim_refresh(
+        &self,
+        trade_no: &TradeNo,
+        now: DateTime<Utc>,
+        min_interval: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(trade_no.as_str()))
+            .update_expression("SET #lastQueryAt = :now")
+            .condition_expression(
+                "attribute_exists(#key) AND (attribute_not_exists(#lastQueryAt) OR #lastQueryAt <= :cutoff)",
+            )
+            .expression_attribute_names("#key", attr::TRADE_NO)
+            .expression_attribute_names("#lastQueryAt", attr::LAST_QUERY_AT)
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":cutoff", n((now - min_interval).timestamp_millis()))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<bool, StoreError> {
+        // Refused with an item: this very write already landed; without one: no such order.
+        Ok(
+            match self.update(trade_no, plan::keep(keep), false).await? {
+                Ok(_) | Err(Some(_)) => true,
+                Err(None) => false,
+            },
+        )
+    }
+
+    async fn due_for_check(
+        &self,
+        now: DateTime<Utc>,
+        limit: i32,
+        start: Option<DueCursor>,
+    ) -> Result<DuePage, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::UNRESOLVED_INDEX)
+            .key_condition_expression("#unresolved = :mark AND #checkAfter <= :now")
+            .expression_attribute_names("#unresolved", attr::UNRESOLVED)
+            .expression_attribute_names("#checkAfter", attr::CHECK_AFTER)
+            .expression_attribute_values(":mark", s(schema::UNRESOLVED_MARK))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .limit(limit)
+            .set_exclusive_start_key(start.map(|c| c.0))
+            .send()
+            .await?;
+        let trade_nos = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                get_s(item, attr::TRADE_NO).and_then(|t| {
+                    TradeNo::parse(t).map_err(|_| StoreError::Corrupt(attr::TRADE_NO))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(DuePage {
+            trade_nos,
+            next: out.last_evaluated_key.map(DueCursor),
+        })
+    }
+}

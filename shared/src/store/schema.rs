@@ -1,0 +1,104 @@
+//! The table's shape, defined once: its keys and index (the one source of truth for the
+//! adapter, tests, tools and the SAM template check) and every attribute name an item carries.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+
+use super::StoreError;
+
+/// Partition key: the merchant's `tradeNo` (string).
+pub const PARTITION_KEY: &str = "tradeNo";
+/// Sparse index of orders that are not final yet, by when to look at them next.
+pub const UNRESOLVED_INDEX: &str = "unresolved-by-check-after";
+/// Index partition key: present (value [`UNRESOLVED_MARK`]) only while an order is not final.
+pub const UNRESOLVED_KEY: &str = "unresolved";
+pub const UNRESOLVED_MARK: &str = "1";
+/// Index sort key: epoch milliseconds of the next check (number).
+pub const CHECK_AFTER: &str = "checkAfter";
+/// At most this many anomalies are kept on an order; the count goes on.
+pub const MAX_ANOMALIES_KEPT: usize = 20;
+/// At most this many reports are kept in an order's history by [`super::Keep`] writes; the
+/// count goes on.
+pub const MAX_HISTORY_KEPT: usize = 50;
+
+/// The attributes of an order item.
+pub mod attr {
+    pub use super::{CHECK_AFTER, PARTITION_KEY as TRADE_NO, UNRESOLVED_KEY as UNRESOLVED};
+    pub const STATUS: &str = "status";
+    pub const VERSION: &str = "version";
+    pub const AMOUNT: &str = "amount";
+    pub const CURRENCY: &str = "currency";
+    pub const BANK_CODE: &str = "bankCode";
+    pub const BANK_NUMBER_MASKED: &str = "bankNumberMasked";
+    pub const USER_ID: &str = "userId";
+    pub const REMARK: &str = "remark";
+    pub const FINGERPRINT: &str = "fingerprint";
+    pub const PLATFORM_TRADE_NO: &str = "platFormTradeNo";
+    pub const VEXORA: &str = "vexora";
+    pub const CREATED_AT: &str = "createdAt";
+    pub const UPDATED_AT: &str = "updatedAt";
+    pub const HISTORY: &str = "history";
+    pub const HISTORY_COUNT: &str = "historyCount";
+    pub const ANOMALIES: &str = "anomalies";
+    pub const ANOMALY_COUNT: &str = "anomalyCount";
+    pub const CHECK_ATTEMPTS: &str = "checkAttempts";
+    pub const LAST_QUERY_AT: &str = "lastQueryAt";
+    pub const MANUAL_REVIEW: &str = "manualReview";
+    pub const LAST_WRITE: &str = "lastWrite";
+    pub const INTENT_ID: &str = "intentId";
+}
+
+/// The members of the maps inside an item (`vexora`, history entries, anomalies).
+pub mod member {
+    pub const AT: &str = "at";
+    pub const SOURCE: &str = "source";
+    pub const STATUS: &str = "status";
+    pub const CODE: &str = "code";
+    pub const MESSAGE: &str = "message";
+    pub const PLATFORM_TRADE_NO: &str = "platFormTradeNo";
+    pub const AMOUNT: &str = "amount";
+    pub const REASON: &str = "reason";
+    pub const REPORT: &str = "report";
+}
+
+/// Creates the payouts table exactly as the SAM template declares it (on-demand, one sparse
+/// index). Used by tests and the local stack.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let attr = |name: &str, kind| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(UNRESOLVED_INDEX)
+        .key_schema(key(UNRESOLVED_KEY, KeyType::Hash)?)
+        .key_schema(key(CHECK_AFTER, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()?;
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(PARTITION_KEY, KeyType::Hash)?)
+        .attribute_definitions(attr(PARTITION_KEY, ScalarAttributeType::S)?)
+        .attribute_definitions(attr(UNRESOLVED_KEY, ScalarAttributeType::S)?)
+        .attribute_definitions(attr(CHECK_AFTER, ScalarAttributeType::N)?)
+        .global_secondary_indexes(index)
+        .send()
+        .await?;
+    Ok(())
+}
