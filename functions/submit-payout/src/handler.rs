@@ -15,7 +15,7 @@ use payout_core::order::{Order, OrderStatus};
 use payout_core::resolve::query_and_apply;
 use payout_core::secrets::{SecretStore, Secrets};
 use payout_core::store::{OrderStore, timestamp};
-use payout_core::vexora::{DisbursementRequest, Exchange, Operation, Outcome, PayoutGateway};
+use payout_core::vexora::{self, DisbursementRequest, Exchange, Operation, PayoutGateway};
 use serde::Serialize;
 use url::Url;
 
@@ -42,22 +42,46 @@ pub struct App<S, G, K, M> {
     pub clock: fn() -> DateTime<Utc>,
 }
 
-/// Every answer that is not an order, with its one status mapping.
+/// How a refresh went (`GET ?refresh=true`); the order is answered either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    Moved,
+    Unchanged,
+    Unknown,
+    RateLimited,
+    Failed,
+}
+
+/// What one request came to: its one status mapping (`response`) and its log label (`label`).
 #[derive(Debug)]
-enum ApiError {
-    Validation(Vec<FieldError>),
+enum Outcome {
+    /// A new order and Vexora's answer recorded (`label` is that answer's): `201` when definite,
+    /// `202` when unconfirmed.
+    Recorded(Box<Order>, &'static str),
+    /// Vexora's answer could not be recorded: the order is shown `UNCONFIRMED` (`202`).
+    Unrecorded(Box<Order>),
+    /// The same payout again: the stored order (`200`), no call.
+    Duplicate(Box<Order>),
+    Found(Box<Order>),
+    Refreshed(Box<Order>, Refresh),
+    Invalid(Vec<FieldError>),
+    TooLarge,
     InvalidQuery(String),
-    PayloadTooLarge,
-    NotFound,
+    NoRoute,
+    NotFound(Option<TradeNo>),
     MethodNotAllowed(&'static str),
-    InFlight,
-    IdempotencyMismatch,
-    /// Our storage or secret failed before anything was sent to Vexora: safe to retry.
-    Unavailable,
-    /// Reading an order failed: retry the read.
-    ReadUnavailable,
+    InFlight(TradeNo),
+    IdempotencyMismatch(TradeNo),
+    /// The secret could not be read before anything was stored or sent.
+    SecretUnavailable,
+    /// Our storage failed before anything was sent to Vexora: safe to retry (with this tradeNo).
+    StorageUnavailable(Option<TradeNo>),
+    /// An earlier intent for this tradeNo was withdrawn meanwhile: a retry starts afresh.
+    Withdrawn(TradeNo),
+    /// Reading an order failed.
+    ReadUnavailable(TradeNo),
     /// Vexora could not be reached at all; nothing was sent and nothing was kept.
-    VexoraUnreachable,
+    VexoraUnreachable(TradeNo),
 }
 
 #[derive(Serialize)]
@@ -72,10 +96,72 @@ struct ErrorBody<'a> {
     trade_no: Option<&'a str>,
 }
 
-impl ApiError {
-    fn response(&self, trade_no: Option<&str>) -> Response<Body> {
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Recorded(_, label) => label,
+            Self::Unrecorded(_) => "unrecorded",
+            Self::Duplicate(_) => "duplicate",
+            Self::Found(_) => "found",
+            Self::Refreshed(_, Refresh::Moved) => "refreshed_moved",
+            Self::Refreshed(_, Refresh::Unchanged) => "refreshed_unchanged",
+            Self::Refreshed(_, Refresh::Unknown) => "refreshed_unknown",
+            Self::Refreshed(_, Refresh::RateLimited) => "refresh_rate_limited",
+            Self::Refreshed(_, Refresh::Failed) => "refresh_failed",
+            Self::Invalid(_) => "invalid",
+            Self::TooLarge => "too_large",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::NoRoute => "no_route",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::InFlight(_) => "in_flight",
+            Self::IdempotencyMismatch(_) => "mismatch",
+            Self::SecretUnavailable => "secret_unavailable",
+            Self::StorageUnavailable(_) | Self::ReadUnavailable(_) => "storage_error",
+            Self::Withdrawn(_) => "withdrawn",
+            Self::VexoraUnreachable(_) => "not_received",
+        }
+    }
+
+    fn trade_no(&self) -> Option<&TradeNo> {
+        match self {
+            Self::Recorded(o, _)
+            | Self::Unrecorded(o)
+            | Self::Duplicate(o)
+            | Self::Found(o)
+            | Self::Refreshed(o, _) => Some(&o.trade_no),
+            Self::NotFound(t) | Self::StorageUnavailable(t) => t.as_ref(),
+            Self::InFlight(t)
+            | Self::IdempotencyMismatch(t)
+            | Self::Withdrawn(t)
+            | Self::ReadUnavailable(t)
+            | Self::VexoraUnreachable(t) => Some(t),
+            Self::Invalid(_)
+            | Self::TooLarge
+            | Self::InvalidQuery(_)
+            | Self::NoRoute
+            | Self::MethodNotAllowed(_)
+            | Self::SecretUnavailable => None,
+        }
+    }
+
+    fn response(&self) -> Response<Body> {
+        let order = |status, order: &Order| json(status, &OrderView::new(order));
         let (status, error, message) = match self {
-            Self::Validation(_) => (
+            Self::Recorded(o, _) => {
+                let status = match o.status {
+                    OrderStatus::Pending | OrderStatus::Unconfirmed => StatusCode::ACCEPTED,
+                    OrderStatus::Processing | OrderStatus::Succeeded | OrderStatus::Failed => {
+                        StatusCode::CREATED
+                    }
+                };
+                return order(status, o);
+            }
+            Self::Unrecorded(o) => return order(StatusCode::ACCEPTED, o),
+            Self::Duplicate(o) | Self::Found(o) | Self::Refreshed(o, _) => {
+                return order(StatusCode::OK, o);
+            }
+            Self::Invalid(_) => (
                 StatusCode::BAD_REQUEST,
                 "validation_failed",
                 "the payout is not valid; see fields",
@@ -83,12 +169,12 @@ impl ApiError {
             Self::InvalidQuery(message) => {
                 (StatusCode::BAD_REQUEST, "invalid_query", message.as_str())
             }
-            Self::PayloadTooLarge => (
+            Self::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "the body must be at most 16 KiB",
             ),
-            Self::NotFound => (
+            Self::NoRoute | Self::NotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such payout or route",
@@ -98,47 +184,35 @@ impl ApiError {
                 "method_not_allowed",
                 "this route does not accept that method",
             ),
-            Self::InFlight => (
+            Self::InFlight(_) => (
                 StatusCode::CONFLICT,
                 "in_flight",
                 "the first submit of this tradeNo is still in progress; retry shortly",
             ),
-            Self::IdempotencyMismatch => (
+            Self::IdempotencyMismatch(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_mismatch",
                 "this tradeNo was already used for a different payout",
             ),
-            Self::Unavailable => (
+            Self::SecretUnavailable | Self::StorageUnavailable(_) | Self::Withdrawn(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                "storage is unavailable; nothing was sent to Vexora; retry with the same tradeNo",
+                "the service is unavailable; nothing was sent to Vexora; retry with the same tradeNo",
             ),
-            Self::ReadUnavailable => (
+            Self::ReadUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "storage is unavailable; retry the read shortly",
             ),
-            Self::VexoraUnreachable => (
+            Self::VexoraUnreachable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "vexora_unreachable",
                 "Vexora could not be reached; nothing was sent; retry with the same tradeNo",
             ),
         };
         let fields = match self {
-            Self::Validation(fields) => Some(fields.as_slice()),
+            Self::Invalid(fields) => Some(fields.as_slice()),
             _ => None,
-        };
-        let trade_no = match self {
-            Self::InFlight
-            | Self::IdempotencyMismatch
-            | Self::Unavailable
-            | Self::ReadUnavailable
-            | Self::VexoraUnreachable => trade_no,
-            Self::Validation(_)
-            | Self::InvalidQuery(_)
-            | Self::PayloadTooLarge
-            | Self::NotFound
-            | Self::MethodNotAllowed(_) => None,
         };
         let mut response = json(
             status,
@@ -146,7 +220,7 @@ impl ApiError {
                 error,
                 message,
                 fields,
-                trade_no,
+                trade_no: self.trade_no().map(TradeNo::as_str),
             },
         );
         if let Self::MethodNotAllowed(allow) = self {
@@ -155,21 +229,6 @@ impl ApiError {
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
-    }
-}
-
-/// What the summary log line says about a request.
-struct Summary {
-    trade_no: Option<String>,
-    outcome: &'static str,
-}
-
-impl Summary {
-    fn new(trade_no: Option<&TradeNo>, outcome: &'static str) -> Self {
-        Self {
-            trade_no: trade_no.map(|t| t.as_str().to_owned()),
-            outcome,
-        }
     }
 }
 
@@ -184,23 +243,17 @@ where
     let started = Instant::now();
     let path = route_path(&request);
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let (result, summary) = match (segments.as_slice(), request.method()) {
+    let outcome = match (segments.as_slice(), request.method()) {
         (["payouts"], &Method::POST) => app.submit(request.body()).await,
-        (["payouts"], _) => (
-            Err(ApiError::MethodNotAllowed("POST")),
-            Summary::new(None, "method_not_allowed"),
-        ),
+        (["payouts"], _) => Outcome::MethodNotAllowed("POST"),
         (["payouts", trade_no], &Method::GET) => app.read(trade_no, &request).await,
-        (["payouts", _], _) => (
-            Err(ApiError::MethodNotAllowed("GET")),
-            Summary::new(None, "method_not_allowed"),
-        ),
-        _ => (Err(ApiError::NotFound), Summary::new(None, "no_route")),
+        (["payouts", _], _) => Outcome::MethodNotAllowed("GET"),
+        _ => Outcome::NoRoute,
     };
-    let response = result.unwrap_or_else(|e| e.response(summary.trade_no.as_deref()));
+    let response = outcome.response();
     tracing::info!(
-        trade_no = summary.trade_no.as_deref(),
-        outcome = summary.outcome,
+        trade_no = outcome.trade_no().map(TradeNo::as_str),
+        outcome = outcome.label(),
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
@@ -227,8 +280,6 @@ fn route_path(request: &Request) -> String {
     raw.to_owned()
 }
 
-type Answer = (Result<Response<Body>, ApiError>, Summary);
-
 impl<S, G, K, M> App<S, G, K, M>
 where
     S: OrderStore,
@@ -244,44 +295,28 @@ where
         }
     }
 
-    async fn submit(&self, body: &Body) -> Answer {
+    async fn submit(&self, body: &Body) -> Outcome {
         let bytes: &[u8] = body.as_ref();
         if bytes.len() > MAX_BODY_BYTES {
-            return (
-                Err(ApiError::PayloadTooLarge),
-                Summary::new(None, "too_large"),
-            );
+            return Outcome::TooLarge;
         }
         let payout = match PayoutRequest::from_json(bytes) {
             Ok(payout) => payout,
-            Err(ValidationErrors(fields)) => {
-                return (
-                    Err(ApiError::Validation(fields)),
-                    Summary::new(None, "invalid"),
-                );
-            }
+            Err(ValidationErrors(fields)) => return Outcome::Invalid(fields),
         };
         // The secret comes first: failing here leaves nothing behind.
         let version = match self.secrets.current().await {
             Ok(version) => version,
             Err(e) => {
                 tracing::error!(error = %e, "the Vexora secret could not be read");
-                return (
-                    Err(ApiError::Unavailable),
-                    Summary::new(None, "secret_unavailable"),
-                );
+                return Outcome::SecretUnavailable;
             }
         };
         let credentials = &version.credentials;
         let order = match self.store_new(&payout).await {
             Ok(Intent::New(order)) => order,
             Ok(Intent::Existing(existing)) => return self.repeat(&payout, existing).await,
-            Err(trade_no) => {
-                return (
-                    Err(ApiError::Unavailable),
-                    Summary::new(trade_no.as_ref(), "storage_error"),
-                );
-            }
+            Err(trade_no) => return Outcome::StorageUnavailable(trade_no),
         };
         let body = DisbursementRequest::signed(
             &payout,
@@ -323,22 +358,16 @@ where
     }
 
     /// A second submit of a known `tradeNo`, answered from the stored order without a call.
-    async fn repeat(&self, payout: &PayoutRequest, existing: Order) -> Answer {
-        let trade_no = existing.trade_no.clone();
-        let summary = |outcome| Summary::new(Some(&trade_no), outcome);
+    async fn repeat(&self, payout: &PayoutRequest, existing: Order) -> Outcome {
         if existing.fingerprint != payout.fingerprint() {
-            return (Err(ApiError::IdempotencyMismatch), summary("mismatch"));
+            return Outcome::IdempotencyMismatch(existing.trade_no);
         }
-        let Some(stored) = self.settle(existing).await else {
+        let trade_no = existing.trade_no.clone();
+        match self.settle(existing).await {
             // Withdrawn since (its submit never reached Vexora): a retry starts afresh.
-            return (Err(ApiError::Unavailable), summary("withdrawn"));
-        };
-        match stored.status {
-            OrderStatus::Pending => (Err(ApiError::InFlight), summary("in_flight")),
-            _ => (
-                Ok(order_response(StatusCode::OK, &stored)),
-                summary("duplicate"),
-            ),
+            None => Outcome::Withdrawn(trade_no),
+            Some(stored) if stored.status == OrderStatus::Pending => Outcome::InFlight(trade_no),
+            Some(stored) => Outcome::Duplicate(Box::new(stored)),
         }
     }
 
@@ -363,17 +392,12 @@ where
     }
 
     /// Records Vexora's answer (the one rule, [`Applier::apply`]) and answers the merchant.
-    async fn record(&self, order: Order, exchange: &Exchange) -> Answer {
+    async fn record(&self, order: Order, exchange: &Exchange) -> Outcome {
         let trade_no = order.trade_no.clone();
         let mut report = Report::from_exchange(Operation::Submit, &trade_no, exchange);
         // Recorded on this submit's own order only, never on a later intent for the tradeNo.
         report.intent.clone_from(&order.intent_id);
-        let label = report.outcome.label();
-        let not_received = matches!(report.outcome, Outcome::NotReceived(_));
-        let withdrawn = (
-            ApiError::VexoraUnreachable,
-            Summary::new(Some(&trade_no), label),
-        );
+        let not_received = matches!(report.outcome, vexora::Outcome::NotReceived(_));
         if not_received {
             // Certainly not sent: withdraw the intent (only ours, only while PENDING) so that a
             // retry starts afresh.
@@ -384,7 +408,7 @@ where
                         trade_no = trade_no.as_str(),
                         "Vexora unreachable; order withdrawn"
                     );
-                    return (Err(withdrawn.0), withdrawn.1);
+                    return Outcome::VexoraUnreachable(trade_no);
                 }
                 Ok(false) | Err(_) => {
                     tracing::warn!(
@@ -394,121 +418,91 @@ where
                 }
             }
         }
-        let applied = self
+        match self
             .applier()
             .apply(&trade_no, &report, (self.clock)())
-            .await;
-        let stored = match &applied {
+            .await
+        {
             // Our order is gone: only the withdrawal of an intent that never left removes one
             // (it landed though it reported an error). Nothing was sent and nothing is kept.
-            Ok(Applied::NotFound) if not_received => return (Err(withdrawn.0), withdrawn.1),
+            Ok(Applied::NotFound) if not_received => Outcome::VexoraUnreachable(trade_no),
             // A webhook may have got there first: what is stored is the truth.
-            Ok(applied) => applied.order().cloned(),
+            Ok(applied) => match applied.order() {
+                Some(stored) => Outcome::Recorded(Box::new(stored.clone()), report.outcome.label()),
+                None => unrecorded(order),
+            },
             Err(e) => {
                 tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording Vexora's answer failed");
-                None
+                unrecorded(order)
             }
-        };
-        let Some(stored) = stored else {
-            // The intent is durable as PENDING; once abandoned it is stored as UNCONFIRMED and
-            // the reconciler resolves it by query. Never report it failed.
-            let mut shown = order;
-            shown.status = OrderStatus::Unconfirmed;
-            return (
-                Ok(order_response(StatusCode::ACCEPTED, &shown)),
-                Summary::new(Some(&trade_no), "unrecorded"),
-            );
-        };
-        let status = match stored.status {
-            OrderStatus::Pending | OrderStatus::Unconfirmed => StatusCode::ACCEPTED,
-            OrderStatus::Processing | OrderStatus::Succeeded | OrderStatus::Failed => {
-                StatusCode::CREATED
-            }
-        };
-        (
-            Ok(order_response(status, &stored)),
-            Summary::new(Some(&trade_no), label),
-        )
+        }
     }
 
-    async fn read(&self, trade_no: &str, request: &Request) -> Answer {
+    async fn read(&self, trade_no: &str, request: &Request) -> Outcome {
         let refresh = match parse_read_query(request) {
             Ok(refresh) => refresh,
-            Err(message) => {
-                return (
-                    Err(ApiError::InvalidQuery(message)),
-                    Summary::new(None, "invalid_query"),
-                );
-            }
+            Err(message) => return Outcome::InvalidQuery(message),
         };
         let Ok(trade_no) = TradeNo::parse(trade_no) else {
-            return (Err(ApiError::NotFound), Summary::new(None, "not_found"));
+            return Outcome::NotFound(None);
         };
-        let found = match self.store.get(&trade_no).await {
+        let order = match self.store.get(&trade_no).await {
             Ok(Some(order)) => self.settle(order).await,
             Ok(None) => None,
             Err(e) => {
                 tracing::error!(trade_no = trade_no.as_str(), error = %e, "reading the order failed");
-                return (
-                    Err(ApiError::ReadUnavailable),
-                    Summary::new(Some(&trade_no), "storage_error"),
-                );
+                return Outcome::ReadUnavailable(trade_no);
             }
         };
-        let Some(order) = found else {
-            return (
-                Err(ApiError::NotFound),
-                Summary::new(Some(&trade_no), "not_found"),
-            );
+        let Some(order) = order else {
+            return Outcome::NotFound(Some(trade_no));
         };
         let unresolved = !order.status.is_final() && order.status != OrderStatus::Pending;
-        if !(refresh && unresolved) {
-            return (
-                Ok(order_response(StatusCode::OK, &order)),
-                Summary::new(Some(&trade_no), "found"),
-            );
+        if refresh && unresolved {
+            self.refresh(order).await
+        } else {
+            Outcome::Found(Box::new(order))
         }
-        let (order, outcome) = self.refresh(order).await;
-        (
-            Ok(order_response(StatusCode::OK, &order)),
-            Summary::new(Some(&trade_no), outcome),
-        )
     }
 
     /// Resolves a non-final order once against Vexora's query API, at most once per
     /// [`REFRESH_INTERVAL`] per order. Any failure answers the stored order.
-    async fn refresh(&self, order: Order) -> (Order, &'static str) {
+    async fn refresh(&self, order: Order) -> Outcome {
         let now = (self.clock)();
+        let refreshed = |order, how| Outcome::Refreshed(Box::new(order), how);
         match self
             .store
             .claim_refresh(&order.trade_no, now, REFRESH_INTERVAL)
             .await
         {
             Ok(true) => {}
-            Ok(false) => return (order, "refresh_rate_limited"),
+            Ok(false) => return refreshed(order, Refresh::RateLimited),
             Err(e) => {
                 tracing::error!(trade_no = order.trade_no.as_str(), error = %e, "claiming a refresh failed");
-                return (order, "refresh_failed");
+                return refreshed(order, Refresh::Failed);
             }
         }
         let resolved =
             query_and_apply(&self.applier(), &self.gateway, &self.secrets, &order, now).await;
         match resolved {
-            Ok(Applied::Moved(o)) => (o, "refreshed_moved"),
+            Ok(Applied::Moved(o)) => refreshed(o, Refresh::Moved),
             Ok(Applied::Duplicate(o) | Applied::Stale(o) | Applied::Flagged(o, _)) => {
-                (o, "refreshed_unchanged")
+                refreshed(o, Refresh::Unchanged)
             }
-            Ok(Applied::Unknown | Applied::NotFound) => (order, "refreshed_unknown"),
+            Ok(Applied::Unknown | Applied::NotFound) => refreshed(order, Refresh::Unknown),
             Err(e) => {
                 tracing::error!(trade_no = order.trade_no.as_str(), error = %e, "refresh failed");
-                (order, "refresh_failed")
+                refreshed(order, Refresh::Failed)
             }
         }
     }
 }
 
-fn order_response(status: StatusCode, order: &Order) -> Response<Body> {
-    json(status, &OrderView::new(order))
+/// The intent is durable as `PENDING`; once abandoned it is stored `UNCONFIRMED` and the
+/// reconciler resolves it by query. It is shown `UNCONFIRMED` now, never `FAILED`.
+fn unrecorded(mut order: Order) -> Outcome {
+    order.status = OrderStatus::Unconfirmed;
+    Outcome::Unrecorded(Box::new(order))
 }
 
 /// `refresh=true|false` is the only query parameter `GET` takes.

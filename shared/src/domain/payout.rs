@@ -5,9 +5,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::invalid::{FieldError, Invalid, ValidationErrors};
-use super::{
-    Amount, BankCode, BankNumber, Email, KatakanaName, Mobile, Remark, TradeNo, UserId,
-};
+use super::{Amount, BankCode, BankNumber, Email, KatakanaName, Mobile, Remark, TradeNo, UserId};
 use crate::json::{ObjectError, RawObject};
 
 /// `POST /payouts` body as received: every member kept as JSON (the amount as its raw text) so

@@ -1,8 +1,8 @@
 //! Every field's rule through the request parser, as tables with a reason per row.
 
 use super::*;
-use rand::SeedableRng;
 use chrono::{DateTime, Utc};
+use rand::SeedableRng;
 use serde_json::{Value, json};
 
 fn good() -> Value {

@@ -276,10 +276,13 @@ async fn an_unreachable_vexora_never_touches_a_later_submits_order() {
     let mut a = stored(&app, "DOWN3").unwrap();
     a.intent_id = Some("intent-of-a".into());
 
-    let answer = app.record(a, &Exchange::NotSent(NotSent::Connect)).await;
+    let outcome = app.record(a, &Exchange::NotSent(NotSent::Connect)).await;
 
-    let response = answer.0.unwrap_err().response(Some("DOWN3"));
-    assert_eq!(response.status(), 503);
+    assert!(
+        matches!(outcome, Outcome::VexoraUnreachable(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.response().status(), 503);
     let order = stored(&app, "DOWN3").unwrap();
     assert_eq!(order.status, OrderStatus::Pending, "B's order is untouched");
     assert_eq!(order.intent_id.as_deref(), Some("intent-of-b"));
@@ -789,26 +792,30 @@ async fn logs_are_one_json_summary_line_per_request_without_pii_or_secret() {
 fn openapi_documents_every_error_code_the_handler_can_answer() {
     let documented = &openapi()["components"]["schemas"]["Error"]["properties"]["error"]["enum"];
     let (post, get) = (("/payouts", "post"), ("/payouts/{tradeNo}", "get"));
+    let t = || TradeNo::parse("T1").unwrap();
     let errors = [
         (
-            ApiError::Validation(vec![FieldError {
+            Outcome::Invalid(vec![FieldError {
                 field: "amount".into(),
                 message: "m".into(),
             }]),
             post,
         ),
-        (ApiError::InvalidQuery(String::new()), get),
-        (ApiError::PayloadTooLarge, post),
-        (ApiError::NotFound, get),
-        (ApiError::MethodNotAllowed("GET"), get),
-        (ApiError::InFlight, post),
-        (ApiError::IdempotencyMismatch, post),
-        (ApiError::Unavailable, post),
-        (ApiError::ReadUnavailable, get),
-        (ApiError::VexoraUnreachable, post),
+        (Outcome::InvalidQuery(String::new()), get),
+        (Outcome::TooLarge, post),
+        (Outcome::NotFound(Some(t())), get),
+        (Outcome::NoRoute, get),
+        (Outcome::MethodNotAllowed("GET"), get),
+        (Outcome::InFlight(t()), post),
+        (Outcome::IdempotencyMismatch(t()), post),
+        (Outcome::SecretUnavailable, post),
+        (Outcome::StorageUnavailable(Some(t())), post),
+        (Outcome::Withdrawn(t()), post),
+        (Outcome::ReadUnavailable(t()), get),
+        (Outcome::VexoraUnreachable(t()), post),
     ];
     for (e, (route, method)) in errors {
-        let response = e.response(Some("T1"));
+        let response = e.response();
         let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         assert_matches_openapi(route, method, response.status().as_u16(), &body);
         assert!(
