@@ -38,32 +38,6 @@ pub fn binary_in(profile: &str, name: &str) -> PathBuf {
     target.join(profile).join(name)
 }
 
-/// The environment every function gets: the contract's variables, and the AWS SDK pointed at
-/// `aws_endpoint` with a region and fake credentials.
-pub fn function_env(
-    table: &str,
-    secret_id: &str,
-    vexora_base_url: &str,
-    notify_url: &str,
-    vexora_timeout_ms: u64,
-    aws_endpoint: &str,
-) -> Vec<(String, String)> {
-    [
-        ("PAYOUTS_TABLE", table),
-        ("VEXORA_SECRET_ID", secret_id),
-        ("VEXORA_BASE_URL", vexora_base_url),
-        ("VEXORA_NOTIFY_URL", notify_url),
-        ("VEXORA_TIMEOUT_MS", &vexora_timeout_ms.to_string()),
-        ("AWS_ENDPOINT_URL", aws_endpoint),
-        ("AWS_REGION", "ap-northeast-1"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
 /// Where the function's answer (or its error) goes.
 type Reply = oneshot::Sender<Result<Vec<u8>, String>>;
 

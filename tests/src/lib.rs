@@ -3,6 +3,6 @@
 
 pub mod lambda;
 pub mod local;
-pub mod moto_process;
 pub mod reliability;
 pub mod sandbox;
+pub mod stack;

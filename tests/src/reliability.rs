@@ -16,24 +16,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use payout_core::config;
 use payout_core::domain::TradeNo;
 use payout_core::order::{Order, OrderStatus};
 use payout_core::store::{DynamoOrderStore, OrderStore, schema};
-use payout_core::testkit::aws_config_for;
+use payout_core::testkit::Moto;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::lambda::{Function, binary, function_env};
 use crate::local;
-use crate::moto_process::RestartableMoto;
-use crate::sandbox::{Behaviour, Ledger, Sandbox, SandboxConfig};
+use crate::sandbox::{Behaviour, Ledger, SandboxConfig};
+use crate::stack::{MERCHANT, Stack, StackConfig};
 
-const MERCHANT: &str = "0000000001";
 /// How many times a client sends one request before it stops trying.
 const CLIENT_ATTEMPTS: u32 = 40;
 /// Canary names: written into every payout, searched for in every log line and answer.
@@ -154,79 +152,25 @@ struct Told {
     ms: f64,
 }
 
-struct Stack {
-    sandbox: Sandbox,
-    submit: Function,
-    webhook: Function,
-    reconcile: Function,
-    http: reqwest::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
-    sdk: aws_config::SdkConfig,
-    table: String,
-    secret_id: String,
-}
-
-async fn stack(plan: &Plan, old_secret: &str, moto: &RestartableMoto) -> Result<Stack, String> {
-    let sdk = aws_config_for(&moto.endpoint).await;
-    let table = "payouts-reliability".to_owned();
-    let secret_id = "vexora/reliability".to_owned();
-    local::setup(&sdk, &table, &secret_id, MERCHANT, old_secret).await?;
-    let sandbox = Sandbox::start(
-        SandboxConfig {
-            merchant_no: MERCHANT.into(),
-            app_secret: old_secret.into(),
-            time_scale: plan.time_scale,
-            processing_time: Duration::from_millis(100),
-            slow_answer: Duration::from_millis(plan.vexora_timeout_ms * 3),
-            ..SandboxConfig::default()
-        },
-        TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let base = sandbox.base_url();
-    let env = |notify: &str| {
-        let mut env = function_env(
-            &table,
-            &secret_id,
-            &base,
-            notify,
-            plan.vexora_timeout_ms,
-            &moto.endpoint,
-        );
-        env.push(("RECONCILE_MAX_ORDERS".into(), "10000".into()));
-        env
+/// The reliability run's stack: 8 submit, 2 webhook and 1 reconcile process, Vexora's retry
+/// schedule scaled down, on a moto server of its own that can be restarted.
+async fn stack(plan: &Plan, old_secret: &str, moto: &Moto) -> Result<Stack, String> {
+    let mut config = StackConfig::new(moto, old_secret);
+    config.table = "payouts-reliability".to_owned();
+    config.secret_id = "vexora/reliability".to_owned();
+    config.vexora_timeout_ms = plan.vexora_timeout_ms;
+    config.sandbox = SandboxConfig {
+        time_scale: plan.time_scale,
+        processing_time: Duration::from_millis(100),
+        slow_answer: Duration::from_millis(plan.vexora_timeout_ms * 3),
+        ..SandboxConfig::default()
     };
-    let webhook = Function::start(
-        binary("payout-webhook"),
-        "payout-webhook",
-        &env("http://127.0.0.1/unused"),
-        2,
-    )
-    .await?;
-    let notify = format!("{}/vexora/notify", webhook.url);
-    let submit =
-        Function::start(binary("submit-payout"), "submit-payout", &env(&notify), 8).await?;
-    let reconcile = Function::start(
-        binary("reconcile-payouts"),
-        "reconcile-payouts",
-        &env(&notify),
-        1,
-    )
-    .await?;
-    Ok(Stack {
-        sandbox,
-        submit,
-        webhook,
-        reconcile,
-        http: reqwest::Client::new(),
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        sdk,
-        table,
-        secret_id,
-    })
+    config.submit_instances = 8;
+    config.webhook_instances = 2;
+    config
+        .extra_env
+        .push((config::RECONCILE_MAX_ORDERS.to_owned(), "10000".to_owned()));
+    Stack::spawn(config).await
 }
 
 /// Sends one request, retrying on transport errors, 409, 429 and 5xx like a careful merchant.
@@ -416,7 +360,7 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
     let new_secret = format!("rel-new-secret-{}", uuid::Uuid::new_v4().simple());
     let specs = specs(plan, &mut rng);
     std::fs::create_dir_all(&plan.out_dir).map_err(|e| e.to_string())?;
-    let mut moto = RestartableMoto::start(&plan.out_dir).await?;
+    let mut moto = Moto::start_keeping_state(&plan.out_dir.join("moto-state.pickle"))?;
     let s = Arc::new(stack(plan, &old_secret, &moto).await?);
     for spec in &specs {
         if spec.failing_deliveries > 0 {
@@ -463,7 +407,7 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
             let value = local::secret_json(MERCHANT, &new_secret);
             let mut stored = Err(String::new());
             for _ in 0..50 {
-                stored = local::put_secret(&s.sdk, &s.secret_id, &value).await;
+                stored = local::put_secret(&s.sdk, &s.config.secret_id, &value).await;
                 if stored.is_ok() {
                     break;
                 }
@@ -526,7 +470,7 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
         send_until_answered(&s.http, &url, None, Duration::from_secs(25), &mut seen).await;
         final_view.push(seen.pop());
     }
-    let store = DynamoOrderStore::new(s.dynamodb.clone(), &s.table);
+    let store = DynamoOrderStore::new(s.dynamodb.clone(), &s.config.table);
     let mut stored = Vec::new();
     for spec in &specs {
         let trade_no = TradeNo::parse(&spec.trade_no).map_err(|e| format!("{e:?}"))?;
@@ -617,7 +561,7 @@ async fn unresolved_trade_nos(s: &Stack) -> Result<Vec<String>, String> {
         let page = s
             .dynamodb
             .scan()
-            .table_name(&s.table)
+            .table_name(&s.config.table)
             .filter_expression("attribute_exists(#u)")
             .expression_attribute_names("#u", schema::UNRESOLVED_KEY)
             .set_exclusive_start_key(start)
@@ -641,7 +585,7 @@ async fn make_unresolved_due(s: &Stack) -> Result<(), String> {
         let updated = s
             .dynamodb
             .update_item()
-            .table_name(&s.table)
+            .table_name(&s.config.table)
             .key(schema::PARTITION_KEY, AttributeValue::S(trade_no))
             .update_expression("SET #c = :past")
             .condition_expression("attribute_exists(#u)")
@@ -669,7 +613,7 @@ async fn count_items(s: &Stack) -> Result<usize, String> {
         let page = s
             .dynamodb
             .scan()
-            .table_name(&s.table)
+            .table_name(&s.config.table)
             .select(aws_sdk_dynamodb::types::Select::Count)
             .set_exclusive_start_key(start)
             .send()

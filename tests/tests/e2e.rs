@@ -11,117 +11,41 @@ mod template;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use payout_core::testkit::{Fault, Moto, aws_config_for, signed_json};
-use payout_e2e::lambda::{Function, binary, function_env};
+use payout_core::testkit::{Fault, Moto, signed_json};
+use payout_e2e::lambda::{Function, binary};
 use payout_e2e::local;
-use payout_e2e::sandbox::{Behaviour, Sandbox, SandboxConfig};
+use payout_e2e::sandbox::{Behaviour, SandboxConfig};
+use payout_e2e::stack::{Stack, StackConfig};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 const APP_SECRET: &str = "e2e-app-secret";
-const MERCHANT: &str = "0000000001";
-
-struct Stack {
-    sandbox: Sandbox,
-    submit: Function,
-    webhook: Function,
-    reconcile: Function,
-    http: reqwest::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
-    secrets: aws_sdk_secretsmanager::Client,
-    table: String,
-    secret_id: String,
-}
-
-fn env(
-    table: &str,
-    secret_id: &str,
-    base: &str,
-    notify: &str,
-    timeout_ms: u64,
-) -> Vec<(String, String)> {
-    function_env(
-        table,
-        secret_id,
-        base,
-        notify,
-        timeout_ms,
-        &Moto::shared().endpoint,
-    )
-}
+const MERCHANT: &str = payout_e2e::stack::MERCHANT;
 
 async fn stack(timeout_ms: u64) -> Stack {
-    stack_after_secret(timeout_ms, None).await
+    stack_with(timeout_ms, |_| {}).await
 }
 
-/// A stack whose secret held `previous` (a JSON value) before the merchant's credentials were
-/// put, so that `previous` is the `AWSPREVIOUS` version.
-async fn stack_after_secret(timeout_ms: u64, previous: Option<&str>) -> Stack {
-    let sdk = aws_config_for(&Moto::shared().endpoint).await;
-    let table = format!("payouts-{}", uuid::Uuid::new_v4());
-    let secret_id = format!("vexora/{}", uuid::Uuid::new_v4());
-    if let Some(previous) = previous {
-        local::put_secret(&sdk, &secret_id, previous).await.unwrap();
-    }
-    local::setup(&sdk, &table, &secret_id, MERCHANT, APP_SECRET)
-        .await
-        .unwrap();
-    let sandbox = Sandbox::start(
-        SandboxConfig {
-            merchant_no: MERCHANT.into(),
-            app_secret: APP_SECRET.into(),
-            time_scale: 0.001,
-            processing_time: Duration::from_millis(200),
-            slow_answer: Duration::from_millis(timeout_ms * 3),
-            ..SandboxConfig::default()
-        },
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
-    let base = sandbox.base_url();
-    let webhook = Function::start(
-        binary("payout-webhook"),
-        "payout-webhook",
-        &env(
-            &table,
-            &secret_id,
-            &base,
-            "http://127.0.0.1/unused",
-            timeout_ms,
-        ),
-        2,
-    )
-    .await
-    .unwrap();
-    let notify = format!("{}/vexora/notify", webhook.url);
-    let submit = Function::start(
-        binary("submit-payout"),
-        "submit-payout",
-        &env(&table, &secret_id, &base, &notify, timeout_ms),
-        4,
-    )
-    .await
-    .unwrap();
-    let reconcile = Function::start(
-        binary("reconcile-payouts"),
-        "reconcile-payouts",
-        &env(&table, &secret_id, &base, &notify, timeout_ms),
-        1,
-    )
-    .await
-    .unwrap();
-    Stack {
-        sandbox,
-        submit,
-        webhook,
-        reconcile,
-        http: reqwest::Client::new(),
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        secrets: aws_sdk_secretsmanager::Client::new(&sdk),
-        table,
-        secret_id,
-    }
+/// A stack of its own on the shared moto server: 4 submit and 2 webhook processes, a sandbox
+/// whose webhooks follow 200 ms after a payout and retry on a schedule scaled by 0.001.
+async fn stack_with(timeout_ms: u64, adjust: impl FnOnce(&mut StackConfig)) -> Stack {
+    let mut config = StackConfig::new(Moto::shared(), APP_SECRET);
+    config.vexora_timeout_ms = timeout_ms;
+    config.sandbox = SandboxConfig {
+        time_scale: 0.001,
+        processing_time: Duration::from_millis(200),
+        slow_answer: Duration::from_millis(timeout_ms * 3),
+        ..SandboxConfig::default()
+    };
+    config.submit_instances = 4;
+    config.webhook_instances = 2;
+    adjust(&mut config);
+    Stack::spawn(config).await.unwrap()
+}
+
+/// The stack's environment for one more function, given another Vexora base URL.
+fn env_with_vexora(s: &Stack, base: &str) -> Vec<(String, String)> {
+    payout_e2e::stack::env(&s.config, base, "http://127.0.0.1/unused")
 }
 
 fn payout(trade_no: &str, amount: u64) -> Value {
@@ -132,7 +56,15 @@ fn payout(trade_no: &str, amount: u64) -> Value {
     })
 }
 
-impl Stack {
+/// A merchant's and Vexora's view of a stack.
+trait Client {
+    async fn submit(&self, body: &Value) -> (u16, Value);
+    async fn notify(&self, body: impl Into<reqwest::Body>) -> u16;
+    async fn status_of(&self, trade_no: &str) -> String;
+    async fn status_becomes(&self, trade_no: &str, expected: &str) -> String;
+}
+
+impl Client for Stack {
     async fn submit(&self, body: &Value) -> (u16, Value) {
         let response = self
             .http
@@ -365,7 +297,7 @@ async fn a_forged_webhook_is_rejected_and_changes_nothing() {
 async fn a_webhook_signed_with_the_replaced_placeholder_secret_changes_nothing() {
     // Issue 13 #1: the template's placeholder, replaced by the merchant's secret, is AWSPREVIOUS.
     let placeholder = r#"{"merchantNo":"0000000000","appSecret":"REPLACE-ME"}"#;
-    let s = stack_after_secret(3000, Some(placeholder)).await;
+    let s = stack_with(3000, |c| c.previous_secret = Some(placeholder.into())).await;
     let amount = Behaviour::QueryOnly.amount().to_string();
     let (status, _) = s
         .submit(&payout("E2E-PLACE", Behaviour::QueryOnly.amount()))
@@ -444,25 +376,14 @@ async fn a_put_that_landed_but_answered_500_is_sent_exactly_once() {
 async fn a_withdrawal_that_landed_but_answered_500_keeps_nothing_and_says_nothing_was_sent() {
     // Vexora cannot be connected to, so the intent is withdrawn; DynamoDB deletes it and answers
     // 500. The recording must find no order (not another intent's) and answer 503.
-    let sdk = aws_config_for(&Moto::shared().endpoint).await;
-    let table = format!("payouts-{}", uuid::Uuid::new_v4());
-    let secret_id = format!("vexora/{}", uuid::Uuid::new_v4());
-    local::setup(&sdk, &table, &secret_id, MERCHANT, APP_SECRET)
-        .await
-        .unwrap();
+    let s = stack(3000).await;
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let nowhere = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let submit = Function::start(
         binary("submit-payout"),
         "submit-payout",
-        &env(
-            &table,
-            &secret_id,
-            &nowhere,
-            "http://127.0.0.1/unused",
-            3000,
-        ),
+        &env_with_vexora(&s, &nowhere),
         1,
     )
     .await
@@ -489,9 +410,10 @@ async fn a_withdrawal_that_landed_but_answered_500_keeps_nothing_and_says_nothin
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "vexora_unreachable");
     assert_eq!(body["tradeNo"], "E2E-WITHDRAWN");
-    let item = aws_sdk_dynamodb::Client::new(&sdk)
+    let item = s
+        .dynamodb
         .get_item()
-        .table_name(&table)
+        .table_name(&s.config.table)
         .key(
             "tradeNo",
             aws_sdk_dynamodb::types::AttributeValue::S("E2E-WITHDRAWN".into()),
@@ -554,7 +476,7 @@ async fn after_a_rotation_the_first_genuine_webhook_is_accepted_even_after_forge
     let rotated = "e2e-rotated-app-secret";
     s.secrets
         .put_secret_value()
-        .secret_id(&s.secret_id)
+        .secret_id(&s.config.secret_id)
         .secret_string(local::secret_json(MERCHANT, rotated))
         .send()
         .await
@@ -581,12 +503,6 @@ async fn after_a_rotation_the_first_genuine_webhook_is_accepted_even_after_forge
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vexora_is_called_directly_whatever_proxy_the_environment_names() {
     // A signed payout must never pass through a proxy someone slipped into the environment.
-    let sdk = aws_config_for(&Moto::shared().endpoint).await;
-    let table = format!("payouts-{}", uuid::Uuid::new_v4());
-    let secret_id = format!("vexora/{}", uuid::Uuid::new_v4());
-    local::setup(&sdk, &table, &secret_id, MERCHANT, APP_SECRET)
-        .await
-        .unwrap();
     let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
     let (seen, mut proxied) = tokio::sync::watch::channel(0u32);
@@ -595,37 +511,23 @@ async fn vexora_is_called_directly_whatever_proxy_the_environment_names() {
             seen.send_modify(|n| *n += 1);
         }
     });
-    // Vexora on another loopback address than the AWS emulator, which NO_PROXY exempts.
-    let sandbox = Sandbox::start(
-        SandboxConfig {
-            merchant_no: MERCHANT.into(),
-            app_secret: APP_SECRET.into(),
-            ..SandboxConfig::default()
-        },
-        TcpListener::bind("127.0.0.2:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
-    let mut env = env(
-        &table,
-        &secret_id,
-        &sandbox.base_url(),
-        "http://127.0.0.1/unused",
-        3000,
-    );
-    for name in [
-        "HTTPS_PROXY",
-        "HTTP_PROXY",
-        "ALL_PROXY",
-        "https_proxy",
-        "http_proxy",
-    ] {
-        env.push((name.to_owned(), proxy_url.clone()));
-    }
-    env.push(("NO_PROXY".to_owned(), "127.0.0.1,localhost".to_owned()));
-    let submit = Function::start(binary("submit-payout"), "submit-payout", &env, 1)
-        .await
-        .unwrap();
+    let s = stack_with(3000, |c| {
+        // Vexora on another loopback address than the AWS emulator, which NO_PROXY exempts.
+        c.sandbox_addr = "127.0.0.2:0".parse().unwrap();
+        for name in [
+            "HTTPS_PROXY",
+            "HTTP_PROXY",
+            "ALL_PROXY",
+            "https_proxy",
+            "http_proxy",
+        ] {
+            c.extra_env.push((name.to_owned(), proxy_url.clone()));
+        }
+        c.extra_env
+            .push(("NO_PROXY".to_owned(), "127.0.0.1,localhost".to_owned()));
+    })
+    .await;
+    let (sandbox, submit) = (&s.sandbox, &s.submit);
 
     let response = reqwest::Client::new()
         .post(format!("{}/payouts", submit.url))
@@ -704,7 +606,7 @@ async fn the_scheduled_reconciler_resolves_a_due_order() {
     // Time passes: the PROCESSING order becomes due for the reconciler.
     s.dynamodb
         .update_item()
-        .table_name(&s.table)
+        .table_name(&s.config.table)
         .key(
             "tradeNo",
             aws_sdk_dynamodb::types::AttributeValue::S("E2E-RECON".into()),

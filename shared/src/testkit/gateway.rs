@@ -40,6 +40,8 @@ pub fn vexora_answer_with(
 
 #[derive(Debug)]
 pub struct ScriptedGateway {
+    /// What a query about a given `tradeNo` answers (a Vexora that holds those payouts).
+    holds: Mutex<std::collections::HashMap<String, Exchange>>,
     submit_answer: Mutex<VecDeque<Exchange>>,
     default_answer: Exchange,
     query_answer: Mutex<VecDeque<Exchange>>,
@@ -56,6 +58,7 @@ impl ScriptedGateway {
     /// Answers every submit and query with `answer` unless a scripted one is queued.
     pub fn answering(answer: Exchange) -> Self {
         Self {
+            holds: Mutex::default(),
             submit_answer: Mutex::default(),
             default_answer: answer,
             query_answer: Mutex::default(),
@@ -69,6 +72,19 @@ impl ScriptedGateway {
     pub fn with_delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
+    }
+
+    /// Queries about `trade_no` answer `answer` (before any queued or default answer).
+    pub fn holds(&self, trade_no: &str, answer: Exchange) {
+        lock(&self.holds).insert(trade_no.to_owned(), answer);
+    }
+
+    /// How many queries asked about `trade_no`.
+    pub fn queries_for(&self, trade_no: &str) -> usize {
+        lock(&self.queries)
+            .iter()
+            .filter(|q| q.trade_no == trade_no)
+            .count()
     }
 
     pub fn then_query(&self, answer: Exchange) {
@@ -107,9 +123,35 @@ impl PayoutGateway for ScriptedGateway {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
+        if let Some(held) = lock(&self.holds).get(&body.trade_no) {
+            return held.clone();
+        }
         let next = lock(&self.query_answer).pop_front();
         next.unwrap_or_else(|| self.default_answer.clone())
     }
+}
+
+/// Vexora on loopback, minus the socket and the bookkeeping: answers `0000`/`0015` to a submit
+/// and `0000`/`0000` to a query, for the request's own `tradeNo` (benchmarks).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EchoGateway;
+
+impl PayoutGateway for EchoGateway {
+    async fn submit(&self, _: &VexoraCredentials, body: &DisbursementRequest) -> Exchange {
+        vexora_answer("0000", Some("0015"), &body.trade_no)
+    }
+
+    async fn query(&self, _: &VexoraCredentials, body: &QueryRequest) -> Exchange {
+        vexora_answer("0000", Some("0000"), &body.trade_no)
+    }
+}
+
+/// Metrics that go nowhere (benchmarks).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMetrics;
+
+impl crate::metrics::Metrics for NoMetrics {
+    fn count(&self, _: &'static str, _: u64) {}
 }
 
 /// Metrics kept in memory for assertions.

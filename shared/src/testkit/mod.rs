@@ -51,7 +51,9 @@ pub fn credentials(app_secret: &str) -> VexoraCredentials {
 mod gateway;
 mod logs;
 
-pub use gateway::{RecordingMetrics, ScriptedGateway, vexora_answer, vexora_answer_with};
+pub use gateway::{
+    EchoGateway, NoMetrics, RecordingMetrics, ScriptedGateway, vexora_answer, vexora_answer_with,
+};
 pub use logs::CapturedLogs;
 
 /// The secret's value as every function expects it (`{"merchantNo", "appSecret"}`).

@@ -15,24 +15,15 @@ use std::time::Duration;
 use lambda_http::Request;
 use payout_core::apply::Schedule;
 use payout_core::domain::{PayoutRequest, TradeNo};
-use payout_core::metrics::Metrics;
 use payout_core::order::{Order, OrderStatus};
-use payout_core::secrets::{
-    DEFAULT_PREVIOUS_SECRET_GRACE, Keyring, MIN_REFRESH_INTERVAL, VexoraCredentials,
-};
-use payout_core::testkit::{
-    InMemoryStore, Moto, aws_config_for, payout_json, signed_json, vexora_answer,
-};
-use payout_core::vexora::{DisbursementRequest, Exchange, PayoutGateway, QueryRequest};
-use payout_e2e::lambda::{Function, binary_in, function_env};
-use payout_e2e::local;
-use payout_e2e::sandbox::{Sandbox, SandboxConfig};
+use payout_core::secrets::{DEFAULT_PREVIOUS_SECRET_GRACE, Keyring, MIN_REFRESH_INTERVAL};
+use payout_core::testkit::{EchoGateway, InMemoryStore, Moto, NoMetrics, payout_json, signed_json};
+use payout_e2e::lambda::{Function, binary_in};
+use payout_e2e::stack::{Stack, StackConfig};
 use serde_json::Value;
-use tokio::net::TcpListener;
 
 const FUNCTIONS: [&str; 3] = ["submit-payout", "payout-webhook", "reconcile-payouts"];
 const SECRET: &str = "bench-app-secret";
-const MERCHANT: &str = "0000000001";
 const INIT_STARTS: usize = 21;
 const CPU_REQUESTS: usize = 10_000;
 const WARM_REQUESTS: usize = 1_000;
@@ -86,26 +77,6 @@ fn thread_cpu() -> Duration {
     // SAFETY: clock_gettime writes one timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Vexora on loopback, minus the socket: answers `0000`/`0015` for the request's `tradeNo`.
-#[derive(Debug)]
-struct EchoGateway;
-
-impl PayoutGateway for EchoGateway {
-    async fn submit(&self, _: &VexoraCredentials, body: &DisbursementRequest) -> Exchange {
-        vexora_answer("0000", Some("0015"), &body.trade_no)
-    }
-    async fn query(&self, _: &VexoraCredentials, body: &QueryRequest) -> Exchange {
-        vexora_answer("0000", Some("0000"), &body.trade_no)
-    }
-}
-
-#[derive(Debug)]
-struct NoMetrics;
-
-impl Metrics for NoMetrics {
-    fn count(&self, _: &'static str, _: u64) {}
 }
 
 fn event(fixture: &str, body: &str) -> Result<String> {
@@ -213,81 +184,22 @@ fn webhook_cpu() -> Result<(f64, f64)> {
 
 // ---- the release binaries against moto and the sandbox -------------------------------------
 
-struct Emulators {
-    moto: Moto,
-    sandbox: Sandbox,
-    table: String,
-    secret_id: String,
-}
-
-async fn emulators() -> Result<Emulators> {
-    let moto = Moto::start()?;
-    let sdk = aws_config_for(&moto.endpoint).await;
-    let (table, secret_id) = ("payouts-bench".to_owned(), "vexora/bench".to_owned());
-    local::setup(&sdk, &table, &secret_id, MERCHANT, SECRET).await?;
-    let sandbox = Sandbox::start(
-        SandboxConfig {
-            merchant_no: MERCHANT.into(),
-            app_secret: SECRET.into(),
-            // Webhooks are sent by the benchmark itself, never by the schedule.
-            processing_time: Duration::from_secs(24 * 3600),
-            ..SandboxConfig::default()
-        },
-        TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(Emulators {
-        moto,
-        sandbox,
-        table,
-        secret_id,
-    })
-}
-
-impl Emulators {
-    fn env(&self, notify: &str) -> Vec<(String, String)> {
-        let mut env = function_env(
-            &self.table,
-            &self.secret_id,
-            &self.sandbox.base_url(),
-            notify,
-            3000,
-            &self.moto.endpoint,
-        );
-        // JSON log lines go to a pipe, as in Lambda; debug lines stay off.
-        env.push(("RUST_LOG".into(), "info".into()));
-        env
-    }
-
-    async fn calls(&self) -> Result<BTreeMap<String, u64>> {
-        reqwest::get(format!("{}/_moto_state/calls", self.moto.endpoint))
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// AWS calls made while `work` ran, by operation.
-    async fn count<F: std::future::Future<Output = Result<()>>>(
-        &self,
-        work: F,
-    ) -> Result<BTreeMap<String, u64>> {
-        let before = self.calls().await?;
-        work.await?;
-        let after = self.calls().await?;
-        Ok(after
-            .into_iter()
-            .map(|(k, v)| {
-                let d = v - before.get(&k).copied().unwrap_or(0);
-                (k.rsplit('.').next().unwrap_or(&k).to_owned(), d)
-            })
-            .filter(|(_, d)| *d > 0)
-            .collect())
-    }
+/// AWS calls made on `moto` while `work` ran, by operation.
+async fn count<F: std::future::Future<Output = Result<()>>>(
+    moto: &Moto,
+    work: F,
+) -> Result<BTreeMap<String, u64>> {
+    let before = moto.calls().await?;
+    work.await?;
+    let after = moto.calls().await?;
+    Ok(after
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            (k.rsplit('.').next().unwrap_or(&k).to_owned(), d)
+        })
+        .filter(|(_, d)| *d > 0)
+        .collect())
 }
 
 fn describe(calls: &BTreeMap<String, u64>) -> (u64, String) {
@@ -354,7 +266,15 @@ async fn bench() -> Result<Vec<Row>> {
         }
     }
     let mut rows = Vec::new();
-    let em = emulators().await?;
+    // The release binaries against a moto server of their own and the sandbox; webhooks are sent
+    // by the benchmark itself, never by the sandbox's schedule. JSON log lines go to a pipe, as
+    // in Lambda; debug lines stay off.
+    let moto = Moto::start()?;
+    let mut config = StackConfig::new(&moto, SECRET);
+    config.profile = "release";
+    config.sandbox.processing_time = Duration::from_secs(24 * 3600);
+    config.extra_env.push(("RUST_LOG".into(), "info".into()));
+    let stack = Stack::spawn(config).await?;
 
     // Init: process start until the first request for an event.
     for name in FUNCTIONS {
@@ -363,7 +283,7 @@ async fn bench() -> Result<Vec<Row>> {
             let mut f = Function::start(
                 binary_in("release", name),
                 name,
-                &em.env("http://127.0.0.1/n"),
+                &stack.env("http://127.0.0.1/n"),
                 1,
             )
             .await?;
@@ -384,45 +304,31 @@ async fn bench() -> Result<Vec<Row>> {
         ));
     }
 
-    // The release binaries, warm, against moto and the sandbox.
-    let webhook = Function::start(
-        binary_in("release", "payout-webhook"),
-        "payout-webhook",
-        &em.env("http://127.0.0.1/n"),
-        1,
-    )
-    .await?;
-    let notify = format!("{}/vexora/notify", webhook.url);
-    let submit = Function::start(
-        binary_in("release", "submit-payout"),
-        "submit-payout",
-        &em.env(&notify),
-        1,
-    )
-    .await?;
+    // The release binaries, warm.
+    let (webhook, submit) = (&stack.webhook, &stack.submit);
     let http = reqwest::Client::new();
     let submit_url = format!("{}/payouts", submit.url);
     // Warm up: the first request opens connections.
     post(&http, &submit_url, payout_json("BENCH-WARMUP", 1500)).await?;
-    em.sandbox.send_webhook("BENCH-WARMUP", "0000").await;
+    stack.sandbox.send_webhook("BENCH-WARMUP", "0000").await;
 
     let (new_calls, duplicate_calls, webhook_calls) = (
-        em.count(async {
+        count(&moto, async {
             match post(&http, &submit_url, payout_json("BENCH-CALLS", 1500)).await? {
                 201 => Ok(()),
                 other => Err(format!("new submit answered {other}")),
             }
         })
         .await?,
-        em.count(async {
+        count(&moto, async {
             match post(&http, &submit_url, payout_json("BENCH-CALLS", 1500)).await? {
                 200 => Ok(()),
                 other => Err(format!("duplicate submit answered {other}")),
             }
         })
         .await?,
-        em.count(async {
-            match em.sandbox.send_webhook("BENCH-CALLS", "0000").await {
+        count(&moto, async {
+            match stack.sandbox.send_webhook("BENCH-CALLS", "0000").await {
                 Some(d) if d.acknowledged => Ok(()),
                 other => Err(format!("webhook not acknowledged: {other:?}")),
             }
@@ -442,31 +348,30 @@ async fn bench() -> Result<Vec<Row>> {
     let (submit_pid, webhook_pid) = (submit.pids()[0], webhook.pids()[0]);
     let (submit_cpu_before, _) = proc_usage(submit_pid)?;
     let (webhook_cpu_before, _) = proc_usage(webhook_pid)?;
-    let warm_calls = em
-        .count(async {
-            for i in 0..WARM_REQUESTS {
-                let status = post(
-                    &http,
-                    &submit_url,
-                    payout_json(&format!("BENCH-W{i:05}"), 1500),
-                )
-                .await?;
-                if status != 201 {
-                    return Err(format!("warm submit answered {status}"));
-                }
+    let warm_calls = count(&moto, async {
+        for i in 0..WARM_REQUESTS {
+            let status = post(
+                &http,
+                &submit_url,
+                payout_json(&format!("BENCH-W{i:05}"), 1500),
+            )
+            .await?;
+            if status != 201 {
+                return Err(format!("warm submit answered {status}"));
             }
-            for i in 0..WARM_REQUESTS {
-                let delivered = em
-                    .sandbox
-                    .send_webhook(&format!("BENCH-W{i:05}"), "0000")
-                    .await;
-                if !delivered.is_some_and(|d| d.acknowledged) {
-                    return Err("warm webhook not acknowledged".into());
-                }
+        }
+        for i in 0..WARM_REQUESTS {
+            let delivered = stack
+                .sandbox
+                .send_webhook(&format!("BENCH-W{i:05}"), "0000")
+                .await;
+            if !delivered.is_some_and(|d| d.acknowledged) {
+                return Err("warm webhook not acknowledged".into());
             }
-            Ok(())
-        })
-        .await?;
+        }
+        Ok(())
+    })
+    .await?;
     let (submit_cpu_after, submit_rss) = proc_usage(submit_pid)?;
     let (webhook_cpu_after, webhook_rss) = proc_usage(webhook_pid)?;
     let secrets = warm_calls.get("GetSecretValue").copied().unwrap_or(0);
@@ -499,13 +404,7 @@ async fn bench() -> Result<Vec<Row>> {
             Some(mb <= 30.0),
         ));
     }
-    let reconcile = Function::start(
-        binary_in("release", "reconcile-payouts"),
-        "reconcile-payouts",
-        &em.env(&notify),
-        1,
-    )
-    .await?;
+    let reconcile = &stack.reconcile;
     let event: Value = serde_json::from_str(include_str!(
         "../../../functions/reconcile-payouts/events/schedule.json"
     ))

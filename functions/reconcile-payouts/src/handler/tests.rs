@@ -1,54 +1,47 @@
-//! The reconciler against DynamoDB on the moto server and the Vexora sandbox. Time is injected
-//! (`run(now)`), never slept.
+//! The reconciler against DynamoDB on the moto server and a Vexora that holds scripted payouts
+//! (the real binary against the sandbox is in the end-to-end tests). Time is injected
+//! (`run(now, ..)`), never slept.
 
 use super::*;
 use chrono::Duration;
 use payout_core::domain::TradeNo;
 use payout_core::order::Order;
 use payout_core::store::{DynamoOrderStore, create_table};
+use payout_core::testkit::vexora_answer;
 use payout_core::testkit::{
     self, FakeSecretStore, InMemoryStore, Moto, RecordingMetrics, ScriptedGateway, aws_config_for,
 };
-use payout_core::vexora::{DisbursementRequest, VexoraClient};
-use payout_e2e::sandbox::{Behaviour, Sandbox, SandboxConfig};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::TcpListener;
-use url::Url;
 
 const SECRET: &str = "reconcile-secret";
 
-type RealReconciler = Reconciler<DynamoOrderStore, VexoraClient, FakeSecretStore, RecordingMetrics>;
+type RealReconciler =
+    Reconciler<DynamoOrderStore, ScriptedGateway, FakeSecretStore, RecordingMetrics>;
+
+/// What Vexora holds for a payout.
+#[derive(Debug, Clone, Copy)]
+enum Vexora {
+    Paid,
+    Failed,
+    /// Never created: a query answers `8000`.
+    Nothing,
+}
 
 /// No deadline within any test's reach.
 fn no_deadline() -> Instant {
     Instant::now() + std::time::Duration::from_secs(3600)
 }
 
-async fn setup(max_orders: u32) -> (RealReconciler, Sandbox) {
+async fn setup(max_orders: u32) -> RealReconciler {
     let config = aws_config_for(&Moto::shared().endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = format!("payouts-{}", uuid::Uuid::new_v4());
     create_table(&client, &table).await.unwrap();
-    let sandbox = Sandbox::start(
-        SandboxConfig {
-            app_secret: SECRET.into(),
-            time_scale: 0.0001,
-            processing_time: std::time::Duration::from_millis(1),
-            slow_answer: std::time::Duration::from_millis(1),
-            ..SandboxConfig::default()
-        },
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
-    let reconciler = Reconciler {
+    Reconciler {
         store: DynamoOrderStore::new(client, table),
-        gateway: VexoraClient::new(
-            &Url::parse(&sandbox.base_url()).unwrap(),
-            std::time::Duration::from_secs(2),
-        )
-        .unwrap(),
+        // A payout Vexora does not hold: `8000` ("not found") to a query.
+        gateway: ScriptedGateway::answering(vexora_answer("8000", None, "-")),
         secrets: testkit::secrets(SECRET),
         metrics: RecordingMetrics::default(),
         abandoned_after: Duration::seconds(28),
@@ -57,8 +50,7 @@ async fn setup(max_orders: u32) -> (RealReconciler, Sandbox) {
         },
         give_up_after: Duration::hours(72),
         max_orders,
-    };
-    (reconciler, sandbox)
+    }
 }
 
 /// Now, to the millisecond the store keeps.
@@ -71,26 +63,34 @@ fn tn(s: &str) -> TradeNo {
     TradeNo::parse(s).unwrap()
 }
 
-/// Makes Vexora (the sandbox) hold a payout for `trade_no` behaving as `behaviour`, and stores
-/// our order for it as `status`, created `age` ago and due now. Webhooks go nowhere.
+/// Makes Vexora hold `vexora` for `trade_no`, and stores our order for it as `status`, created
+/// `age` ago and due now.
 async fn arrange(
     r: &RealReconciler,
     trade_no: &str,
-    behaviour: Behaviour,
+    vexora: Vexora,
     status: OrderStatus,
     now: DateTime<Utc>,
     age: Duration,
 ) {
-    let payout = testkit::payout(trade_no, behaviour.amount());
-    let creds = testkit::credentials(SECRET);
-    let body = DisbursementRequest::signed(
-        &payout,
-        &tn(trade_no),
-        &Url::parse("http://127.0.0.1:9/nowhere").unwrap(),
-        Utc::now().timestamp_millis(),
-        &creds.app_secret,
-    );
-    r.gateway.submit(&creds, &body).await;
+    let held = match vexora {
+        Vexora::Paid => Some("0000"),
+        Vexora::Failed => Some("00029"),
+        Vexora::Nothing => None,
+    };
+    if let Some(final_status) = held {
+        let mut answer = vexora_answer("0000", Some(final_status), trade_no);
+        if let payout_core::vexora::Exchange::Answered {
+            envelope: Some(envelope),
+            ..
+        } = &mut answer
+            && let Some(data) = envelope.data.as_mut()
+        {
+            data.amount = Some("1500".into());
+        }
+        r.gateway.holds(trade_no, answer);
+    }
+    let payout = testkit::payout(trade_no, 1500);
     let mut order = Order::pending(tn(trade_no), &payout, now - age, now - Duration::seconds(1));
     order.status = status;
     r.store.create(&order).await.unwrap();
@@ -102,36 +102,36 @@ async fn status(r: &RealReconciler, trade_no: &str) -> Order {
 
 #[tokio::test]
 async fn stuck_orders_of_every_kind_are_resolved_to_vexoras_truth() {
-    let (r, sandbox) = setup(100).await;
+    let r = setup(100).await;
     let now = now_ms();
     let cases = [
         (
             "NOHOOK",
-            Behaviour::QueryOnly,
+            Vexora::Paid,
             OrderStatus::Processing,
             OrderStatus::Succeeded,
         ),
         (
             "CODE5000",
-            Behaviour::SystemErrorButCreated,
+            Vexora::Paid,
             OrderStatus::Unconfirmed,
             OrderStatus::Succeeded,
         ),
         (
             "DROPPED",
-            Behaviour::DropConnectionButCreated,
+            Vexora::Paid,
             OrderStatus::Unconfirmed,
             OrderStatus::Succeeded,
         ),
         (
             "CRASHED",
-            Behaviour::ProcessingThenSuccess,
+            Vexora::Paid,
             OrderStatus::Pending,
             OrderStatus::Succeeded,
         ),
         (
             "FAILEDLATER",
-            Behaviour::ProcessingThenFailure,
+            Vexora::Failed,
             OrderStatus::Processing,
             OrderStatus::Failed,
         ),
@@ -146,8 +146,8 @@ async fn stuck_orders_of_every_kind_are_resolved_to_vexoras_truth() {
         let order = status(&r, t).await;
         assert_eq!(order.status, expected, "{t}");
         assert_eq!(order.check_after, None, "{t}: left the unresolved index");
-        assert_eq!(sandbox.submits(t), 1, "{t}: never re-submitted");
-        assert_eq!(sandbox.ledger().queries[t], 1, "{t}");
+        assert_eq!(r.gateway.queries_for(t), 1, "{t}");
+        assert!(r.gateway.submits().is_empty(), "{t}: never re-submitted");
         assert_eq!(
             order.history.last().unwrap().source,
             payout_core::order::ReportSource::Query
@@ -159,12 +159,12 @@ async fn stuck_orders_of_every_kind_are_resolved_to_vexoras_truth() {
 
 #[tokio::test]
 async fn an_order_vexora_never_created_stays_unresolved_and_is_flagged_after_the_age_limit() {
-    let (r, _sandbox) = setup(100).await;
+    let r = setup(100).await;
     let now = now_ms();
     arrange(
         &r,
         "GHOST",
-        Behaviour::SystemErrorNotCreated,
+        Vexora::Nothing,
         OrderStatus::Unconfirmed,
         now,
         Duration::minutes(5),
@@ -208,12 +208,12 @@ async fn an_order_vexora_never_created_stays_unresolved_and_is_flagged_after_the
 
 #[tokio::test]
 async fn a_pending_order_whose_submit_may_still_run_is_left_alone() {
-    let (r, sandbox) = setup(100).await;
+    let r = setup(100).await;
     let now = now_ms();
     arrange(
         &r,
         "YOUNG",
-        Behaviour::ProcessingThenSuccess,
+        Vexora::Paid,
         OrderStatus::Pending,
         now,
         Duration::seconds(5),
@@ -224,12 +224,12 @@ async fn a_pending_order_whose_submit_may_still_run_is_left_alone() {
 
     assert_eq!(report.checked, 0);
     assert_eq!(status(&r, "YOUNG").await.status, OrderStatus::Pending);
-    assert!(!sandbox.ledger().queries.contains_key("YOUNG"));
+    assert_eq!(r.gateway.queries_for("YOUNG"), 0);
 }
 
 #[tokio::test]
 async fn two_overlapping_runs_query_and_apply_each_order_once() {
-    let (r, sandbox) = setup(100).await;
+    let r = setup(100).await;
     let r = Arc::new(r);
     let now = now_ms();
     let trade_nos: Vec<String> = (0..6).map(|i| format!("OVER{i}")).collect();
@@ -237,7 +237,7 @@ async fn two_overlapping_runs_query_and_apply_each_order_once() {
         arrange(
             &r,
             t,
-            Behaviour::QueryOnly,
+            Vexora::Paid,
             OrderStatus::Unconfirmed,
             now,
             Duration::hours(1),
@@ -251,7 +251,7 @@ async fn two_overlapping_runs_query_and_apply_each_order_once() {
     assert_eq!(a.checked + b.checked, 6, "{a:?} {b:?}");
     assert_eq!(a.resolved + b.resolved, 6);
     for t in &trade_nos {
-        assert_eq!(sandbox.ledger().queries[t], 1, "{t}");
+        assert_eq!(r.gateway.queries_for(t), 1, "{t}");
         let order = status(&r, t).await;
         assert_eq!(order.status, OrderStatus::Succeeded);
         assert_eq!(order.version, 2, "{t}: one transition");
@@ -260,13 +260,13 @@ async fn two_overlapping_runs_query_and_apply_each_order_once() {
 
 #[tokio::test]
 async fn the_number_of_queries_per_run_is_bounded() {
-    let (r, sandbox) = setup(3).await;
+    let r = setup(3).await;
     let now = now_ms();
     for i in 0..5 {
         arrange(
             &r,
             &format!("BOUND{i}"),
-            Behaviour::QueryOnly,
+            Vexora::Paid,
             OrderStatus::Processing,
             now,
             Duration::hours(1),
@@ -278,18 +278,18 @@ async fn the_number_of_queries_per_run_is_bounded() {
     let second = r.run(now, no_deadline()).await.unwrap();
 
     assert_eq!(first.checked, 3);
-    assert_eq!(sandbox.ledger().queries.values().sum::<u32>(), 5);
+    assert_eq!(r.gateway.queries().len(), 5);
     assert_eq!(second.checked, 2, "the rest in the next run");
 }
 
 #[tokio::test]
 async fn unresolved_orders_back_off_1_then_5_minutes() {
-    let (r, _sandbox) = setup(100).await;
+    let r = setup(100).await;
     let now = now_ms();
     arrange(
         &r,
         "BACKOFF",
-        Behaviour::SystemErrorNotCreated,
+        Vexora::Nothing,
         OrderStatus::Unconfirmed,
         now,
         Duration::hours(1),
@@ -313,12 +313,12 @@ async fn unresolved_orders_back_off_1_then_5_minutes() {
 
 #[tokio::test]
 async fn an_abandoned_pending_order_vexora_never_created_is_stored_unconfirmed() {
-    let (r, _sandbox) = setup(100).await;
+    let r = setup(100).await;
     let now = now_ms();
     arrange(
         &r,
         "NEVERSENT",
-        Behaviour::SystemErrorNotCreated,
+        Vexora::Nothing,
         OrderStatus::Pending,
         now,
         Duration::minutes(5),

@@ -1,0 +1,164 @@
+//! The one harness that starts the product for a test: a table and the Vexora secret on a moto
+//! server, the Vexora sandbox, and the real function binaries under the runtime-API harness,
+//! with their environment built from the configuration's own variable names.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use payout_core::config;
+use payout_core::testkit::{Moto, aws_config_for};
+use tokio::net::TcpListener;
+
+use crate::lambda::{Function, binary_in};
+use crate::local;
+use crate::sandbox::{Sandbox, SandboxConfig};
+
+/// The merchant every stack's secret and sandbox share.
+pub const MERCHANT: &str = "0000000001";
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// The moto server's endpoint.
+    pub aws_endpoint: String,
+    pub table: String,
+    pub secret_id: String,
+    pub app_secret: String,
+    /// A value the secret held before the merchant's (so it is `AWSPREVIOUS`), as JSON.
+    pub previous_secret: Option<String>,
+    /// The sandbox's settings (its merchant and secret are the stack's).
+    pub sandbox: SandboxConfig,
+    /// Where the sandbox listens (a loopback address; port 0 for a free one).
+    pub sandbox_addr: SocketAddr,
+    pub vexora_timeout_ms: u64,
+    /// `debug` (what `make test` builds) or `release`.
+    pub profile: &'static str,
+    /// Processes per function (each a concurrent "sandbox").
+    pub submit_instances: usize,
+    pub webhook_instances: usize,
+    pub reconcile_instances: usize,
+    /// More variables for every function (optional settings, `RUST_LOG`, ...).
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl StackConfig {
+    /// A fresh table and secret on `moto`, a sandbox answering at once, one process per
+    /// function, debug binaries.
+    pub fn new(moto: &Moto, app_secret: &str) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            aws_endpoint: moto.endpoint.clone(),
+            table: format!("payouts-{id}"),
+            secret_id: format!("vexora/{id}"),
+            app_secret: app_secret.to_owned(),
+            previous_secret: None,
+            sandbox: SandboxConfig::default(),
+            sandbox_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            vexora_timeout_ms: 3000,
+            profile: "debug",
+            submit_instances: 1,
+            webhook_instances: 1,
+            reconcile_instances: 1,
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+/// A running product. Everything stops when it is dropped.
+#[derive(Debug)]
+pub struct Stack {
+    pub config: StackConfig,
+    pub sandbox: Sandbox,
+    pub submit: Function,
+    pub webhook: Function,
+    pub reconcile: Function,
+    pub http: reqwest::Client,
+    pub sdk: SdkConfig,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl Stack {
+    pub async fn spawn(config: StackConfig) -> Result<Self, String> {
+        let sdk = aws_config_for(&config.aws_endpoint).await;
+        if let Some(previous) = &config.previous_secret {
+            local::put_secret(&sdk, &config.secret_id, previous).await?;
+        }
+        local::setup(
+            &sdk,
+            &config.table,
+            &config.secret_id,
+            MERCHANT,
+            &config.app_secret,
+        )
+        .await?;
+        let sandbox = Sandbox::start(
+            SandboxConfig {
+                merchant_no: MERCHANT.into(),
+                app_secret: config.app_secret.clone(),
+                ..config.sandbox.clone()
+            },
+            TcpListener::bind(config.sandbox_addr)
+                .await
+                .map_err(|e| format!("the sandbox cannot listen: {e}"))?,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let start = |name: &'static str, notify: String, instances: usize| {
+            let env = env(&config, &sandbox.base_url(), &notify);
+            async move { Function::start(binary_in(config.profile, name), name, &env, instances).await }
+        };
+        let webhook = start(
+            "payout-webhook",
+            "http://127.0.0.1/unused".into(),
+            config.webhook_instances,
+        )
+        .await?;
+        let notify = format!("{}/vexora/notify", webhook.url);
+        let submit = start("submit-payout", notify.clone(), config.submit_instances).await?;
+        let reconcile = start("reconcile-payouts", notify, config.reconcile_instances).await?;
+        Ok(Self {
+            sandbox,
+            submit,
+            webhook,
+            reconcile,
+            http: reqwest::Client::new(),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
+            config,
+        })
+    }
+
+    /// The environment a function of this stack gets, with `notify` as its notify URL.
+    pub fn env(&self, notify: &str) -> Vec<(String, String)> {
+        env(&self.config, &self.sandbox.base_url(), notify)
+    }
+
+    /// The Vexora call timeout the functions use.
+    pub fn vexora_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.vexora_timeout_ms)
+    }
+}
+
+/// The environment every function gets: the contract's variables (by the configuration's own
+/// names), the AWS SDK pointed at the emulator with a region and fake credentials, and extras.
+pub fn env(config: &StackConfig, vexora_base_url: &str, notify_url: &str) -> Vec<(String, String)> {
+    let timeout = config.vexora_timeout_ms.to_string();
+    [
+        (config::PAYOUTS_TABLE, config.table.as_str()),
+        (config::VEXORA_SECRET_ID, config.secret_id.as_str()),
+        (config::VEXORA_BASE_URL, vexora_base_url),
+        (config::VEXORA_NOTIFY_URL, notify_url),
+        (config::VEXORA_TIMEOUT_MS, timeout.as_str()),
+        ("AWS_ENDPOINT_URL", config.aws_endpoint.as_str()),
+        ("AWS_REGION", "ap-northeast-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(config.extra_env.iter().cloned())
+    .collect()
+}
