@@ -217,6 +217,14 @@ pub struct Schedule {
 /// How long a `PROCESSING` order waits before the reconciler asks about it.
 pub const DEFAULT_PROCESSING_AGE: chrono::Duration = chrono::Duration::minutes(15);
 
+impl From<&crate::config::Config> for Schedule {
+    fn from(config: &crate::config::Config) -> Self {
+        Self {
+            processing_age: config.reconcile_processing_age,
+        }
+    }
+}
+
 impl Schedule {
     /// The next check of an order that `source` moved to `to`; `None` keeps the one it has.
     pub fn next_check(

@@ -30,6 +30,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// What every `main` does first: JSON logs on stdout, then [`Runtime::init`], its failure
+    /// logged with the cause (the variable or the secret it names) before the function stops.
+    pub async fn start() -> Result<Self, InitError> {
+        crate::telemetry::init();
+        Self::init()
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "init failed"))
+    }
+
     /// Reads the environment (the SDK honours `AWS_REGION` and `AWS_ENDPOINT_URL`), builds the
     /// clients with bounded timeouts ([`budget::aws_timeouts`]) and reads the secret once, so a
     /// warm request never calls Secrets Manager.

@@ -149,6 +149,17 @@ impl Keep {
     }
 }
 
+/// The reconciler's claim on an order's next check: `checkAfter` moves from the value the caller
+/// read (`seen`) to `next`, the attempt is counted, the query time noted, and the order is
+/// optionally marked for manual review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckClaim {
+    pub seen: DateTime<Utc>,
+    pub next: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    pub manual_review: bool,
+}
+
 /// One page of unresolved orders due for a check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DuePage {
@@ -214,17 +225,12 @@ pub trait OrderStore: Send + Sync {
         intent_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Takes the next check of an unresolved order: moves `checkAfter` from the value the caller
-    /// read (`seen`) to `next`, counts the attempt, notes the query time, and optionally marks
-    /// the order for manual review. `false` when another run took it first (so overlapping runs
-    /// never query or apply twice).
+    /// Takes the next check of an unresolved order ([`CheckClaim`]). `false` when another run
+    /// took it first (so overlapping runs never query or apply twice).
     fn claim_check(
         &self,
         trade_no: &TradeNo,
-        seen: DateTime<Utc>,
-        next: DateTime<Utc>,
-        now: DateTime<Utc>,
-        manual_review: bool,
+        claim: &CheckClaim,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Takes a merchant-requested refresh: at most one query per `min_interval` per order.

@@ -11,15 +11,10 @@ use payout_webhook::handler::{App, handle};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    payout_core::telemetry::init();
-    let runtime = Runtime::init()
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    let runtime = Runtime::start().await?;
     let config = &runtime.config;
     let app = App {
-        schedule: Schedule {
-            processing_age: config.reconcile_processing_age,
-        },
+        schedule: Schedule::from(config),
         keyring: Keyring::new(
             runtime.secrets,
             config.previous_secret_grace,

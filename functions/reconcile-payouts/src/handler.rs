@@ -13,7 +13,7 @@ use payout_core::metrics::{self, Metrics};
 use payout_core::order::OrderStatus;
 use payout_core::resolve::query_and_apply;
 use payout_core::secrets::{SecretStore, Secrets};
-use payout_core::store::{DueCursor, OrderStore, StoreError};
+use payout_core::store::{CheckClaim, DueCursor, OrderStore, StoreError};
 use payout_core::vexora::PayoutGateway;
 use serde::Serialize;
 
@@ -172,7 +172,15 @@ where
         let next = now + backoff(order.check_attempts);
         match self
             .store
-            .claim_check(trade_no, seen, next, now, stuck)
+            .claim_check(
+                trade_no,
+                &CheckClaim {
+                    seen,
+                    next,
+                    now,
+                    manual_review: stuck,
+                },
+            )
             .await
         {
             Ok(true) => {}

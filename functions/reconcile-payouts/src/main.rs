@@ -10,16 +10,11 @@ use reconcile_payouts::handler::{Reconciler, deadline_of};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    payout_core::telemetry::init();
-    let runtime = Runtime::init()
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    let runtime = Runtime::start().await?;
     let config = &runtime.config;
     let reconciler = Reconciler {
         abandoned_after: pending_abandoned_after(config.vexora_timeout),
-        schedule: Schedule {
-            processing_age: config.reconcile_processing_age,
-        },
+        schedule: Schedule::from(config),
         give_up_after: config.reconcile_give_up_after,
         max_orders: config.reconcile_max_orders,
         metrics: EmfMetrics {

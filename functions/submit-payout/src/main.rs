@@ -11,15 +11,10 @@ use submit_payout::handler::{App, handle};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    payout_core::telemetry::init();
-    let runtime = Runtime::init()
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    let runtime = Runtime::start().await?;
     let app = App {
         abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
-        schedule: Schedule {
-            processing_age: runtime.config.reconcile_processing_age,
-        },
+        schedule: Schedule::from(&runtime.config),
         notify_url: runtime.config.vexora_notify_url,
         store: runtime.store,
         gateway: runtime.vexora,

@@ -149,41 +149,23 @@ impl TryFrom<PayoutRequestDto> for PayoutRequest {
             c.0.push(FieldError::new(name, "is not a known field"));
         }
 
-        match (
-            trade_no,
-            amount,
-            bank_code,
-            bank_number,
-            user_id,
-            mobile,
-            email,
-            firstname,
-            lastname,
-            remark,
-        ) {
-            (
-                Some(trade_no),
-                Some(amount),
-                Some(bank_code),
-                Some(bank_number),
-                Some(user_id),
-                Some(mobile),
-                Some(email),
-                Some(firstname),
-                Some(lastname),
-                Some(remark),
-            ) if c.0.is_empty() => Ok(Self {
-                trade_no,
-                amount,
-                bank_code,
-                bank_number,
-                user_id,
-                mobile,
-                email,
-                firstname,
-                lastname,
-                remark,
-            }),
+        // A field is `None` only after its violation was collected.
+        let parsed = (|| {
+            Some(Self {
+                trade_no: trade_no?,
+                amount: amount?,
+                bank_code: bank_code?,
+                bank_number: bank_number?,
+                user_id: user_id?,
+                mobile: mobile?,
+                email: email?,
+                firstname: firstname?,
+                lastname: lastname?,
+                remark: remark?,
+            })
+        })();
+        match parsed {
+            Some(request) if c.0.is_empty() => Ok(request),
             _ => Err(ValidationErrors(c.0)),
         }
     }

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use super::codec::{from_item, get_s, n, s, to_item};
 use super::plan::{self, UpdatePlan};
 use super::schema::{self, attr};
-use super::{Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned};
+use super::{
+    CheckClaim, Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned,
+};
 use crate::domain::TradeNo;
 use crate::order::{Order, OrderStatus};
 
@@ -168,11 +170,14 @@ impl OrderStore for DynamoOrderStore {
     async fn claim_check(
         &self,
         trade_no: &TradeNo,
-        seen: DateTime<Utc>,
-        next: DateTime<Utc>,
-        now: DateTime<Utc>,
-        manual_review: bool,
+        claim: &CheckClaim,
     ) -> Result<bool, StoreError> {
+        let &CheckClaim {
+            seen,
+            next,
+            now,
+            manual_review,
+        } = claim;
         let mut expression = "SET #checkAfter = :next, #lastQueryAt = :now, #checkAttempts = if_not_exists(#checkAttempts, :zero) + :one".to_owned();
         if manual_review {
             expression.push_str(", #manualReview = :review");

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::secrets::{SecretError, SecretStore, Stage, StoredSecret, VexoraCredentials};
 use crate::store::{
-    Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned,
+    CheckClaim, Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned,
 };
 
 /// Orders in a map. `set_unavailable(true)` makes every call fail as if DynamoDB were down.
@@ -204,10 +204,7 @@ impl OrderStore for InMemoryStore {
     async fn claim_check(
         &self,
         trade_no: &TradeNo,
-        seen: DateTime<Utc>,
-        next: DateTime<Utc>,
-        now: DateTime<Utc>,
-        manual_review: bool,
+        claim: &CheckClaim,
     ) -> Result<bool, StoreError> {
         self.enter("claim_check")?;
         let mut orders = self.lock();
@@ -215,12 +212,12 @@ impl OrderStore for InMemoryStore {
             Some(o)
                 if !o.status.is_final()
                     && o.check_after.map(|c| c.timestamp_millis())
-                        == Some(seen.timestamp_millis()) =>
+                        == Some(claim.seen.timestamp_millis()) =>
             {
-                o.check_after = Some(next);
-                o.last_query_at = Some(now);
+                o.check_after = Some(claim.next);
+                o.last_query_at = Some(claim.now);
                 o.check_attempts += 1;
-                o.manual_review |= manual_review;
+                o.manual_review |= claim.manual_review;
                 Ok(true)
             }
             _ => Ok(false),
