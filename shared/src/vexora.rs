@@ -569,19 +569,46 @@ pub fn outcome(operation: Operation, trade_no: &TradeNo, exchange: &Exchange) ->
         return Outcome::Unconfirmed(Unknown::TradeNoMismatch);
     }
     let platform_order = data.and_then(|d| d.plat_form_trade_no.as_deref()).is_some();
-    match (envelope.code.as_deref(), operation) {
-        (Some("0000"), _) => match data.and_then(|d| d.status.as_deref()) {
+    match (VexoraCode::parse(envelope.code.as_deref()), operation) {
+        (VexoraCode::Accepted, _) => match data.and_then(|d| d.status.as_deref()) {
             Some(status) => status_outcome(status),
             None => Outcome::Unconfirmed(Unknown::MissingStatus),
         },
-        (Some("5000"), _) => Outcome::Unconfirmed(Unknown::ProviderError),
-        (Some("8000"), Operation::Submit) if !platform_order => Outcome::Failed,
-        (Some("8000"), Operation::Submit) => {
+        (VexoraCode::SystemError, _) => Outcome::Unconfirmed(Unknown::ProviderError),
+        (VexoraCode::Rejected, Operation::Submit) if !platform_order => Outcome::Failed,
+        (VexoraCode::Rejected, Operation::Submit) => {
             Outcome::Unconfirmed(Unknown::RejectedWithPlatformOrder)
         }
-        (Some("8000"), Operation::Query) => Outcome::Unconfirmed(Unknown::QueryRejected),
-        (Some(other), _) => Outcome::Unconfirmed(Unknown::UndocumentedCode(other.to_owned())),
-        (None, _) => Outcome::Unconfirmed(Unknown::UndocumentedCode(String::new())),
+        (VexoraCode::Rejected, Operation::Query) => Outcome::Unconfirmed(Unknown::QueryRejected),
+        (VexoraCode::Undocumented(code), _) => {
+            Outcome::Unconfirmed(Unknown::UndocumentedCode(code))
+        }
+    }
+}
+
+/// Vexora's answer `code` (§4), exhaustively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VexoraCode {
+    /// `0000`: the request was accepted; the payout's state is `data.status`.
+    Accepted,
+    /// `5000`: provider system error; the order may or may not exist.
+    SystemError,
+    /// `8000`: refused (on a submit: nothing created unless `data` names a platform order; on
+    /// a query: not found or will not say).
+    Rejected,
+    /// Anything else, or none (empty).
+    Undocumented(String),
+}
+
+impl VexoraCode {
+    pub fn parse(code: Option<&str>) -> Self {
+        match code {
+            Some("0000") => Self::Accepted,
+            Some("5000") => Self::SystemError,
+            Some("8000") => Self::Rejected,
+            Some(other) => Self::Undocumented(bounded(other, MAX_STATUS_CHARS)),
+            None => Self::Undocumented(String::new()),
+        }
     }
 }
 
