@@ -122,6 +122,21 @@ impl Report {
         }
     }
 
+    /// Whether Vexora gave no usable answer at all (not connected, timed out, dropped, an HTTP
+    /// error status, not JSON): what the `VexoraUnavailable` alarm counts.
+    pub fn vexora_unavailable(&self) -> bool {
+        matches!(
+            self.outcome,
+            Outcome::NotReceived(_)
+                | Outcome::Unconfirmed(
+                    Unknown::Timeout
+                        | Unknown::ConnectionDropped
+                        | Unknown::HttpStatus(_)
+                        | Unknown::NotJson
+                )
+        )
+    }
+
     /// Why this report is an anomaly whatever the order's state, if it is one.
     fn suspicious(&self) -> Option<AnomalyReason> {
         match &self.outcome {
@@ -279,6 +294,9 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
     ) -> Result<Applied, StoreError> {
         let suspicious = report.suspicious();
         let reported = report.outcome.reported();
+        if report.vexora_unavailable() {
+            self.metrics.count(metrics::VEXORA_UNAVAILABLE, 1);
+        }
         if report.source == ReportSource::Query
             && reported == Reported::Unknown
             && suspicious.is_none()

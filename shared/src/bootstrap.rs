@@ -30,6 +30,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// EMF metrics for `function` in this deployment's environment.
+    pub fn metrics(&self, function: &'static str) -> crate::metrics::EmfMetrics {
+        crate::metrics::EmfMetrics {
+            environment: self.config.environment.clone(),
+            function,
+        }
+    }
+
     /// What every `main` does first: JSON logs on stdout, then [`Runtime::init`], its failure
     /// logged with the cause (the variable or the secret it names) before the function stops.
     pub async fn start() -> Result<Self, InitError> {

@@ -22,8 +22,11 @@ pub const RECONCILE_MAX_ORDERS: &str = "RECONCILE_MAX_ORDERS";
 /// Security rules for signed bodies), in seconds; at most 24 h, 0 turns it off.
 pub const VEXORA_PREVIOUS_SECRET_GRACE_S: &str = "VEXORA_PREVIOUS_SECRET_GRACE_S";
 
+/// Optional: the deployment's name (`dev`, `staging`, `prod`), a dimension of every metric.
+pub const PAYOUTS_ENVIRONMENT: &str = "PAYOUTS_ENVIRONMENT";
+
 /// Every variable the functions read, for tools and templates that must match the code.
-pub const ALL_VARIABLES: [&str; 9] = [
+pub const ALL_VARIABLES: [&str; 10] = [
     PAYOUTS_TABLE,
     VEXORA_SECRET_ID,
     VEXORA_BASE_URL,
@@ -33,6 +36,7 @@ pub const ALL_VARIABLES: [&str; 9] = [
     RECONCILE_GIVE_UP_HOURS,
     RECONCILE_MAX_ORDERS,
     VEXORA_PREVIOUS_SECRET_GRACE_S,
+    PAYOUTS_ENVIRONMENT,
 ];
 
 pub const DEFAULT_VEXORA_TIMEOUT: Duration = Duration::from_millis(8000);
@@ -54,6 +58,8 @@ pub struct Config {
     pub reconcile_max_orders: u32,
     /// How long after a rotation the previous app secret still verifies webhooks.
     pub previous_secret_grace: Duration,
+    /// The deployment's name, for metrics (`local` when unset).
+    pub environment: String,
 }
 
 /// One bad variable.
@@ -191,6 +197,10 @@ impl Config {
                 reconcile_give_up_after: chrono::Duration::hours(i64::from(g)),
                 reconcile_max_orders: m,
                 previous_secret_grace: grace,
+                environment: lookup(PAYOUTS_ENVIRONMENT)
+                    .map(|e| e.trim().to_owned())
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or_else(|| "local".to_owned()),
             }),
             _ => Err(ConfigError(errors)),
         }

@@ -15,25 +15,38 @@ pub const WEBHOOK_SIGNATURE_REJECTED: &str = "WebhookSignatureRejected";
 /// Unresolved orders past the reconciler's age limit, seen in one run (marked for manual
 /// review). Alarmed.
 pub const STUCK_ORDERS: &str = "StuckOrders";
+/// One per reconciler run that finished: the heartbeat (alarmed when missing).
+pub const RECONCILE_RUN: &str = "ReconcileRun";
 /// Per reconciler run: orders checked, resolved to a new state, still unresolved.
 pub const RECONCILE_CHECKED: &str = "ReconcileChecked";
 pub const RECONCILE_RESOLVED: &str = "ReconcileResolved";
 pub const RECONCILE_STILL_PENDING: &str = "ReconcileStillPending";
+
+/// A call to Vexora got no usable answer (not connected, timed out, dropped, HTTP 5xx, not JSON).
+/// Alarmed.
+pub const VEXORA_UNAVAILABLE: &str = "VexoraUnavailable";
+/// A new payout whose submit was recorded (its outcome known or not).
+pub const PAYOUT_SUBMITTED: &str = "PayoutSubmitted";
+/// A new payout whose submit ended `UNCONFIRMED`. Alarmed as a rate of [`PAYOUT_SUBMITTED`].
+pub const PAYOUT_UNCONFIRMED: &str = "PayoutUnconfirmed";
 
 /// Where functions send counts.
 pub trait Metrics: Send + Sync {
     fn count(&self, name: &'static str, value: u64);
 }
 
-/// EMF lines on stdout, with the function name as the one dimension.
-#[derive(Debug, Clone, Copy)]
+/// EMF lines on stdout, by environment and function, and by environment alone (so one alarm
+/// watches a metric across functions, and dev and prod in one account never trip each other).
+#[derive(Debug, Clone)]
 pub struct EmfMetrics {
+    pub environment: String,
     pub function: &'static str,
 }
 
 impl Metrics for EmfMetrics {
     fn count(&self, name: &'static str, value: u64) {
         let line = emf_line(
+            &self.environment,
             self.function,
             name,
             value,
@@ -45,16 +58,23 @@ impl Metrics for EmfMetrics {
 }
 
 /// One EMF document for a count.
-pub fn emf_line(function: &str, name: &str, value: u64, timestamp_ms: i64) -> String {
+pub fn emf_line(
+    environment: &str,
+    function: &str,
+    name: &str,
+    value: u64,
+    timestamp_ms: i64,
+) -> String {
     serde_json::json!({
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Function"]],
+                "Dimensions": [["Environment", "Function"], ["Environment"]],
                 "Metrics": [{"Name": name, "Unit": "Count"}]
             }]
         },
+        "Environment": environment,
         "Function": function,
         name: value
     })
@@ -68,11 +88,16 @@ mod tests {
     #[test]
     fn an_emf_line_names_namespace_dimension_and_value() {
         let line: serde_json::Value =
-            serde_json::from_str(&emf_line("payout-webhook", PAYOUT_ANOMALY, 1, 42)).unwrap();
+            serde_json::from_str(&emf_line("prod", "payout-webhook", PAYOUT_ANOMALY, 1, 42))
+                .unwrap();
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(line["_aws"]["Timestamp"], 42);
         assert_eq!(directive["Namespace"], NAMESPACE);
-        assert_eq!(directive["Dimensions"][0][0], "Function");
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([["Environment", "Function"], ["Environment"]])
+        );
+        assert_eq!(line["Environment"], "prod");
         assert_eq!(directive["Metrics"][0]["Name"], PAYOUT_ANOMALY);
         assert_eq!(line["Function"], "payout-webhook");
         assert_eq!(line[PAYOUT_ANOMALY], 1);

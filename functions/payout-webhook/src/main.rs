@@ -5,7 +5,6 @@ use std::convert::Infallible;
 use lambda_http::{Error, run, service_fn};
 use payout_core::apply::Schedule;
 use payout_core::bootstrap::Runtime;
-use payout_core::metrics::EmfMetrics;
 use payout_core::secrets::{Keyring, MIN_REFRESH_INTERVAL};
 use payout_webhook::handler::{App, handle};
 
@@ -14,6 +13,7 @@ async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
     let config = &runtime.config;
     let app = App {
+        metrics: runtime.metrics("payout-webhook"),
         schedule: Schedule::from(config),
         keyring: Keyring::new(
             runtime.secrets,
@@ -21,9 +21,6 @@ async fn main() -> Result<(), Error> {
             MIN_REFRESH_INTERVAL,
         ),
         store: runtime.store,
-        metrics: EmfMetrics {
-            function: "payout-webhook",
-        },
         clock: chrono::Utc::now,
     };
     let app = &app;

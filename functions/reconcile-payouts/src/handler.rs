@@ -128,6 +128,7 @@ where
             }
         }
         for (name, value) in [
+            (metrics::RECONCILE_RUN, 1),
             (metrics::RECONCILE_CHECKED, report.checked),
             (metrics::RECONCILE_RESOLVED, report.resolved),
             (metrics::RECONCILE_STILL_PENDING, report.still_pending),

@@ -4,7 +4,6 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use payout_core::apply::Schedule;
 use payout_core::bootstrap::Runtime;
-use payout_core::metrics::EmfMetrics;
 use payout_core::order::pending_abandoned_after;
 use reconcile_payouts::handler::{Reconciler, deadline_of};
 
@@ -13,13 +12,11 @@ async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
     let config = &runtime.config;
     let reconciler = Reconciler {
+        metrics: runtime.metrics("reconcile-payouts"),
         abandoned_after: pending_abandoned_after(config.vexora_timeout),
         schedule: Schedule::from(config),
         give_up_after: config.reconcile_give_up_after,
         max_orders: config.reconcile_max_orders,
-        metrics: EmfMetrics {
-            function: "reconcile-payouts",
-        },
         store: runtime.store,
         gateway: runtime.vexora,
         secrets: runtime.secrets,

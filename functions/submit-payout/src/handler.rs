@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use payout_core::apply::{Applied, Applier, Report, Schedule, settle_abandoned};
 use payout_core::domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
 use payout_core::intent::{Intent, store_intent};
-use payout_core::metrics::Metrics;
+use payout_core::metrics::{self, Metrics};
 use payout_core::order::{Order, OrderStatus};
 use payout_core::resolve::query_and_apply;
 use payout_core::secrets::{SecretStore, Secrets};
@@ -326,7 +326,22 @@ where
             &credentials.app_secret,
         );
         let exchange = self.gateway.submit(credentials, &body).await;
-        self.record(order, &exchange).await
+        let outcome = self.record(order, &exchange).await;
+        let unconfirmed = match &outcome {
+            Outcome::Recorded(order, _) => {
+                matches!(
+                    order.status,
+                    OrderStatus::Pending | OrderStatus::Unconfirmed
+                )
+            }
+            Outcome::Unrecorded(_) => true,
+            _ => return outcome,
+        };
+        self.metrics.count(metrics::PAYOUT_SUBMITTED, 1);
+        if unconfirmed {
+            self.metrics.count(metrics::PAYOUT_UNCONFIRMED, 1);
+        }
+        outcome
     }
 
     /// Stores a new `PENDING` order (exactly once, [`store_intent`]). Returns the existing order
@@ -399,6 +414,7 @@ where
         report.intent.clone_from(&order.intent_id);
         let not_received = matches!(report.outcome, vexora::Outcome::NotReceived(_));
         if not_received {
+            self.metrics.count(metrics::VEXORA_UNAVAILABLE, 1);
             // Certainly not sent: withdraw the intent (only ours, only while PENDING) so that a
             // retry starts afresh.
             let intent = order.intent_id.as_deref().unwrap_or_default();

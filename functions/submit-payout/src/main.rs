@@ -5,7 +5,6 @@ use std::convert::Infallible;
 use lambda_http::{Error, run, service_fn};
 use payout_core::apply::Schedule;
 use payout_core::bootstrap::Runtime;
-use payout_core::metrics::EmfMetrics;
 use payout_core::order::pending_abandoned_after;
 use submit_payout::handler::{App, handle};
 
@@ -13,15 +12,13 @@ use submit_payout::handler::{App, handle};
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
     let app = App {
+        metrics: runtime.metrics("submit-payout"),
         abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
         schedule: Schedule::from(&runtime.config),
         notify_url: runtime.config.vexora_notify_url,
         store: runtime.store,
         gateway: runtime.vexora,
         secrets: runtime.secrets,
-        metrics: EmfMetrics {
-            function: "submit-payout",
-        },
         clock: chrono::Utc::now,
     };
     let app = &app;

@@ -155,6 +155,7 @@ async fn stuck_orders_of_every_kind_are_resolved_to_vexoras_truth() {
     }
     assert_eq!((report.checked, report.resolved, report.flagged), (5, 5, 0));
     assert_eq!(r.metrics.total(metrics::RECONCILE_RESOLVED), 5);
+    assert_eq!(r.metrics.total(metrics::RECONCILE_RUN), 1, "the heartbeat");
 }
 
 #[tokio::test]

@@ -219,6 +219,21 @@ async fn ambiguous_answers_are_202_unconfirmed_never_failed() {
             "{reason}: undocumented answers raise the anomaly alarm on the submit path too"
         );
         assert_eq!(order.anomalies.len(), usize::from(flagged), "{reason}");
+        let counted = |name| app.metrics.total(name);
+        assert_eq!(
+            (
+                counted(payout_core::metrics::PAYOUT_SUBMITTED),
+                counted(payout_core::metrics::PAYOUT_UNCONFIRMED)
+            ),
+            (1, 1),
+            "{reason}: the UNCONFIRMED rate's numerator and denominator"
+        );
+        let unavailable = ["timeout", "dropped", "html 502"].contains(&reason);
+        assert_eq!(
+            counted(payout_core::metrics::VEXORA_UNAVAILABLE),
+            u64::from(unavailable),
+            "{reason}"
+        );
         assert!(
             order.check_after.is_some(),
             "{reason}: must stay findable by the reconciler"
