@@ -129,6 +129,21 @@ fn each_function_may_call_exactly_the_actions_its_code_calls() {
         let mut index = BTreeSet::new();
         let mut secret = BTreeSet::new();
         for s in statements {
+            if let Value::Tagged(conditional) = s {
+                // Only a customer managed key of an existing secret, and only through Secrets
+                // Manager.
+                assert_eq!(conditional.tag.to_string(), "!If", "{name:?}");
+                let kms = &conditional.value[1];
+                assert_eq!(conditional.value[0], "HasSecretKmsKey");
+                assert_eq!(texts(&kms["Action"]), ["kms:Decrypt"]);
+                assert!(
+                    tagged(&kms["Condition"]["StringEquals"]["kms:ViaService"])
+                        .1
+                        .contains("secretsmanager."),
+                    "{name:?}"
+                );
+                continue;
+            }
             assert_eq!(s["Effect"], "Allow");
             let actions = texts(&s["Action"]);
             let (tag, target) = tagged(&s["Resource"]);
@@ -219,9 +234,19 @@ fn timeouts_fit_vexora_and_the_abandonment_rule() {
             "{name} has a log group"
         );
     }
-    assert_eq!(
-        tagged(&resource(&t, "PayoutWebhookFunction")["ReservedConcurrentExecutions"]).0,
-        "!Ref"
+    for (name, condition) in [
+        ("SubmitPayoutFunction", "ReservesSubmit"),
+        ("PayoutWebhookFunction", "ReservesWebhook"),
+    ] {
+        // A fresh account's quota may not allow reserving: a parameter, 0 by default.
+        let reserved = &resource(&t, name)["ReservedConcurrentExecutions"];
+        assert_eq!(tagged(reserved).0, "!If", "{name}");
+        assert!(tagged(reserved).1.contains(condition), "{name}");
+    }
+    assert!(
+        resource(&t, "ReconcilePayoutsFunction")
+            .get("ReservedConcurrentExecutions")
+            .is_none()
     );
     assert_eq!(t["Globals"]["Function"]["Architectures"][0], "arm64");
     assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
@@ -251,26 +276,52 @@ fn the_template_ships_no_usable_secret() {
 #[test]
 fn the_alarms_watch_the_metrics_the_code_emits() {
     let t = template();
+    // Every alarm on our own metrics is scoped to the stack's environment (dev and prod in one
+    // account never trip each other's), by function where the metric is one function's.
     let emitted = [
-        (metrics::WEBHOOK_SIGNATURE_REJECTED, "payout-webhook"),
-        (metrics::PAYOUT_ANOMALY, "payout-webhook"),
-        (metrics::PAYOUT_ANOMALY, "submit-payout"),
-        (metrics::PAYOUT_ANOMALY, "reconcile-payouts"),
-        (metrics::STUCK_ORDERS, "reconcile-payouts"),
+        (metrics::WEBHOOK_SIGNATURE_REJECTED, Some("payout-webhook")),
+        (metrics::PAYOUT_ANOMALY, None),
+        (metrics::STUCK_ORDERS, None),
+        (metrics::VEXORA_UNAVAILABLE, None),
+        (metrics::RECONCILE_RUN, None),
     ];
     for (metric, function) in emitted {
-        let alarm = t["Resources"]
-            .as_mapping()
-            .unwrap()
-            .values()
-            .find(|r| {
-                r["Type"] == "AWS::CloudWatch::Alarm"
-                    && r["Properties"]["MetricName"] == metric
-                    && r["Properties"]["Dimensions"][0]["Value"] == function
-            })
-            .unwrap_or_else(|| panic!("no alarm on {metric} of {function}"));
-        assert_eq!(alarm["Properties"]["Namespace"], metrics::NAMESPACE);
+        let alarm = alarms(&t)
+            .into_iter()
+            .find(|r| r["Properties"]["MetricName"] == metric)
+            .unwrap_or_else(|| panic!("no alarm on {metric}"));
+        let p = &alarm["Properties"];
+        assert_eq!(p["Namespace"], metrics::NAMESPACE);
+        assert_eq!(p["Dimensions"][0]["Name"], "Environment", "{metric}");
+        assert_eq!(
+            tagged(&p["Dimensions"][0]["Value"]).1,
+            "String(\"Environment\")"
+        );
+        match function {
+            Some(f) => assert_eq!(p["Dimensions"][1]["Value"], f, "{metric}"),
+            None => assert!(
+                p["Dimensions"].as_sequence().unwrap().len() == 1,
+                "{metric}"
+            ),
+        }
     }
+    let heartbeat = alarms(&t)
+        .into_iter()
+        .find(|r| r["Properties"]["MetricName"] == metrics::RECONCILE_RUN)
+        .unwrap();
+    assert_eq!(heartbeat["Properties"]["TreatMissingData"], "breaching");
+    assert_eq!(heartbeat["Properties"]["Period"], 1800);
+    let rate = &resource(&t, "UnconfirmedRateAlarm")["Metrics"];
+    let named: Vec<&str> = rate
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["MetricStat"]["Metric"]["MetricName"].as_str())
+        .collect();
+    assert_eq!(
+        named,
+        [metrics::PAYOUT_UNCONFIRMED, metrics::PAYOUT_SUBMITTED]
+    );
     let routes: Vec<(String, String)> = t["Resources"]
         .as_mapping()
         .unwrap()
@@ -296,4 +347,150 @@ fn the_alarms_watch_the_metrics_the_code_emits() {
             "{routes:?}"
         );
     }
+}
+
+fn alarms(t: &Value) -> Vec<&Value> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect()
+}
+
+#[test]
+fn every_alarm_reaches_the_stacks_topic_when_it_fires_and_when_it_clears() {
+    let t = template();
+    let all = alarms(&t);
+    assert!(all.len() >= 14, "{}", all.len());
+    for alarm in all {
+        for actions in ["AlarmActions", "OKActions"] {
+            let action = &alarm["Properties"][actions][0];
+            assert_eq!(
+                tagged(action),
+                ("!Ref".into(), "String(\"AlarmTopic\")".into())
+            );
+        }
+    }
+    assert_eq!(t["Resources"]["AlarmTopic"]["Type"], "AWS::SNS::Topic");
+    let subscription = resource(&t, "AlarmSubscription");
+    assert_eq!(subscription["Protocol"], "email");
+    assert!(tagged(&subscription["Endpoint"]).1.contains("AlarmEmail"));
+    for (namespace, metric) in [
+        ("AWS/ApiGateway", "5xx"),
+        ("AWS/ApiGateway", "Latency"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    ] {
+        assert!(
+            alarms(&t)
+                .iter()
+                .any(|a| a["Properties"]["Namespace"] == namespace
+                    && a["Properties"]["MetricName"] == metric),
+            "no alarm on {namespace} {metric}"
+        );
+    }
+    assert_eq!(
+        t["Resources"]["Dashboard"]["Type"],
+        "AWS::CloudWatch::Dashboard"
+    );
+}
+
+#[test]
+fn production_refuses_the_sandbox_an_empty_alarm_target_and_a_missing_secret() {
+    let t = template();
+    let rule = &t["Rules"]["ProductionIsSafe"];
+    assert!(tagged(&rule["RuleCondition"]).1.contains("prod"));
+    let assertions: Vec<String> = rule["Assertions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| tagged(&a["Assert"]).1)
+        .collect();
+    for parameter in ["VexoraBaseUrl", "AlarmEmail", "VexoraSecretArn"] {
+        assert!(
+            assertions.iter().any(|a| a.contains(parameter)),
+            "{parameter}: {assertions:?}"
+        );
+    }
+    assert!(assertions[0].contains("sandbox-api.vexora.com"));
+}
+
+#[test]
+fn traffic_reaches_a_new_version_only_through_the_alias_and_its_deployment() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["AutoPublishAlias"], "live");
+    assert!(
+        tagged(&globals["DeploymentPreference"]["Type"])
+            .1
+            .contains("Canary10Percent5Minutes")
+    );
+    for (function, alarm) in [
+        ("SubmitPayoutFunction", "SubmitPayoutErrorsAlarm"),
+        ("PayoutWebhookFunction", "PayoutWebhookErrorsAlarm"),
+        ("ReconcilePayoutsFunction", "ReconcilePayoutsErrorsAlarm"),
+    ] {
+        let rollback = &resource(&t, function)["DeploymentPreference"]["Alarms"][0];
+        assert!(tagged(rollback).1.contains(alarm), "{function}");
+    }
+    for (integration, function) in [
+        ("SubmitIntegration", "SubmitPayoutFunction.Alias"),
+        ("WebhookIntegration", "PayoutWebhookFunction.Alias"),
+    ] {
+        let uri = tagged(&resource(&t, integration)["IntegrationUri"]);
+        assert_eq!(uri.0, "!Ref");
+        assert!(uri.1.contains(function), "{integration}: {uri:?}");
+    }
+    for permission in ["SubmitInvokePermission", "WebhookInvokePermission"] {
+        assert!(
+            tagged(&resource(&t, permission)["FunctionName"])
+                .1
+                .contains(".Alias")
+        );
+    }
+    let failures = &resource(&t, "ReconcilePayoutsFunction")["EventInvokeConfig"];
+    assert_eq!(failures["DestinationConfig"]["OnFailure"]["Type"], "SQS");
+    assert!(
+        tagged(&failures["DestinationConfig"]["OnFailure"]["Destination"])
+            .1
+            .contains("ReconcileFailures")
+    );
+}
+
+#[test]
+fn what_an_aws_reviewer_checks_is_in_place() {
+    let t = template();
+    for group in [
+        "SubmitPayoutLogs",
+        "PayoutWebhookLogs",
+        "ReconcilePayoutsLogs",
+        "ApiAccessLogs",
+    ] {
+        assert_eq!(t["Resources"][group]["DeletionPolicy"], "Retain", "{group}");
+    }
+    let format = resource(&t, "HttpApiStage")["AccessLogSettings"]["Format"]
+        .as_str()
+        .unwrap();
+    for field in [
+        "$context.identity.userArn",
+        "$context.requestId",
+        "$context.integration.requestId",
+    ] {
+        assert!(format.contains(field), "{field}");
+    }
+    for forbidden in ["body", "querystring", "header"] {
+        assert!(!format.to_lowercase().contains(forbidden), "{forbidden}");
+    }
+    assert!(t["Outputs"].get("ApiId").is_some());
+    let policy = &resource(&t, "MerchantInvokePolicy")["PolicyDocument"]["Statement"][0];
+    assert_eq!(policy["Action"], "execute-api:Invoke");
+    let routes: Vec<String> = policy["Resource"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| tagged(r).1)
+        .collect();
+    assert!(routes[0].ends_with("/*/POST/payouts\")"), "{routes:?}");
+    assert!(routes[1].ends_with("/*/GET/payouts/*\")"), "{routes:?}");
+    assert!(t["Outputs"].get("MerchantInvokePolicyArn").is_some());
 }
