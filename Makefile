@@ -61,8 +61,13 @@ validate: venv $(CHECKOV_STAMP) $(ACTIONLINT) ## cfn-lint, sam validate --lint, 
 build: venv ## sam build: every function with cargo lambda, release, arm64 (slow)
 	$(SAM) build --config-env $(SAM_ENV)
 
-deploy: build ## sam deploy --config-env $(SAM_ENV) (dev, staging, prod)
-	$(SAM) deploy --config-env $(SAM_ENV) $(CONFIRM) $(if $(EXTRA_PARAMETERS),--parameter-overrides $(EXTRA_PARAMETERS),)
+TEMPLATE ?= .aws-sam/build/template.yaml
+deploy: ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARAMETERS (Key=Value ...)
+	@test -f $(TEMPLATE) || $(MAKE) build
+	# The SAM CLI replaces samconfig's parameter_overrides when given any: always pass the
+	# environment's file first, then the extras, which win key by key.
+	$(SAM) deploy --config-env $(SAM_ENV) --template-file $(TEMPLATE) $(CONFIRM) \
+	  --parameter-overrides file://infra/parameters/$(ENV).yaml $(EXTRA_PARAMETERS)
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check

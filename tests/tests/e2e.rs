@@ -3,6 +3,8 @@
 // A test binary: a failed set-up step should stop the test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "checks/deploy_parameters.rs"]
+mod deploy_parameters;
 #[path = "checks/deployed_build.rs"]
 mod deployed_build;
 #[path = "checks/template.rs"]

@@ -1,0 +1,62 @@
+"""Computes each environment's effective stack parameters with the SAM CLI's own option
+handling (click context of `sam deploy`, samconfig.toml as its default map) for a plain
+`sam deploy --config-env X` and for the documented `make deploy ENV=X EXTRA_PARAMETERS=...`,
+and checks them against infra/parameters/X.yaml. Exits non-zero with the differences."""
+
+import os
+import shlex
+import subprocess
+import sys
+
+import yaml
+from samcli.commands.deploy.command import cli
+
+ENVIRONMENTS = {"dev": "default", "staging": "staging", "prod": "prod"}
+EXTRA = "AlarmEmail=ops@example.jp VexoraBaseUrl=https://api.vexora.example/japan LogRetentionDays=731"
+
+
+def effective(args):
+    config = ["--config-file", os.path.abspath("samconfig.toml")]
+    template = ["--template-file", "infra/template.yaml"]
+    if "--template-file" in args:
+        i = args.index("--template-file")
+        args = args[:i] + args[i + 2:]
+    ctx = cli.make_context("deploy", config + template + args, resilient_parsing=False)
+    return dict(ctx.params["parameter_overrides"])
+
+
+def documented(env):
+    """The `sam deploy` arguments `make deploy` runs, as make prints them."""
+    printed = subprocess.run(
+        ["make", "-n", "--no-print-directory", "deploy", f"ENV={env}", f"EXTRA_PARAMETERS={EXTRA}",
+         "TEMPLATE=infra/template.yaml"],
+        check=True, capture_output=True, text=True,
+    ).stdout.replace("\\\n", " ")
+    line = next(l for l in printed.splitlines() if " deploy " in l and "sam" in l)
+    words = shlex.split(line)
+    return words[words.index("deploy") + 1:]
+
+
+def main():
+    failures = []
+    for env, sam_env in ENVIRONMENTS.items():
+        with open(f"infra/parameters/{env}.yaml") as f:
+            expected = {k: str(v) for k, v in yaml.safe_load(f).items()}
+        if expected.get("Environment") != env:
+            failures.append(f"{env}: infra/parameters/{env}.yaml sets Environment={expected.get('Environment')}")
+        plain = effective(["--config-env", sam_env])
+        if plain != expected:
+            failures.append(f"{env}: `sam deploy --config-env {sam_env}` gives {plain}, expected {expected}")
+        with_extras = dict(expected)
+        with_extras.update(kv.split("=", 1) for kv in EXTRA.split())
+        made = effective(documented(env))
+        if made != with_extras:
+            failures.append(f"{env}: `make deploy ENV={env} EXTRA_PARAMETERS=...` gives {made}, expected {with_extras}")
+        print(f"{env}: {made}")
+    for failure in failures:
+        print("FAIL", failure, file=sys.stderr)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
