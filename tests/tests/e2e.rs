@@ -7,6 +7,8 @@
 mod deploy_parameters;
 #[path = "checks/deployed_build.rs"]
 mod deployed_build;
+#[path = "checks/pipeline.rs"]
+mod pipeline;
 #[path = "checks/template.rs"]
 mod template;
 

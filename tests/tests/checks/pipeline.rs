@@ -1,0 +1,135 @@
+//! The pipeline and the deploy identity as a reviewer reads them: actions pinned by commit,
+//! one build promoted dev -> staging -> prod, prod only from main and only through a reviewed
+//! change set; a deploy role only this repository's environments can assume, which is not an
+//! administrator; the toolchain pinned.
+
+use std::path::PathBuf;
+
+use serde_norway::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn yaml(path: &str) -> Value {
+    serde_norway::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap()
+}
+
+fn steps(job: &Value) -> &Vec<Value> {
+    job["steps"].as_sequence().unwrap()
+}
+
+fn runs(job: &Value) -> String {
+    steps(job)
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_action_is_pinned_by_its_commit() {
+    for workflow in [
+        ".github/workflows/deploy.yml",
+        ".github/workflows/checks.yml",
+    ] {
+        let w = yaml(workflow);
+        for (name, job) in w["jobs"].as_mapping().unwrap() {
+            for step in steps(job) {
+                if let Some(uses) = step["uses"].as_str() {
+                    let (_, reference) = uses.split_once('@').unwrap();
+                    assert!(
+                        reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_hexdigit()),
+                        "{workflow} {name:?}: {uses} is not pinned by commit"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn one_build_is_promoted_and_prod_runs_only_a_reviewed_change_set_from_main() {
+    let w = yaml(".github/workflows/deploy.yml");
+    let jobs = &w["jobs"];
+    assert_eq!(w["on"]["push"]["branches"][0], "main");
+    assert!(runs(&jobs["package"]).contains("make package"));
+    for (job, needs) in [
+        ("deploy-dev", "package"),
+        ("deploy-staging", "deploy-dev"),
+        ("prod-change-set", "deploy-staging"),
+        ("deploy-prod", "prod-change-set"),
+    ] {
+        assert_eq!(jobs[job]["needs"], needs, "{job}");
+        let commands = runs(&jobs[job]);
+        assert!(!commands.contains("make build"), "{job} must not rebuild");
+        if job != "deploy-prod" {
+            assert!(
+                commands.contains("TEMPLATE=.aws-sam/packaged.yaml"),
+                "{job}"
+            );
+        }
+    }
+    assert!(runs(&jobs["prod-change-set"]).contains("--no-execute-changeset"));
+    assert!(runs(&jobs["deploy-prod"]).contains("execute-change-set"));
+    assert_eq!(jobs["deploy-prod"]["environment"], "prod");
+    for job in ["package", "prod-change-set", "deploy-prod"] {
+        assert_eq!(jobs[job]["if"], "github.ref == 'refs/heads/main'", "{job}");
+    }
+    let checks = yaml(".github/workflows/checks.yml");
+    assert!(checks["on"].get("pull_request").is_some());
+    assert!(runs(&checks["jobs"]["test"]).contains("make test"));
+}
+
+#[test]
+fn the_deploy_role_is_this_repositorys_environments_own_and_not_an_administrator() {
+    let t = yaml("infra/bootstrap.yaml");
+    let role = &t["Resources"]["DeployRole"]["Properties"];
+    let trust = &role["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(trust["Action"], "sts:AssumeRoleWithWebIdentity");
+    let condition = &trust["Condition"]["StringEquals"];
+    assert_eq!(
+        condition["token.actions.githubusercontent.com:aud"],
+        "sts.amazonaws.com"
+    );
+    let subjects = condition["token.actions.githubusercontent.com:sub"]
+        .as_sequence()
+        .unwrap();
+    for subject in subjects {
+        let text = format!("{subject:?}");
+        assert!(
+            text.contains("repo:${GitHubOrg}/${GitHubRepo}:environment:"),
+            "{text}"
+        );
+    }
+    let statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    for s in statements {
+        let actions: Vec<String> = match &s["Action"] {
+            Value::String(a) => vec![a.clone()],
+            other => other
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect(),
+        };
+        for action in &actions {
+            assert!(action != "*" && !action.ends_with(":*"), "{action}");
+        }
+        if actions.contains(&"iam:PassRole".to_owned()) {
+            assert!(format!("{:?}", s["Resource"]).contains("ExecutionRole"));
+        }
+    }
+    let execution = &t["Resources"]["ExecutionRole"]["Properties"];
+    assert_eq!(
+        execution["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "cloudformation.amazonaws.com"
+    );
+    let toolchain = std::fs::read_to_string(root().join("rust-toolchain.toml")).unwrap();
+    assert!(
+        toolchain.contains("channel = \"1."),
+        "the toolchain is pinned to a release"
+    );
+}
