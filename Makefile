@@ -73,15 +73,16 @@ build: venv ## sam build: every function with cargo lambda, release, arm64 (slow
 	$(SAM) build --config-env $(SAM_ENV)
 
 TEMPLATE ?= .aws-sam/build/template.yaml
+ARTIFACT_BUCKET ?=
 deploy: ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARAMETERS (Key=Value ...)
 	@test -f $(TEMPLATE) || $(MAKE) build
 	# The SAM CLI replaces samconfig's parameter_overrides when given any: always pass the
 	# environment's file first, then the extras, which win key by key.
 	$(SAM) deploy --config-env $(SAM_ENV) --template-file $(TEMPLATE) $(CONFIRM) \
 	  $(if $(CFN_ROLE_ARN),--role-arn $(CFN_ROLE_ARN),) \
+	  $(if $(ARTIFACT_BUCKET),--s3-bucket $(ARTIFACT_BUCKET),--resolve-s3) \
 	  --parameter-overrides file://infra/parameters/$(ENV).yaml $(EXTRA_PARAMETERS)
 
-ARTIFACT_BUCKET ?=
 package: ## sam package the built functions once into ARTIFACT_BUCKET (.aws-sam/packaged.yaml)
 	@test -n "$(ARTIFACT_BUCKET)" || (echo "make package: set ARTIFACT_BUCKET (infra/bootstrap.yaml's output)" >&2; exit 1)
 	$(SAM) package --template-file .aws-sam/build/template.yaml --s3-bucket $(ARTIFACT_BUCKET) \

@@ -7,6 +7,8 @@
 mod deploy_parameters;
 #[path = "checks/deployed_build.rs"]
 mod deployed_build;
+#[path = "checks/first_payout.rs"]
+mod first_payout;
 #[path = "checks/pipeline.rs"]
 mod pipeline;
 #[path = "checks/template.rs"]

@@ -133,3 +133,58 @@ fn the_deploy_role_is_this_repositorys_environments_own_and_not_an_administrator
         "the toolchain is pinned to a release"
     );
 }
+
+#[test]
+fn every_job_that_reaches_aws_uses_an_environment_the_deploy_role_trusts() {
+    let t = yaml("infra/bootstrap.yaml");
+    let subjects = format!(
+        "{:?}",
+        t["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+            ["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    );
+    let w = yaml(".github/workflows/deploy.yml");
+    let mut reaching = 0;
+    for (name, job) in w["jobs"].as_mapping().unwrap() {
+        if job["permissions"]["id-token"] != "write" {
+            continue;
+        }
+        reaching += 1;
+        let environment = job["environment"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name:?} assumes the role without an environment"));
+        assert!(
+            subjects.contains(&format!(":environment:{environment}\"")),
+            "{name:?}: environment {environment} is not in the deploy role's trust {subjects}"
+        );
+    }
+    assert_eq!(reaching, 5);
+}
+
+#[test]
+fn deploys_use_the_bootstraps_bucket_never_sams_managed_stack() {
+    // `resolve_s3` makes the SAM CLI create or read `aws-sam-cli-managed-default`, a stack the
+    // deploy role may not touch.
+    let samconfig = std::fs::read_to_string(root().join("samconfig.toml")).unwrap();
+    assert!(
+        !samconfig
+            .lines()
+            .any(|l| l.trim_start().starts_with("resolve_s3"))
+    );
+    let w = yaml(".github/workflows/deploy.yml");
+    for job in ["deploy-dev", "deploy-staging", "prod-change-set"] {
+        assert!(
+            runs(&w["jobs"][job]).contains("ARTIFACT_BUCKET=\"$ARTIFACT_BUCKET\""),
+            "{job}"
+        );
+    }
+    let printed = std::process::Command::new("make")
+        .args(["-n", "--no-print-directory", "deploy", "TEMPLATE=Makefile"])
+        .args(["ARTIFACT_BUCKET=artefacts-123"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    assert!(printed.contains("--s3-bucket artefacts-123"), "{printed}");
+    assert!(!printed.contains("--resolve-s3"), "{printed}");
+    assert!(runs(&w["jobs"]["prod-change-set"]).starts_with("set -o pipefail"));
+}
