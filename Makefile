@@ -74,7 +74,7 @@ build: venv ## sam build: every function with cargo lambda, release, arm64 (slow
 
 TEMPLATE ?= .aws-sam/build/template.yaml
 ARTIFACT_BUCKET ?=
-deploy: ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARAMETERS (Key=Value ...)
+deploy: venv ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARAMETERS (Key=Value ...)
 	@test -f $(TEMPLATE) || $(MAKE) build
 	# The SAM CLI replaces samconfig's parameter_overrides when given any: always pass the
 	# environment's file first, then the extras, which win key by key.
@@ -83,7 +83,7 @@ deploy: ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARA
 	  $(if $(ARTIFACT_BUCKET),--s3-bucket $(ARTIFACT_BUCKET),--resolve-s3) \
 	  --parameter-overrides file://infra/parameters/$(ENV).yaml $(EXTRA_PARAMETERS)
 
-package: ## sam package the built functions once into ARTIFACT_BUCKET (.aws-sam/packaged.yaml)
+package: venv ## sam package the built functions once into ARTIFACT_BUCKET (.aws-sam/packaged.yaml)
 	@test -n "$(ARTIFACT_BUCKET)" || (echo "make package: set ARTIFACT_BUCKET (infra/bootstrap.yaml's output)" >&2; exit 1)
 	$(SAM) package --template-file .aws-sam/build/template.yaml --s3-bucket $(ARTIFACT_BUCKET) \
 	  --s3-prefix vexora-payouts --output-template-file .aws-sam/packaged.yaml

@@ -8,8 +8,10 @@ MerchantInvokePolicyArn attached. The payee below is Vexora's sandbox test data.
 
 import json
 import os
+import re
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import botocore.session
@@ -22,7 +24,10 @@ def call(method, url, body=None):
     credentials = session.get_credentials()
     if credentials is None:
         sys.exit("no AWS credentials: configure the merchant role first")
-    region = os.environ.get("AWS_REGION") or session.get_config_variable("region") or "ap-northeast-1"
+    # The API's own region (from its URL), whatever the profile's is: SigV4 signs for it.
+    host = urllib.parse.urlsplit(url).hostname or ""
+    in_url = re.fullmatch(r"[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com", host)
+    region = (in_url and in_url.group(1)) or os.environ.get("AWS_REGION") or "ap-northeast-1"
     headers = {"content-type": "application/json"} if body is not None else {}
     request = AWSRequest(method, url, data=body, headers=headers)
     SigV4Auth(credentials, "execute-api", region).add_auth(request)

@@ -117,7 +117,19 @@ impl Config {
             })
             .ok()
         };
-        let base = base.and_then(|v| check(VEXORA_BASE_URL, parse_url(&v)));
+        let production = lookup(PAYOUTS_ENVIRONMENT).is_some_and(|e| e.trim() == "prod");
+        let base = base.and_then(|v| {
+            check(
+                VEXORA_BASE_URL,
+                parse_url(&v).and_then(|url| {
+                    if production && is_sandbox(&url) {
+                        Err("is Vexora's sandbox, which prod must not call".into())
+                    } else {
+                        Ok(url)
+                    }
+                }),
+            )
+        });
         let notify = notify.and_then(|v| check(VEXORA_NOTIFY_URL, parse_url(&v)));
         let timeout = match lookup(VEXORA_TIMEOUT_MS) {
             None => Some(DEFAULT_VEXORA_TIMEOUT),
@@ -207,6 +219,13 @@ impl Config {
     }
 }
 
+/// Whether `url` is Vexora's sandbox (any host whose first label names it, in any spelling).
+fn is_sandbox(url: &Url) -> bool {
+    url.host_str()
+        .and_then(|host| host.split('.').next())
+        .is_some_and(|label| label.to_ascii_lowercase().contains("sandbox"))
+}
+
 /// An absolute URL; `http://` only for loopback hosts (local runs), otherwise `https://`.
 pub fn parse_url(value: &str) -> Result<Url, String> {
     let url = Url::parse(value.trim()).map_err(|e| format!("is not a valid URL ({e})"))?;
@@ -286,6 +305,33 @@ mod tests {
             c.vexora_base_url.as_str(),
             "https://sandbox-api.vexora.com/japan"
         );
+    }
+
+    #[test]
+    fn prod_refuses_vexoras_sandbox_however_it_is_written() {
+        for url in [
+            "https://sandbox-api.vexora.com/japan",
+            "https://SANDBOX-API.vexora.com/japan/",
+            "https://sandbox-api.vexora.com./japan",
+            "https://sandbox.vexora.com",
+        ] {
+            let mut vars = with(VEXORA_BASE_URL, Some(url));
+            vars.push((PAYOUTS_ENVIRONMENT.into(), " prod ".into()));
+            let error = load(vars).unwrap_err().to_string();
+            assert!(
+                error.contains("VEXORA_BASE_URL is Vexora's sandbox"),
+                "{url}: {error}"
+            );
+        }
+        let mut vars = with(VEXORA_BASE_URL, Some("https://api.vexora.com/japan"));
+        vars.push((PAYOUTS_ENVIRONMENT.into(), "prod".into()));
+        assert!(load(vars).is_ok());
+        let mut vars = GOOD
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>();
+        vars.push((PAYOUTS_ENVIRONMENT.into(), "staging".into()));
+        assert!(load(vars).is_ok(), "staging may use the sandbox");
     }
 
     #[test]

@@ -414,12 +414,14 @@ where
         report.intent.clone_from(&order.intent_id);
         let not_received = matches!(report.outcome, vexora::Outcome::NotReceived(_));
         if not_received {
-            self.metrics.count(metrics::VEXORA_UNAVAILABLE, 1);
             // Certainly not sent: withdraw the intent (only ours, only while PENDING) so that a
             // retry starts afresh.
             let intent = order.intent_id.as_deref().unwrap_or_default();
             match self.store.delete_pending(&trade_no, intent).await {
                 Ok(true) => {
+                    // Counted here: this answer does not go through the applier, which counts
+                    // every other one.
+                    self.metrics.count(metrics::VEXORA_UNAVAILABLE, 1);
                     tracing::warn!(
                         trade_no = trade_no.as_str(),
                         "Vexora unreachable; order withdrawn"

@@ -81,45 +81,71 @@ fn one_build_is_promoted_and_prod_runs_only_a_reviewed_change_set_from_main() {
     assert!(runs(&checks["jobs"]["test"]).contains("make test"));
 }
 
-#[test]
-fn the_deploy_role_is_this_repositorys_environments_own_and_not_an_administrator() {
-    let t = yaml("infra/bootstrap.yaml");
-    let role = &t["Resources"]["DeployRole"]["Properties"];
-    let trust = &role["AssumeRolePolicyDocument"]["Statement"][0];
+const DEPLOY_ROLES: [&str; 3] = ["NonProdDeployRole", "ProdPlanRole", "ProdDeployRole"];
+
+fn statements(role: &Value) -> &Vec<Value> {
+    role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(a) => vec![a.clone()],
+        other => other
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect(),
+    }
+}
+
+/// The GitHub environments a role's trust names (`repo:org/repo:environment:<name>`).
+fn trusted_environments(role: &Value) -> Vec<String> {
+    let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
     assert_eq!(trust["Action"], "sts:AssumeRoleWithWebIdentity");
     let condition = &trust["Condition"]["StringEquals"];
     assert_eq!(
         condition["token.actions.githubusercontent.com:aud"],
         "sts.amazonaws.com"
     );
-    let subjects = condition["token.actions.githubusercontent.com:sub"]
+    condition["token.actions.githubusercontent.com:sub"]
         .as_sequence()
-        .unwrap();
-    for subject in subjects {
-        let text = format!("{subject:?}");
-        assert!(
-            text.contains("repo:${GitHubOrg}/${GitHubRepo}:environment:"),
-            "{text}"
-        );
+        .unwrap()
+        .iter()
+        .map(|subject| {
+            let text = tagged_text(subject);
+            let (_, environment) = text
+                .split_once("repo:${GitHubOrg}/${GitHubRepo}:environment:")
+                .unwrap_or_else(|| panic!("not this repository's environment: {text}"));
+            environment.to_owned()
+        })
+        .collect()
+}
+
+/// The text inside a tagged scalar (`!Sub "..."`, `!Ref X`).
+fn tagged_text(v: &Value) -> String {
+    match v {
+        Value::Tagged(t) => t.value.as_str().unwrap_or_default().to_owned(),
+        other => other.as_str().unwrap_or_default().to_owned(),
     }
-    let statements = role["Policies"][0]["PolicyDocument"]["Statement"]
-        .as_sequence()
-        .unwrap();
-    for s in statements {
-        let actions: Vec<String> = match &s["Action"] {
-            Value::String(a) => vec![a.clone()],
-            other => other
-                .as_sequence()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap().to_owned())
-                .collect(),
-        };
-        for action in &actions {
-            assert!(action != "*" && !action.ends_with(":*"), "{action}");
-        }
-        if actions.contains(&"iam:PassRole".to_owned()) {
-            assert!(format!("{:?}", s["Resource"]).contains("ExecutionRole"));
+}
+
+#[test]
+fn each_deploy_role_is_this_repositorys_environments_own_and_not_an_administrator() {
+    let t = yaml("infra/bootstrap.yaml");
+    for name in DEPLOY_ROLES {
+        let role = &t["Resources"][name];
+        assert!(!trusted_environments(role).is_empty(), "{name}");
+        for s in statements(role) {
+            let actions = actions(s);
+            for action in &actions {
+                assert!(action != "*" && !action.ends_with(":*"), "{name}: {action}");
+            }
+            if actions.contains(&"iam:PassRole".to_owned()) {
+                assert!(format!("{:?}", s["Resource"]).contains("ExecutionRole"));
+            }
         }
     }
     let execution = &t["Resources"]["ExecutionRole"]["Properties"];
@@ -135,13 +161,85 @@ fn the_deploy_role_is_this_repositorys_environments_own_and_not_an_administrator
 }
 
 #[test]
-fn every_job_that_reaches_aws_uses_an_environment_the_deploy_role_trusts() {
+fn only_the_reviewed_prod_environment_can_execute_a_change_on_prod() {
     let t = yaml("infra/bootstrap.yaml");
-    let subjects = format!(
-        "{:?}",
-        t["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
-            ["StringEquals"]["token.actions.githubusercontent.com:sub"]
-    );
+    let mut executors = Vec::new();
+    for name in DEPLOY_ROLES {
+        let role = &t["Resources"][name];
+        let environments = trusted_environments(role);
+        for s in statements(role) {
+            let resources = format!("{:?}", s["Resource"]);
+            let on_prod = resources.contains("${StackNamePrefix}-prod/");
+            if on_prod {
+                assert!(
+                    environments.iter().all(|e| e.starts_with("prod")),
+                    "{name}: {environments:?} reach the prod stack"
+                );
+                if actions(s)
+                    .iter()
+                    .any(|a| a == "cloudformation:ExecuteChangeSet")
+                {
+                    executors.push(environments.clone());
+                }
+            }
+            assert!(
+                !resources.contains("${StackNamePrefix}-*"),
+                "{name}: stacks are named exactly, never by prefix: {resources}"
+            );
+        }
+    }
+    assert_eq!(executors, [["prod"]]);
+    let w = yaml(".github/workflows/deploy.yml");
+    assert_eq!(w["jobs"]["deploy-prod"]["environment"], "prod");
+    assert_eq!(w["jobs"]["prod-change-set"]["environment"], "prod-plan");
+}
+
+#[test]
+fn the_execution_role_creates_only_bounded_roles_and_cannot_touch_the_deploy_identity() {
+    let t = yaml("infra/bootstrap.yaml");
+    let role = &t["Resources"]["ExecutionRole"];
+    let minting = [
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:PutRolePermissionsBoundary",
+    ];
+    let mut bounded = 0;
+    for s in statements(role) {
+        let actions = actions(s);
+        if actions.iter().any(|a| minting.contains(&a.as_str())) {
+            bounded += 1;
+            assert_eq!(
+                tagged_text(&s["Condition"]["StringEquals"]["iam:PermissionsBoundary"]),
+                "FunctionBoundary",
+                "{actions:?}"
+            );
+        }
+        assert!(
+            !actions
+                .iter()
+                .any(|a| a == "iam:DeleteRolePermissionsBoundary" || a == "iam:*"),
+            "{actions:?}"
+        );
+        if actions.iter().any(|a| a == "lambda:*") {
+            assert!(format!("{:?}", s["Resource"]).contains("function:${StackNamePrefix}-"));
+        }
+    }
+    assert_eq!(bounded, 1);
+    let guard = &t["Resources"]["ExecutionRoleGuard"]["Properties"];
+    let denied = format!("{:?}", guard["PolicyDocument"]["Statement"][0]);
+    assert!(denied.contains("Deny"));
+    for protected in DEPLOY_ROLES
+        .iter()
+        .chain(&["ExecutionRole", "FunctionBoundary"])
+    {
+        assert!(denied.contains(protected), "{protected}: {denied}");
+    }
+}
+
+#[test]
+fn every_job_that_reaches_aws_uses_an_environment_exactly_one_deploy_role_trusts() {
+    let t = yaml("infra/bootstrap.yaml");
     let w = yaml(".github/workflows/deploy.yml");
     let mut reaching = 0;
     for (name, job) in w["jobs"].as_mapping().unwrap() {
@@ -151,10 +249,17 @@ fn every_job_that_reaches_aws_uses_an_environment_the_deploy_role_trusts() {
         reaching += 1;
         let environment = job["environment"]
             .as_str()
-            .unwrap_or_else(|| panic!("{name:?} assumes the role without an environment"));
-        assert!(
-            subjects.contains(&format!(":environment:{environment}\"")),
-            "{name:?}: environment {environment} is not in the deploy role's trust {subjects}"
+            .unwrap_or_else(|| panic!("{name:?} assumes a role without an environment"));
+        let trusting: Vec<_> = DEPLOY_ROLES
+            .iter()
+            .filter(|role| {
+                trusted_environments(&t["Resources"][**role]).contains(&environment.to_owned())
+            })
+            .collect();
+        assert_eq!(
+            trusting.len(),
+            1,
+            "{name:?}: {environment} trusted by {trusting:?}"
         );
     }
     assert_eq!(reaching, 5);
@@ -187,4 +292,8 @@ fn deploys_use_the_bootstraps_bucket_never_sams_managed_stack() {
     assert!(printed.contains("--s3-bucket artefacts-123"), "{printed}");
     assert!(!printed.contains("--resolve-s3"), "{printed}");
     assert!(runs(&w["jobs"]["prod-change-set"]).starts_with("set -o pipefail"));
+    // `make deploy` brings its own SAM CLI (the deploy jobs have no .venv of their own).
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    assert!(makefile.lines().any(|l| l.starts_with("deploy: venv ")));
+    assert!(makefile.lines().any(|l| l.starts_with("package: venv ")));
 }

@@ -262,15 +262,128 @@ fn the_template_ships_no_usable_secret() {
         "a literal value is a published secret"
     );
     let generated = &secret["GenerateSecretString"];
-    assert_eq!(generated["GenerateStringKey"], "appSecret");
-    let template: serde_json::Value =
-        serde_json::from_str(generated["SecretStringTemplate"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        template["merchantNo"],
-        payout_core::secrets::PLACEHOLDER_MERCHANT_NO,
-        "the functions refuse it until the merchant's is put"
+    assert!(
+        generated.get("SecretStringTemplate").is_none(),
+        "not even a placeholder merchant number ships"
     );
     assert!(generated["PasswordLength"].as_u64().unwrap() >= 32);
+    // What Secrets Manager generates from it: a random string, which is not credentials, so
+    // every function stops at init until the merchant's are put.
+    let generated_value = "k3J9xQ2mVbN7pL4tR8wZ1cF6hD0sG5yAeU3iO9nM2qW7vB4x";
+    assert!(payout_core::secrets::VexoraCredentials::from_json(generated_value).is_err());
+}
+
+/// The template as CloudFormation's `AWS::Serverless` transform turns it into resources, with
+/// the pinned SAM translator (`sam validate` does not run everything the transform checks).
+fn translated(parameters: &[&str]) -> serde_json::Value {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("scripts/sam_translate.py"))
+        .arg(root.join("infra/template.yaml"))
+        .args(parameters)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SAM transform refuses the template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn of_type<'a>(
+    t: &'a serde_json::Value,
+    kind: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a serde_json::Value)> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(move |(_, r)| r["Type"] == kind)
+}
+
+#[test]
+fn the_transform_accepts_the_template_for_every_environment_and_every_role_is_bounded() {
+    for environment in ["dev", "staging", "prod"] {
+        let t = translated(&[&format!("Environment={environment}")]);
+        let roles: Vec<_> = of_type(&t, "AWS::IAM::Role").collect();
+        assert!(roles.len() >= 5, "{environment}: {}", roles.len());
+        for (name, role) in roles {
+            assert_eq!(
+                role["Properties"]["PermissionsBoundary"]["Fn::If"][1]["Ref"],
+                "PermissionsBoundaryArn",
+                "{environment}: {name} must carry the boundary the execution role requires"
+            );
+        }
+        // Two environments in one account: every explicitly named resource is the stack's.
+        for (name, schedule) in of_type(&t, "AWS::Scheduler::Schedule") {
+            assert_eq!(
+                schedule["Properties"]["Name"]["Fn::Sub"], "${AWS::StackName}-reconcile",
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_change_of_parameters_alone_publishes_a_new_version() {
+    let t = translated(&["Environment=prod"]);
+    let versions: Vec<_> = of_type(&t, "AWS::Lambda::Version").collect();
+    assert!(!versions.is_empty());
+    let template = template();
+    for (name, version) in versions {
+        let description = version["Properties"]["Description"]["Fn::Sub"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} has no parameter-bearing description"));
+        // Every parameter a function's environment is built from is in it (a Description change
+        // replaces the version: CloudFormation cannot update it in place).
+        for parameter in [
+            "Environment",
+            "VexoraBaseUrl",
+            "VexoraSecretArn",
+            "VexoraSecretKmsKeyArn",
+            "VexoraTimeoutMs",
+        ] {
+            assert!(
+                description.contains(&format!("${{{parameter}}}")),
+                "{name}: {parameter}"
+            );
+        }
+        let function = name.split("Version").next().unwrap();
+        let env = &resource(&template, function)["Properties"]["Environment"]["Variables"];
+        let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+        for vars in [env, globals] {
+            let text = serde_norway::to_string(vars).unwrap();
+            for (parameter, _) in template["Parameters"].as_mapping().unwrap() {
+                let parameter = parameter.as_str().unwrap();
+                assert!(
+                    !text.contains(parameter) || description.contains(&format!("${{{parameter}}}")),
+                    "{name}: {parameter} reaches the environment but not the version"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn prods_canary_is_rolled_back_by_errors_5xx_and_unconfirmed_and_nothing_else_blocks_deploys() {
+    let t = translated(&["Environment=prod"]);
+    let group = &t["Resources"]["SubmitPayoutFunctionDeploymentGroup"]["Properties"];
+    let alarms = group["AlarmConfiguration"]["Fn::If"][1]["Alarms"].to_string();
+    for alarm in [
+        "SubmitPayoutErrorsAlarm",
+        "ApiServerErrorsAlarm",
+        "UnconfirmedRateAlarm",
+    ] {
+        assert!(alarms.contains(alarm), "{alarm} in {alarms}");
+    }
+    assert_eq!(group["AlarmConfiguration"]["Fn::If"][0], "IsProd");
+    assert_eq!(
+        group["AlarmConfiguration"]["Fn::If"][2],
+        serde_json::json!({}),
+        "outside prod no alarm gates a deploy"
+    );
+    assert_eq!(group["ServiceRoleArn"]["Fn::GetAtt"][0], "CodeDeployRole");
 }
 
 #[test]
@@ -425,13 +538,15 @@ fn traffic_reaches_a_new_version_only_through_the_alias_and_its_deployment() {
             .1
             .contains("Canary10Percent5Minutes")
     );
+    let prod = translated(&["Environment=prod"]);
     for (function, alarm) in [
         ("SubmitPayoutFunction", "SubmitPayoutErrorsAlarm"),
         ("PayoutWebhookFunction", "PayoutWebhookErrorsAlarm"),
         ("ReconcilePayoutsFunction", "ReconcilePayoutsErrorsAlarm"),
     ] {
-        let rollback = &resource(&t, function)["DeploymentPreference"]["Alarms"][0];
-        assert!(tagged(rollback).1.contains(alarm), "{function}");
+        let group = &prod["Resources"][format!("{function}DeploymentGroup")]["Properties"];
+        let rollback = group["AlarmConfiguration"]["Fn::If"][1]["Alarms"].to_string();
+        assert!(rollback.contains(alarm), "{function}: {rollback}");
     }
     for (integration, function) in [
         ("SubmitIntegration", "SubmitPayoutFunction.Alias"),

@@ -250,6 +250,10 @@ async fn vexora_unreachable_is_503_and_leaves_nothing_so_a_retry_starts_afresh()
     assert_eq!(first.status, 503);
     assert_eq!(first.body["error"], "vexora_unreachable");
     assert_eq!(stored(&app, "DOWN1"), None);
+    assert_eq!(
+        app.metrics.total(payout_core::metrics::VEXORA_UNAVAILABLE),
+        1
+    );
 
     app.gateway.then_submit(processing("DOWN1"));
     let retry = send(&app, post(&testkit::payout_json("DOWN1", 1500))).await;
@@ -273,6 +277,25 @@ async fn a_withdrawal_that_landed_but_reported_an_error_still_answers_nothing_wa
     assert_eq!(first.body["tradeNo"], "DOWN2");
     assert_eq!(stored(&app, "DOWN2"), None);
     assert_eq!(app.metrics.total(payout_core::metrics::PAYOUT_ANOMALY), 0);
+    assert_eq!(
+        app.metrics.total(payout_core::metrics::VEXORA_UNAVAILABLE),
+        1,
+        "one unreachable call is counted once, whichever path records it"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_vexora_is_counted_once_when_the_withdrawal_fails_too() {
+    let app = app(Exchange::NotSent(NotSent::Connect));
+    app.store.fail_operation("delete_pending");
+
+    let first = send(&app, post(&testkit::payout_json("DOWN4", 1500))).await;
+
+    assert_ne!(first.status, 201, "{}", first.body);
+    assert_eq!(
+        app.metrics.total(payout_core::metrics::VEXORA_UNAVAILABLE),
+        1
+    );
 }
 
 #[tokio::test]
