@@ -58,6 +58,18 @@ pub fn reconcile_one(vexora_timeout: Duration) -> Duration {
     aws_calls(5) + vexora_timeout + aws_calls(2)
 }
 
+/// The moment a Lambda invocation must have answered by, from its context (epoch milliseconds).
+pub fn deadline_of(
+    deadline_epoch_ms: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> std::time::Instant {
+    let left = i64::try_from(deadline_epoch_ms)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(now.timestamp_millis())
+        .max(0);
+    std::time::Instant::now() + Duration::from_millis(left.unsigned_abs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,8 +25,11 @@ pub const VEXORA_PREVIOUS_SECRET_GRACE_S: &str = "VEXORA_PREVIOUS_SECRET_GRACE_S
 /// Optional: the deployment's name (`dev`, `staging`, `prod`), a dimension of every metric.
 pub const PAYOUTS_ENVIRONMENT: &str = "PAYOUTS_ENVIRONMENT";
 
+/// The EventBridge bus (name or ARN) that `publish-payout-events` publishes to.
+pub const PAYOUT_EVENTS_BUS: &str = "PAYOUT_EVENTS_BUS";
+
 /// Every variable the functions read, for tools and templates that must match the code.
-pub const ALL_VARIABLES: [&str; 10] = [
+pub const ALL_VARIABLES: [&str; 11] = [
     PAYOUTS_TABLE,
     VEXORA_SECRET_ID,
     VEXORA_BASE_URL,
@@ -37,6 +40,7 @@ pub const ALL_VARIABLES: [&str; 10] = [
     RECONCILE_MAX_ORDERS,
     VEXORA_PREVIOUS_SECRET_GRACE_S,
     PAYOUTS_ENVIRONMENT,
+    PAYOUT_EVENTS_BUS,
 ];
 
 pub const DEFAULT_VEXORA_TIMEOUT: Duration = Duration::from_millis(8000);
@@ -209,10 +213,7 @@ impl Config {
                 reconcile_give_up_after: chrono::Duration::hours(i64::from(g)),
                 reconcile_max_orders: m,
                 previous_secret_grace: grace,
-                environment: lookup(PAYOUTS_ENVIRONMENT)
-                    .map(|e| e.trim().to_owned())
-                    .filter(|e| !e.is_empty())
-                    .unwrap_or_else(|| "local".to_owned()),
+                environment: environment(&lookup),
             }),
             _ => Err(ConfigError(errors)),
         }
@@ -224,6 +225,58 @@ fn is_sandbox(url: &Url) -> bool {
     url.host_str()
         .and_then(|host| host.split('.').next())
         .is_some_and(|label| label.to_ascii_lowercase().contains("sandbox"))
+}
+
+/// The configuration of `publish-payout-events`, which needs neither the table (its records
+/// come from the stream) nor Vexora.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// Name or ARN of the bus.
+    pub bus: String,
+    /// The deployment's name, for metrics (`local` when unset).
+    pub environment: String,
+}
+
+impl EventsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let bus = lookup(PAYOUT_EVENTS_BUS).map(|b| b.trim().to_owned());
+        let problem = match &bus {
+            None => Some("is missing or empty"),
+            Some(b) if b.is_empty() => Some("is missing or empty"),
+            // A bus name, or an ARN (which adds `:` and `/`).
+            Some(b)
+                if b.len() > 1600
+                    || !b
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"._-/:".contains(&c)) =>
+            {
+                Some("is not an EventBridge bus name or ARN")
+            }
+            Some(_) => None,
+        };
+        match (bus, problem) {
+            (Some(bus), None) => Ok(Self {
+                bus,
+                environment: environment(&lookup),
+            }),
+            (_, problem) => Err(ConfigError(vec![VarError {
+                variable: PAYOUT_EVENTS_BUS,
+                problem: problem.unwrap_or_default().to_owned(),
+            }])),
+        }
+    }
+}
+
+/// The deployment's name from `PAYOUTS_ENVIRONMENT`, `local` when unset.
+fn environment(lookup: &impl Fn(&str) -> Option<String>) -> String {
+    lookup(PAYOUTS_ENVIRONMENT)
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
 }
 
 /// An absolute URL; `http://` only for loopback hosts (local runs), otherwise `https://`.

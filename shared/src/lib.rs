@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod budget;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod intent;
 pub mod json;
 pub mod metrics;

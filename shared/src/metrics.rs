@@ -30,6 +30,13 @@ pub const PAYOUT_SUBMITTED: &str = "PayoutSubmitted";
 /// A new payout whose submit ended `UNCONFIRMED`. Alarmed as a rate of [`PAYOUT_SUBMITTED`].
 pub const PAYOUT_UNCONFIRMED: &str = "PayoutUnconfirmed";
 
+/// Status events published to EventBridge ([`crate::events`]).
+pub const PAYOUT_EVENTS_PUBLISHED: &str = "PayoutEventsPublished";
+/// Entries EventBridge refused (each is sent again, then its record handed back).
+pub const PAYOUT_EVENTS_REFUSED: &str = "PayoutEventsRefused";
+/// Stream records handed back to Lambda for another delivery. Alarmed.
+pub const PAYOUT_EVENT_RECORDS_RETRIED: &str = "PayoutEventRecordsRetried";
+
 /// Where functions send counts.
 pub trait Metrics: Send + Sync {
     fn count(&self, name: &'static str, value: u64);

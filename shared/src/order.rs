@@ -194,6 +194,12 @@ pub struct Order {
     /// The id of the submit that stored this order, never changed: tells this intent from a later
     /// one for the same `tradeNo` (both `PENDING`, version 1) ([`crate::intent`]).
     pub intent_id: Option<String>,
+    /// How many status events this order stands for: every move out of a state and every
+    /// recorded anomaly adds one, in the write that makes it ([`crate::events`]). `0` while
+    /// `PENDING`.
+    pub event_version: u64,
+    /// The last anomaly recorded, kept even when [`Order::anomalies`] is full.
+    pub last_anomaly: Option<Anomaly>,
 }
 
 /// One Vexora report as received (PII-free): the order's audit trail.
@@ -290,6 +296,8 @@ impl Order {
             manual_review: false,
             last_write: None,
             intent_id: None,
+            event_version: 0,
+            last_anomaly: None,
         }
     }
 }

@@ -18,6 +18,27 @@ pub mod plan;
 pub mod schema;
 
 pub use codec::timestamp;
+
+/// An order from a DynamoDB stream image (DynamoDB's JSON, as a stream record carries it).
+pub fn order_from_image(image: serde_dynamo::Item) -> Result<Order, StoreError> {
+    let item: HashMap<String, AttributeValue> = image
+        .inner()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    codec::from_item(&item)
+}
+
+/// An order as a DynamoDB stream image carries it (DynamoDB's JSON): for tests that build
+/// stream records.
+#[cfg(any(test, feature = "test-util"))]
+pub fn order_to_image(order: &Order) -> serde_json::Value {
+    let item: HashMap<String, serde_dynamo::AttributeValue> = codec::to_item(order)
+        .into_iter()
+        .map(|(k, v)| (k, v.into()))
+        .collect();
+    serde_json::to_value(item).unwrap_or_default()
+}
 pub use dynamo::DynamoOrderStore;
 pub use schema::create_table;
 

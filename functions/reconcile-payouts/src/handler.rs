@@ -3,7 +3,7 @@
 //! resolve with the shared resolver, back off, mark orders past the age limit for manual
 //! review, and start no order the function's remaining time cannot finish.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use payout_core::apply::{Applied, Applier, Schedule, backoff, settle_abandoned};
@@ -244,14 +244,7 @@ where
     }
 }
 
-/// The moment a Lambda invocation must have answered by, from its context (epoch milliseconds).
-pub fn deadline_of(deadline_epoch_ms: u64, now: DateTime<Utc>) -> Instant {
-    let left = i64::try_from(deadline_epoch_ms)
-        .unwrap_or(i64::MAX)
-        .saturating_sub(now.timestamp_millis())
-        .max(0);
-    Instant::now() + Duration::from_millis(left.unsigned_abs())
-}
+pub use payout_core::budget::deadline_of;
 
 #[cfg(test)]
 mod tests;

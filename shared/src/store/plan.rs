@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::codec::{anomaly_to_attr, answer_to_attr, history_to_attr, n, s, timestamp};
 use super::schema::attr;
 use super::{Keep, StoreError, Transition};
-use crate::order::OrderStatus;
+use crate::order::{Anomaly, OrderStatus};
 
 /// One `UpdateItem`'s expressions and their placeholders.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,6 +54,20 @@ impl UpdatePlan {
         let count = self.name(count);
         let one = self.value("one", n(1));
         self.add.push(format!("{count} {one}"));
+    }
+
+    /// Counts `events` status events in the item's `eventVersion` ([`crate::events`]).
+    fn events(&mut self, events: u64) {
+        let name = self.name(attr::EVENT_VERSION);
+        let value = self.value("events", n(events));
+        self.add.push(format!("{name} {value}"));
+    }
+
+    /// Keeps `anomaly` as the item's last one (also when its list is full).
+    fn last_anomaly(&mut self, anomaly: &Anomaly) {
+        let name = self.name(attr::LAST_ANOMALY);
+        let value = self.value("lastAnomaly", anomaly_to_attr(anomaly));
+        self.set.push(format!("{name} = {value}"));
     }
 
     pub fn update_expression(&self) -> String {
@@ -129,7 +143,10 @@ pub fn transition(t: &Transition) -> Result<UpdatePlan, StoreError> {
             "anomaly",
             anomaly_to_attr(anomaly),
         );
+        p.last_anomaly(anomaly);
     }
+    // One status event for the move, one more for an anomaly recorded with it.
+    p.events(1 + u64::from(t.anomaly.is_some()));
     if let Some(write_id) = &t.write_id {
         let (name, value) = (p.name(attr::LAST_WRITE), p.value("write", s(write_id)));
         p.set.push(format!("{name} = {value}"));
@@ -198,6 +215,8 @@ pub fn keep(k: &Keep) -> UpdatePlan {
         } else {
             p.count(attr::ANOMALY_COUNT);
         }
+        p.last_anomaly(anomaly);
+        p.events(1);
     }
     p
 }
@@ -254,8 +273,9 @@ mod tests {
         assert_eq!(p.values[":from1"], s("UNCONFIRMED"));
         assert_eq!(
             p.update_expression(),
-            "SET #status = :to, #version = #version + :one, #updatedAt = :at"
+            "SET #status = :to, #version = #version + :one, #updatedAt = :at ADD #eventVersion :events"
         );
+        assert_eq!(p.values[":events"], n(1), "a move is one status event");
         assert_consistent(&p);
     }
 
@@ -363,8 +383,22 @@ mod tests {
         });
         assert_eq!(
             full.update_expression(),
-            "SET #lastWrite = :write ADD #historyCount :one, #anomalyCount :one"
+            "SET #lastWrite = :write, #lastAnomaly = :lastAnomaly ADD #historyCount :one, #anomalyCount :one, #eventVersion :events",
+            "an anomaly past the kept list is still counted, kept as the last one, and an event"
         );
+        assert_eq!(full.values[":events"], n(1));
         assert_consistent(&full);
+
+        let history_only = keep(&Keep {
+            history: Some(entry()),
+            anomaly: None,
+            history_room: true,
+            anomalies_room: true,
+            write_id: "w".into(),
+        });
+        assert!(
+            !history_only.update_expression().contains("eventVersion"),
+            "a duplicate or stale report is no event"
+        );
     }
 }

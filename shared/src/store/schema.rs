@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 
 use super::StoreError;
@@ -49,6 +49,11 @@ pub mod attr {
     pub const MANUAL_REVIEW: &str = "manualReview";
     pub const LAST_WRITE: &str = "lastWrite";
     pub const INTENT_ID: &str = "intentId";
+    /// How many status events this order's changes stand for ([`crate::events`]): every move
+    /// and every recorded anomaly counts one, in the same write.
+    pub const EVENT_VERSION: &str = "eventVersion";
+    /// The last anomaly recorded, kept even when the `anomalies` list is full.
+    pub const LAST_ANOMALY: &str = "lastAnomaly";
 }
 
 /// The members of the maps inside an item (`vexora`, history entries, anomalies).
@@ -98,6 +103,13 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .attribute_definitions(attr(UNRESOLVED_KEY, ScalarAttributeType::S)?)
         .attribute_definitions(attr(CHECK_AFTER, ScalarAttributeType::N)?)
         .global_secondary_indexes(index)
+        // The outbox of status events (crate::events): every write, old and new image.
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()?,
+        )
         .send()
         .await?;
     Ok(())

@@ -127,6 +127,7 @@ store_behaviour!(
     due_orders_are_found_through_the_index_and_leave_it_when_final,
     a_retried_write_recognizes_its_own_landed_write,
     a_transition_for_one_intent_never_moves_another,
+    each_move_and_each_anomaly_counts_one_event_in_the_same_write,
 );
 
 async fn a_created_order_reads_back_unchanged(store: &impl OrderStore) {
@@ -376,6 +377,58 @@ async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderS
         "an anomaly changes no state"
     );
     assert_eq!(stored.version, 1);
+    assert_eq!(
+        stored.event_version, total as u64,
+        "every anomaly is one status event, kept in the list or not"
+    );
+    assert_eq!(stored.last_anomaly, Some(anomaly(total - 1)));
+}
+
+async fn each_move_and_each_anomaly_counts_one_event_in_the_same_write(store: &impl OrderStore) {
+    store.create(&order("EVT1", 1500)).await.unwrap();
+    assert_eq!(
+        store.get(&tn("EVT1")).await.unwrap().unwrap().event_version,
+        0,
+        "an intent is no event"
+    );
+    let flagged = Anomaly {
+        at: t0(),
+        source: ReportSource::Webhook,
+        reason: AnomalyReason::UndocumentedStatus,
+        report: std::collections::BTreeMap::new(),
+    };
+    let moved = store
+        .transition(
+            &tn("EVT1"),
+            &Transition {
+                anomaly: Some(flagged.clone()),
+                ..move_to(OrderStatus::Unconfirmed, 1)
+            },
+        )
+        .await
+        .unwrap();
+    let Transitioned::Applied(moved) = moved else {
+        panic!("{moved:?}")
+    };
+    assert_eq!(
+        moved.event_version, 2,
+        "a move with an anomaly is two events"
+    );
+    assert_eq!(moved.last_anomaly, Some(flagged));
+    let Transitioned::Applied(done) = store
+        .transition(&tn("EVT1"), &move_to(OrderStatus::Succeeded, 2))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(done.event_version, 3);
+    assert!(keep(store, "EVT1", Some(notification(3)), None).await);
+    assert_eq!(
+        store.get(&tn("EVT1")).await.unwrap().unwrap().event_version,
+        3,
+        "a kept duplicate is no event"
+    );
 }
 
 async fn a_transition_for_one_intent_never_moves_another(store: &impl OrderStore) {

@@ -156,7 +156,9 @@ impl OrderStore for InMemoryStore {
         if let Some(anomaly) = &t.anomaly {
             order.anomalies.push(anomaly.clone());
             order.anomaly_count += 1;
+            order.last_anomaly = Some(anomaly.clone());
         }
+        order.event_version += 1 + u64::from(t.anomaly.is_some());
         if t.write_id.is_some() {
             order.last_write.clone_from(&t.write_id);
         }
@@ -260,6 +262,8 @@ impl OrderStore for InMemoryStore {
                 order.anomalies.push(anomaly.clone());
             }
             order.anomaly_count += 1;
+            order.last_anomaly = Some(anomaly.clone());
+            order.event_version += 1;
         }
         order.last_write = Some(keep.write_id.clone());
         drop(orders);

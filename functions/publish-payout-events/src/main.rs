@@ -1,0 +1,37 @@
+//! Wiring only: logs, configuration and the EventBridge client once, then one batch of stream
+//! records per invocation, within the invocation's deadline.
+
+use aws_config::BehaviorVersion;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use payout_core::budget;
+use payout_core::config::EventsConfig;
+use payout_core::events::EventBridgeSink;
+use payout_core::metrics::EmfMetrics;
+use publish_payout_events::handler::Publisher;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    payout_core::telemetry::init();
+    let config =
+        EventsConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(budget::aws_timeouts())
+        .load()
+        .await;
+    let publisher = Publisher::new(
+        EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.bus),
+        EmfMetrics {
+            environment: config.environment,
+            function: "publish-payout-events",
+        },
+    );
+    let publisher = &publisher;
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let deadline = budget::deadline_of(event.context.deadline, chrono::Utc::now());
+            let answer = publisher.handle(&event.payload, deadline).await?;
+            Ok::<_, Error>(serde_json::to_value(answer)?)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,78 @@
+//! DynamoDB stream records as Lambda delivers them (`{"Records": [...]}`), read leniently: only
+//! `eventName`, `dynamodb.OldImage`, `dynamodb.NewImage` and `dynamodb.SequenceNumber` matter,
+//! anything else (and its format, which emulators vary) is ignored. Each record is read on its
+//! own, so one unreadable record fails itself, not the whole batch.
+
+use serde::Deserialize;
+
+use super::{PayoutEvent, for_change};
+use crate::order::Order;
+use crate::store::{StoreError, order_from_image};
+
+/// Why a stream record yields no events.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("the stream record is not readable: {0}")]
+    Shape(String),
+    #[error("the stream record's image is not an order")]
+    Image(#[from] StoreError),
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Change {
+    #[serde(rename = "OldImage", default)]
+    old_image: Option<serde_dynamo::Item>,
+    #[serde(rename = "NewImage", default)]
+    new_image: Option<serde_dynamo::Item>,
+    #[serde(rename = "SequenceNumber", default)]
+    sequence_number: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Record {
+    #[serde(rename = "eventName", default)]
+    event_name: Option<String>,
+    #[serde(default)]
+    dynamodb: Change,
+}
+
+/// One stream record, read.
+#[derive(Debug)]
+pub struct StreamRecord {
+    /// What Lambda's `batchItemFailures` names this record by.
+    pub sequence_number: Option<String>,
+    pub old: Option<Order>,
+    pub new: Option<Order>,
+}
+
+impl StreamRecord {
+    /// The sequence number of a record even when the rest of it is unreadable.
+    pub fn sequence_number_of(raw: &serde_json::Value) -> Option<String> {
+        raw.get("dynamodb")?
+            .get("SequenceNumber")?
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    pub fn parse(raw: &serde_json::Value) -> Result<Self, RecordError> {
+        let record = Record::deserialize(raw).map_err(|e| RecordError::Shape(e.to_string()))?;
+        let image = |image: Option<serde_dynamo::Item>| image.map(order_from_image).transpose();
+        let (old, new) = match record.event_name.as_deref() {
+            Some("INSERT" | "MODIFY" | "REMOVE") | None => (
+                image(record.dynamodb.old_image)?,
+                image(record.dynamodb.new_image)?,
+            ),
+            Some(other) => return Err(RecordError::Shape(format!("eventName {other:?}"))),
+        };
+        Ok(Self {
+            sequence_number: record.dynamodb.sequence_number,
+            old,
+            new,
+        })
+    }
+
+    /// The events this change stands for ([`for_change`]).
+    pub fn events(&self) -> Vec<PayoutEvent> {
+        for_change(self.old.as_ref(), self.new.as_ref())
+    }
+}
