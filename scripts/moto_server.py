@@ -17,7 +17,10 @@ e.g. `DynamoDB_20120810.PutItem`), so benchmarks count AWS calls at the emulator
 `POST /_moto_state/faults {"target", "contains", "after", "times"}` makes the next `times`
 requests for that operation whose body contains `contains` answer HTTP 500 (DynamoDB's
 InternalServerError, which the SDK retries): with `after` true the request is applied first,
-as when DynamoDB's answer is lost after the write landed; otherwise it is not applied.
+as when DynamoDB's answer is lost after the write landed; otherwise it is not applied. With
+`"partial": true` (EventBridge's PutEvents), only the entries whose JSON contains `contains` are
+refused (`ThrottlingException` in the answer's entry, as EventBridge reports a partial failure)
+and the others are published.
 """
 
 import collections
@@ -35,7 +38,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 _lock = threading.Lock()
 _call = DomainDispatcherApplication.__call__
 _STATE_FILE = os.environ.get("MOTO_STATE_FILE")
-_SERVICES = ("dynamodb", "secretsmanager")
+_SERVICES = ("dynamodb", "secretsmanager", "events", "sqs")
 _SAVE_AND_EXIT = "/_moto_state/save-and-exit"
 _CALLS = "/_moto_state/calls"
 _FAULTS = "/_moto_state/faults"
@@ -66,12 +69,39 @@ def _read_body(environ):
     return body
 
 
+def _partially(app, environ, start_response, body, contains):
+    """PutEvents with the entries containing `contains` refused and the others published."""
+    entries = json.loads(body).get("Entries", [])
+    refused = [contains in json.dumps(entry, ensure_ascii=False) for entry in entries]
+    passing = [entry for entry, no in zip(entries, refused) if not no]
+    published = []
+    if passing:
+        forwarded = json.dumps({"Entries": passing}).encode()
+        environ["wsgi.input"] = io.BytesIO(forwarded)
+        environ["CONTENT_LENGTH"] = str(len(forwarded))
+        answer = b"".join(_call(app, environ, lambda *args, **kwargs: (lambda data: None)))
+        published = json.loads(answer).get("Entries", [])
+    merged, failed = [], 0
+    for no in refused:
+        if no or not published:
+            merged.append({"ErrorCode": "ThrottlingException", "ErrorMessage": "injected fault"})
+            failed += 1
+        else:
+            entry = published.pop(0)
+            failed += 1 if entry.get("ErrorCode") else 0
+            merged.append(entry)
+    start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1")])
+    return [json.dumps({"FailedEntryCount": failed, "Entries": merged}).encode()]
+
+
 def _injected(app, environ, start_response, target):
     """Answers 500 for a matching fault (applying the request first when asked)."""
     body = _read_body(environ)
     for fault in _faults:
         if fault["target"] == target and fault["times"] > 0 and fault["contains"].encode() in body:
             fault["times"] -= 1
+            if fault["partial"]:
+                return _partially(app, environ, start_response, body, fault["contains"])
             if fault["after"]:
                 list(_call(app, environ, lambda *args, **kwargs: (lambda data: None)))
             start_response("500 Internal Server Error", [("Content-Type", "application/x-amz-json-1.0")])
@@ -98,6 +128,7 @@ def _serialized(self, environ, start_response):
                 "contains": fault.get("contains", ""),
                 "after": bool(fault.get("after", False)),
                 "times": int(fault.get("times", 1)),
+                "partial": bool(fault.get("partial", False)),
             })
             start_response("204 No Content", [])
             return []

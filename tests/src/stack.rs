@@ -3,6 +3,7 @@
 //! with their environment built from the configuration's own variable names.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -10,6 +11,7 @@ use payout_core::config;
 use payout_core::testkit::{Moto, aws_config_for};
 use tokio::net::TcpListener;
 
+use crate::events::{self, Collector, StreamPump};
 use crate::lambda::{Function, binary_in};
 use crate::local;
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -40,6 +42,9 @@ pub struct StackConfig {
     pub reconcile_instances: usize,
     /// More variables for every function (optional settings, `RUST_LOG`, ...).
     pub extra_env: Vec<(String, String)>,
+    /// Also run status events: the publisher fed from the table's stream, a bus, and a
+    /// collector reading what reaches it ([`crate::events`]).
+    pub events: bool,
 }
 
 impl StackConfig {
@@ -61,6 +66,7 @@ impl StackConfig {
             webhook_instances: 1,
             reconcile_instances: 1,
             extra_env: Vec::new(),
+            events: false,
         }
     }
 }
@@ -73,6 +79,8 @@ pub struct Stack {
     pub submit: Function,
     pub webhook: Function,
     pub reconcile: Function,
+    /// With [`StackConfig::events`].
+    pub events: Option<StackEvents>,
     pub http: reqwest::Client,
     pub sdk: SdkConfig,
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -118,11 +126,17 @@ impl Stack {
         let notify = format!("{}/vexora/notify", webhook.url);
         let submit = start("submit-payout", notify.clone(), config.submit_instances).await?;
         let reconcile = start("reconcile-payouts", notify, config.reconcile_instances).await?;
+        let events = if config.events {
+            Some(StackEvents::start(&sdk, &config).await?)
+        } else {
+            None
+        };
         Ok(Self {
             sandbox,
             submit,
             webhook,
             reconcile,
+            events,
             http: reqwest::Client::new(),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
@@ -161,4 +175,48 @@ pub fn env(config: &StackConfig, vexora_base_url: &str, notify_url: &str) -> Vec
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .chain(config.extra_env.iter().cloned())
     .collect()
+}
+
+/// Status events of a stack: the publisher, the stream pump feeding it, and the collector.
+#[derive(Debug)]
+pub struct StackEvents {
+    pub publisher: Arc<Function>,
+    pub pump: StreamPump,
+    pub collector: Collector,
+    pub bus: String,
+}
+
+impl StackEvents {
+    async fn start(sdk: &SdkConfig, config: &StackConfig) -> Result<Self, String> {
+        let bus = format!("bus-{}", config.table);
+        let queue_url = events::setup(sdk, &bus, &format!("events-{}", config.table)).await?;
+        let env: Vec<(String, String)> = [
+            (config::PAYOUT_EVENTS_BUS, bus.as_str()),
+            ("AWS_ENDPOINT_URL", config.aws_endpoint.as_str()),
+            ("AWS_REGION", "ap-northeast-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain(config.extra_env.iter().cloned())
+        .collect();
+        let publisher = Arc::new(
+            Function::start(
+                binary_in(config.profile, "publish-payout-events"),
+                "publish-payout-events",
+                &env,
+                1,
+            )
+            .await?,
+        );
+        let pump = StreamPump::start(sdk, &config.table, publisher.clone(), 100).await?;
+        let collector = Collector::start(sdk, queue_url, false);
+        Ok(Self {
+            publisher,
+            pump,
+            collector,
+            bus,
+        })
+    }
 }

@@ -7,6 +7,8 @@
 mod deploy_parameters;
 #[path = "checks/deployed_build.rs"]
 mod deployed_build;
+#[path = "events.rs"]
+mod events;
 #[path = "checks/first_payout.rs"]
 mod first_payout;
 #[path = "checks/pipeline.rs"]
@@ -360,6 +362,7 @@ async fn a_put_that_landed_but_answered_500_is_sent_exactly_once() {
             contains: trade_no,
             after_applying: true,
             times,
+            ..Fault::default()
         })
         .await
         .unwrap();
@@ -400,6 +403,7 @@ async fn a_withdrawal_that_landed_but_answered_500_keeps_nothing_and_says_nothin
             contains: "E2E-WITHDRAWN",
             after_applying: true,
             times: 1,
+            ..Fault::default()
         })
         .await
         .unwrap();

@@ -219,14 +219,16 @@ impl Moto {
 
 /// A fault the server injects (`scripts/moto_server.py`): the next `times` requests of the
 /// operation `target` (an X-Amz-Target, e.g. `DynamoDB_20120810.PutItem`) whose body contains
-/// `contains` answer HTTP 500; with `after_applying` the request is applied first.
-#[derive(Debug, Clone, serde::Serialize)]
+/// `contains` answer HTTP 500; with `after_applying` the request is applied first. With
+/// `partial` (PutEvents), only the entries containing `contains` are refused in a 200 answer.
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Fault<'a> {
     pub target: &'a str,
     pub contains: &'a str,
     #[serde(rename = "after")]
     pub after_applying: bool,
     pub times: u32,
+    pub partial: bool,
 }
 
 fn free_port() -> Result<u16, String> {
