@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make dev`: the whole product on this machine. Starts the moto server (DynamoDB + Secrets
-# Manager), creates the table and the secret, starts the Vexora sandbox, serves submit-payout and
-# payout-webhook through `cargo lambda watch`, then sends a demo payout and follows it to a final
-# state. Ctrl-C stops everything it started.
+# `make dev`: the whole product on this machine. Starts the moto server (DynamoDB with its
+# stream, Secrets Manager, EventBridge, SQS), creates the table and the secret, starts the Vexora
+# sandbox, serves the functions through `cargo lambda watch`, feeds the table's stream to
+# publish-payout-events and prints the status events it publishes, then sends a demo payout and
+# follows it to a final state. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,7 @@ VENV=.venv
 export AWS_ENDPOINT_URL="http://127.0.0.1:${MOTO_PORT}"
 export AWS_REGION=ap-northeast-1 AWS_DEFAULT_REGION=ap-northeast-1
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
-export PAYOUTS_TABLE=payouts-local VEXORA_SECRET_ID=vexora/local
+export PAYOUTS_TABLE=payouts-local VEXORA_SECRET_ID=vexora/local PAYOUT_EVENTS_BUS=payout-events-local
 # A fresh app secret per run: no published value ever verifies anything.
 SANDBOX_APP_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 export SANDBOX_MERCHANT_NO=0000000001 SANDBOX_APP_SECRET
@@ -73,6 +74,7 @@ AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL}
 AWS_REGION=${AWS_REGION}
 AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID}
 AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY}
+PAYOUT_EVENTS_BUS=${PAYOUT_EVENTS_BUS}
 ENV
 
 say "serving the functions with cargo lambda watch on http://127.0.0.1:${WATCH_PORT} (log: target/dev/functions.log)"
@@ -80,6 +82,11 @@ say "serving the functions with cargo lambda watch on http://127.0.0.1:${WATCH_P
   --env-file target/dev/functions.env >target/dev/functions.log 2>&1 &
 pids+=($!)
 wait_port "$WATCH_PORT" "cargo lambda watch" 120
+
+say "feeding the table's stream to publish-payout-events; status events go to target/dev/events.log"
+INVOKE_URL="http://127.0.0.1:${WATCH_PORT}/2015-03-31/functions/publish-payout-events/invocations" \
+  target/debug/local-events >target/dev/events.log 2>&1 &
+pids+=($!)
 
 TRADE_NO="DEMO-$(date +%Y%m%d%H%M%S)"
 BODY=$(cat <<JSON
@@ -101,6 +108,16 @@ done
 [[ "$last" == SUCCEEDED ]] || { echo "make dev: the demo payout did not reach SUCCEEDED (see target/dev/*.log)" >&2; exit 1; }
 curl -sS "${API}/payouts/${TRADE_NO}"; echo
 
+say "status events published for ${TRADE_NO} (the first delivery compiles the publisher)"
+for _ in $(seq 1 1800); do
+  (($(grep -c "\"tradeNo\":\"${TRADE_NO}\"" target/dev/events.log || true) >= 2)) && break
+  sleep 0.5
+done
+grep "\"tradeNo\":\"${TRADE_NO}\"" target/dev/events.log \
+  || { echo "make dev: no status events for ${TRADE_NO} (see target/dev/events.log)" >&2; exit 1; }
+grep -q "\"status\":\"SUCCEEDED\"" <(grep "${TRADE_NO}" target/dev/events.log) \
+  || { echo "make dev: the SUCCEEDED event did not arrive (see target/dev/events.log)" >&2; exit 1; }
+
 cat <<TXT
 
 The local stack is running. Ctrl-C stops it.
@@ -108,7 +125,8 @@ The local stack is running. Ctrl-C stops it.
   payout-webhook  ${NOTIFY}
   Vexora sandbox  http://127.0.0.1:${SANDBOX_PORT}  (ledger: /sandbox/ledger)
   moto            ${AWS_ENDPOINT_URL}
-  logs            target/dev/{functions,sandbox,moto}.log
+  status events   bus ${PAYOUT_EVENTS_BUS}, printed to target/dev/events.log
+  logs            target/dev/{functions,sandbox,moto,events}.log
 
 Try:
   curl -s ${API}/payouts/${TRADE_NO}

@@ -24,6 +24,7 @@ and the others are published.
 """
 
 import collections
+import copyreg
 import io
 import json
 import os
@@ -34,6 +35,10 @@ import threading
 from moto import server
 from moto.backends import get_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+# SQS queues hold locks; a saved state gets fresh ones (nothing holds them across a restart).
+copyreg.pickle(type(threading.RLock()), lambda lock: (threading.RLock, ()))
+copyreg.pickle(type(threading.Lock()), lambda lock: (threading.Lock, ()))
 
 _lock = threading.Lock()
 _call = DomainDispatcherApplication.__call__

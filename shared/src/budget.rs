@@ -58,6 +58,11 @@ pub fn reconcile_one(vexora_timeout: Duration) -> Duration {
     aws_calls(5) + vexora_timeout + aws_calls(2)
 }
 
+/// How long an invocation may run when its context's deadline cannot be right: Lambda never
+/// hands over an event with less than a second left, but some local emulators send none (0) or
+/// one already past.
+pub const UNKNOWN_DEADLINE_BUDGET: Duration = Duration::from_secs(30);
+
 /// The moment a Lambda invocation must have answered by, from its context (epoch milliseconds).
 pub fn deadline_of(
     deadline_epoch_ms: u64,
@@ -66,12 +71,39 @@ pub fn deadline_of(
     let left = i64::try_from(deadline_epoch_ms)
         .unwrap_or(i64::MAX)
         .saturating_sub(now.timestamp_millis())
-        .max(0);
-    std::time::Instant::now() + Duration::from_millis(left.unsigned_abs())
+        .max(0)
+        .unsigned_abs();
+    let left = if left < 1000 {
+        tracing::warn!(
+            deadline_epoch_ms,
+            "the invocation's deadline is missing or already past; assuming {} s",
+            UNKNOWN_DEADLINE_BUDGET.as_secs()
+        );
+        UNKNOWN_DEADLINE_BUDGET
+    } else {
+        Duration::from_millis(left)
+    };
+    std::time::Instant::now() + left
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_deadline_that_cannot_be_right_gets_the_fallback_budget() {
+        let now = chrono::Utc::now();
+        let ms = |d: i64| u64::try_from(now.timestamp_millis() + d).unwrap();
+        let left = |deadline| {
+            super::deadline_of(deadline, now).saturating_duration_since(std::time::Instant::now())
+        };
+        assert!(left(ms(60_000)) > super::Duration::from_secs(55));
+        assert!(left(ms(60_000)) <= super::Duration::from_secs(60));
+        for broken in [0, ms(-5_000), ms(200)] {
+            let l = left(broken);
+            assert!(l > super::Duration::from_secs(25), "{broken}: {l:?}");
+            assert!(l <= super::UNKNOWN_DEADLINE_BUDGET);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -18,6 +18,19 @@ pub mod store {
 /// What the secret cache calls ([`crate::secrets::SecretsManagerStore`]).
 pub const SECRET_READ: [&str; 1] = ["secretsmanager:GetSecretValue"];
 
+/// What the event sink calls ([`crate::events::EventBridgeSink`]), on the payouts bus.
+pub const EVENTS_PUT: [&str; 1] = ["events:PutEvents"];
+
+/// What Lambda's event source mapping calls as the publisher to read the table's stream, and
+/// to hand a record it gave up on to the on-failure queue.
+pub const STREAM_READ: [&str; 4] = [
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+];
+pub const FAILURE_QUEUE: [&str; 1] = ["sqs:SendMessage"];
+
 /// Actions of one function, by resource.
 #[derive(Debug, Clone, Copy)]
 pub struct Needs {
@@ -25,7 +38,13 @@ pub struct Needs {
     pub table: &'static [&'static str],
     pub index: &'static [&'static str],
     pub secret: &'static [&'static str],
+    pub bus: &'static [&'static str],
+    pub stream: &'static [&'static str],
+    /// The on-failure queue of the function's event source mapping.
+    pub failure_queue: &'static [&'static str],
 }
+
+const NOTHING: &[&str] = &[];
 
 /// `submit-payout`: create, get, transition, delete_pending, keep; refresh uses claim_refresh
 /// and the resolver (transition, keep).
@@ -39,6 +58,9 @@ pub const SUBMIT_PAYOUT: Needs = Needs {
     ],
     index: &[],
     secret: &SECRET_READ,
+    bus: NOTHING,
+    stream: NOTHING,
+    failure_queue: NOTHING,
 };
 
 /// `payout-webhook`: transition, get, keep.
@@ -47,6 +69,9 @@ pub const PAYOUT_WEBHOOK: Needs = Needs {
     table: &[store::GET, store::TRANSITION],
     index: &[],
     secret: &SECRET_READ,
+    bus: NOTHING,
+    stream: NOTHING,
+    failure_queue: NOTHING,
 };
 
 /// `reconcile-payouts`: due_for_check, get, claim_check and the resolver.
@@ -55,6 +80,25 @@ pub const RECONCILE_PAYOUTS: Needs = Needs {
     table: &[store::GET, store::CLAIM_CHECK],
     index: &[store::DUE_FOR_CHECK],
     secret: &SECRET_READ,
+    bus: NOTHING,
+    stream: NOTHING,
+    failure_queue: NOTHING,
 };
 
-pub const ALL: [Needs; 3] = [SUBMIT_PAYOUT, PAYOUT_WEBHOOK, RECONCILE_PAYOUTS];
+/// `publish-payout-events`: the sink; its records come from the stream, not the table.
+pub const PUBLISH_PAYOUT_EVENTS: Needs = Needs {
+    binary: "publish-payout-events",
+    table: NOTHING,
+    index: NOTHING,
+    secret: NOTHING,
+    bus: &EVENTS_PUT,
+    stream: &STREAM_READ,
+    failure_queue: &FAILURE_QUEUE,
+};
+
+pub const ALL: [Needs; 4] = [
+    SUBMIT_PAYOUT,
+    PAYOUT_WEBHOOK,
+    RECONCILE_PAYOUTS,
+    PUBLISH_PAYOUT_EVENTS,
+];

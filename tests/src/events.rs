@@ -272,7 +272,8 @@ async fn pump<I: Invoke>(
     batch_size: usize,
     stats: Arc<PumpStats>,
 ) {
-    let idle = Duration::from_millis(50);
+    // Every request to the emulator waits for its one lock: poll gently when there is nothing.
+    let idle = Duration::from_millis(250);
     // Records read but not yet delivered successfully, oldest first.
     let mut pending: Vec<Value> = Vec::new();
     // The last record read from the stream, to resume after an emulator restart.
@@ -418,7 +419,7 @@ impl Collector {
                 };
                 let messages = page.messages.unwrap_or_default();
                 if messages.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 for message in messages {
                     let body: Value = message

@@ -10,7 +10,7 @@
 //! as DynamoDB's would be); and a secret rotation mid-run (Vexora first, then Secrets Manager,
 //! the documented order).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 
+use crate::events::Received;
 use crate::local;
 use crate::sandbox::{Behaviour, Ledger, SandboxConfig};
 use crate::stack::{MERCHANT, Stack, StackConfig};
@@ -167,6 +168,7 @@ async fn stack(plan: &Plan, old_secret: &str, moto: &Moto) -> Result<Stack, Stri
     };
     config.submit_instances = 8;
     config.webhook_instances = 2;
+    config.events = true;
     config
         .extra_env
         .push((config::RECONCILE_MAX_ORDERS.to_owned(), "10000".to_owned()));
@@ -349,7 +351,25 @@ pub struct Report {
     pub non_final: Vec<NonFinal>,
     pub canaries_checked: usize,
     pub log_lines_scanned: usize,
+    pub events: EventsReport,
     pub violations: Vec<Violation>,
+}
+
+/// Status events against the order histories in DynamoDB: every order's versions
+/// `1..=eventVersion` published, nothing else.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsReport {
+    /// Events the stored orders stand for.
+    pub expected: usize,
+    /// Distinct events received (by `eventId`).
+    pub received: usize,
+    /// Deliveries beyond the first of an event (at least once; consumers deduplicate).
+    pub redelivered: usize,
+    pub missing: usize,
+    pub extra: usize,
+    /// Stream records handed back by the publisher and delivered again.
+    pub records_handed_back: u64,
 }
 
 /// Runs the plan and compares the ledgers. `Err` means the run itself could not be carried out.
@@ -477,12 +497,17 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
         stored.push(store.get(&trade_no).await.map_err(|e| e.to_string())?);
     }
     let item_count = count_items(&s).await?;
+    let events = events_settled(&s, &stored).await;
     let ledger = s.sandbox.ledger();
     let logs = format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
         s.submit.logs(),
         s.webhook.logs(),
-        s.reconcile.logs()
+        s.reconcile.logs(),
+        s.events
+            .as_ref()
+            .map(|e| e.publisher.logs())
+            .unwrap_or_default()
     );
     std::fs::write(plan.out_dir.join("function-logs.jsonl"), &logs).map_err(|e| e.to_string())?;
 
@@ -503,11 +528,20 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
         item_count,
         &ledger,
     );
+    compare_events(&mut report, &stored, &events);
+    if let Some(e) = &s.events {
+        report.events.records_handed_back = e
+            .pump
+            .stats
+            .handed_back
+            .load(std::sync::atomic::Ordering::Relaxed);
+    }
     let answers = told
         .iter()
         .flatten()
         .chain(final_view.iter().flatten())
         .map(|t| format!("{t:?}"))
+        .chain(events.iter().map(|e| e.detail.to_string()))
         .collect::<Vec<_>>()
         .join("\n");
     scan_canaries(
@@ -521,6 +555,101 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
     std::fs::write(plan.out_dir.join("report.json"), json).map_err(|e| e.to_string())?;
     std::fs::write(plan.out_dir.join("report.md"), report.summary()).map_err(|e| e.to_string())?;
     Ok(report)
+}
+
+/// The events the collector received once every stored order's are in, or once nothing new has
+/// arrived for 30 s (then what is missing is reported).
+async fn events_settled(s: &Stack, stored: &[Option<Order>]) -> Vec<Received> {
+    let Some(events) = &s.events else {
+        return Vec::new();
+    };
+    let expected: usize = stored
+        .iter()
+        .flatten()
+        .map(|o| usize::try_from(o.event_version).unwrap_or(usize::MAX))
+        .sum();
+    let mut last_count = 0;
+    let mut last_progress = Instant::now();
+    loop {
+        let received = events.collector.received();
+        let distinct: BTreeSet<&str> = received.iter().map(Received::event_id).collect();
+        if distinct.len() >= expected || last_progress.elapsed() > Duration::from_secs(30) {
+            return received;
+        }
+        if received.len() != last_count {
+            last_count = received.len();
+            last_progress = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Events against the stored orders: versions `1..=eventVersion` of each, once or more; the
+/// last status event's status is the order's.
+fn compare_events(report: &mut Report, stored: &[Option<Order>], events: &[Received]) {
+    let mut by_id: BTreeMap<&str, Vec<&Received>> = BTreeMap::new();
+    for event in events {
+        by_id.entry(event.event_id()).or_default().push(event);
+    }
+    let mut expected_ids = BTreeSet::new();
+    for order in stored.iter().flatten() {
+        let t = order.trade_no.as_str();
+        let mut last_status: Option<(u64, &str)> = None;
+        for version in 1..=order.event_version {
+            let id = format!("{t}#{version}");
+            match by_id.get(id.as_str()) {
+                None => {
+                    report.events.missing += 1;
+                    report.violations.push(Violation {
+                        trade_no: t.to_owned(),
+                        kind: "event_missing",
+                        detail: format!(
+                            "no event {id} (the order stands at eventVersion {})",
+                            order.event_version
+                        ),
+                    });
+                }
+                Some(copies) => {
+                    let first = copies[0];
+                    if copies.iter().any(|c| c.detail != first.detail) {
+                        report.violations.push(Violation {
+                            trade_no: t.to_owned(),
+                            kind: "event_inconsistent",
+                            detail: format!("deliveries of {id} differ"),
+                        });
+                    }
+                    if first.detail_type == payout_core::events::DetailType::StatusChanged.as_str()
+                    {
+                        last_status = Some((version, first.status()));
+                    }
+                }
+            }
+            expected_ids.insert(id);
+        }
+        if let Some((version, status)) = last_status
+            && status != order.status.as_str()
+        {
+            report.violations.push(Violation {
+                trade_no: t.to_owned(),
+                kind: "event_wrong_status",
+                detail: format!(
+                    "last status event (#{version}) says {status}, the order is {}",
+                    order.status.as_str()
+                ),
+            });
+        }
+    }
+    report.events.expected = expected_ids.len();
+    report.events.received = by_id.len();
+    report.events.redelivered = events.len() - by_id.len();
+    for (id, _) in by_id.iter().filter(|(id, _)| !expected_ids.contains(**id)) {
+        report.events.extra += 1;
+        report.violations.push(Violation {
+            trade_no: id.split('#').next().unwrap_or_default().to_owned(),
+            kind: "event_extra",
+            detail: format!("event {id} stands for no stored change"),
+        });
+    }
 }
 
 /// Lets time pass for the reconciler (every unresolved order becomes due, as it would after its
@@ -896,6 +1025,7 @@ impl Report {
              | Reconciler runs / resolved | {} / {} |\n\
              | Anomalies recorded | {} |\n\
              | Canaries checked / log lines and answers scanned | {} / {} |\n\
+             | Status events (expected / received / missing / extra) | {} / {} / **{}** / **{}**; redelivered {}; stream records handed back {} |\n\
              | **Violations** | **{}** {} |\n",
             self.payouts,
             self.seed,
@@ -923,6 +1053,12 @@ impl Report {
             self.anomalies_recorded,
             self.canaries_checked,
             self.log_lines_scanned,
+            self.events.expected,
+            self.events.received,
+            self.events.missing,
+            self.events.extra,
+            self.events.redelivered,
+            self.events.records_handed_back,
             self.violations.len(),
             if kinds.is_empty() {
                 String::new()

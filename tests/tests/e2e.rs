@@ -7,7 +7,7 @@
 mod deploy_parameters;
 #[path = "checks/deployed_build.rs"]
 mod deployed_build;
-#[path = "events.rs"]
+#[path = "e2e/events.rs"]
 mod events;
 #[path = "checks/first_payout.rs"]
 mod first_payout;

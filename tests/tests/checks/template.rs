@@ -128,6 +128,9 @@ fn each_function_may_call_exactly_the_actions_its_code_calls() {
         let mut table = BTreeSet::new();
         let mut index = BTreeSet::new();
         let mut secret = BTreeSet::new();
+        let mut bus = BTreeSet::new();
+        let mut stream = BTreeSet::new();
+        let mut failure_queue = BTreeSet::new();
         for s in statements {
             if let Value::Tagged(conditional) = s {
                 // Only a customer managed key of an existing secret, and only through Secrets
@@ -147,7 +150,13 @@ fn each_function_may_call_exactly_the_actions_its_code_calls() {
             assert_eq!(s["Effect"], "Allow");
             let actions = texts(&s["Action"]);
             let (tag, target) = tagged(&s["Resource"]);
-            let bucket = if target.contains("/index/") {
+            let bucket = if target.contains("PayoutsTable.StreamArn") {
+                &mut stream
+            } else if target.contains("PayoutEventsBus.Arn") {
+                &mut bus
+            } else if target.contains("PayoutEventFailures.Arn") {
+                &mut failure_queue
+            } else if target.contains("/index/") {
                 assert!(target.contains(schema::UNRESOLVED_INDEX), "{target}");
                 &mut index
             } else if tag == "!GetAtt" && target.contains("PayoutsTable") {
@@ -166,6 +175,19 @@ fn each_function_may_call_exactly_the_actions_its_code_calls() {
             secret,
             set(needs.secret),
             "{}: secret actions",
+            needs.binary
+        );
+        assert_eq!(bus, set(needs.bus), "{}: bus actions", needs.binary);
+        assert_eq!(
+            stream,
+            set(needs.stream),
+            "{}: stream actions",
+            needs.binary
+        );
+        assert_eq!(
+            failure_queue,
+            set(needs.failure_queue),
+            "{}: failure queue actions",
             needs.binary
         );
     }
