@@ -2,8 +2,8 @@
 //! the one rule that derives them from the table's stream (old and new image of a write).
 //!
 //! Every move out of a state is one `Payout Status Changed` event and every recorded anomaly one
-//! `Payout Anomaly Recorded` event. The write that makes the change also counts it in the item's
-//! `eventVersion` ([`Order::event_version`]), so each event's `version` is its place in the
+//! `Payout Anomaly Recorded` event. The write that makes the change also counts it in the item
+//! (`version` for a move, `anomalyCount` for an anomaly: [`Order::event_count`]), so each event's `version` is its place in the
 //! order's own sequence (1, 2, 3, ... without gaps): a consumer that holds version 3 and not 2
 //! knows it missed one, and a redelivered stream record gives the same `eventId`
 //! (`tradeNo#version`). A `PENDING` intent is not an event: it is not yet a payout (it may be
@@ -84,8 +84,8 @@ impl PayoutEvent {
 /// a withdrawn one or a write that only annotates; one for a move or an anomaly; two for a move
 /// that recorded an anomaly in the same write (the move first).
 ///
-/// The versions come from the new image's `eventVersion`, which the same write counted: they
-/// are `new - k + 1 ..= new` for `k` events. A stream record delivered again yields the same
+/// The versions come from the new image's [`Order::event_count`], which the same write counted:
+/// they are `new - k + 1 ..= new` for `k` events. A stream record delivered again yields the same
 /// events with the same ids.
 pub fn for_change(old: Option<&Order>, new: Option<&Order>) -> Vec<PayoutEvent> {
     let Some(new) = new else {
@@ -95,7 +95,7 @@ pub fn for_change(old: Option<&Order>, new: Option<&Order>) -> Vec<PayoutEvent> 
     let moved = previous_status != Some(new.status) && new.status != OrderStatus::Pending;
     let anomaly = new.anomaly_count > old.map_or(0, |o| o.anomaly_count);
     let count = u64::from(moved) + u64::from(anomaly);
-    let first = new.event_version.saturating_sub(count) + 1;
+    let first = new.event_count().saturating_sub(count) + 1;
     let event = |detail_type, version: u64, occurred_at, reason| PayoutEvent {
         detail_type,
         detail: Detail {
@@ -121,7 +121,13 @@ pub fn for_change(old: Option<&Order>, new: Option<&Order>) -> Vec<PayoutEvent> 
         ));
     }
     if anomaly {
-        let recorded: Option<&Anomaly> = new.last_anomaly.as_ref().or(new.anomalies.last());
+        // `lastAnomaly` is this write's anomaly. Without it (an item written before it was kept),
+        // the list's last entry is this write's only while the list is not full.
+        let list_complete = new.anomalies.len() as u64 == new.anomaly_count;
+        let recorded: Option<&Anomaly> = new
+            .last_anomaly
+            .as_ref()
+            .or_else(|| new.anomalies.last().filter(|_| list_complete));
         events.push(event(
             DetailType::AnomalyRecorded,
             first + u64::from(moved),

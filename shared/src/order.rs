@@ -194,10 +194,6 @@ pub struct Order {
     /// The id of the submit that stored this order, never changed: tells this intent from a later
     /// one for the same `tradeNo` (both `PENDING`, version 1) ([`crate::intent`]).
     pub intent_id: Option<String>,
-    /// How many status events this order stands for: every move out of a state and every
-    /// recorded anomaly adds one, in the write that makes it ([`crate::events`]). `0` while
-    /// `PENDING`.
-    pub event_version: u64,
     /// The last anomaly recorded, kept even when [`Order::anomalies`] is full.
     pub last_anomaly: Option<Anomaly>,
 }
@@ -259,6 +255,15 @@ pub fn pending_abandoned_after(vexora_timeout: std::time::Duration) -> chrono::D
 }
 
 impl Order {
+    /// How many status events this order stands for ([`crate::events`]): one per move out of a
+    /// state (counted in `version`, which is 1 while `PENDING`) and one per recorded anomaly
+    /// (`anomaly_count`, counted also when the list is full), each counted by the very write
+    /// that makes it. Derived from counters every write has always kept, so an order written
+    /// before events existed, or by an older build mid-deploy, numbers its events the same way.
+    pub fn event_count(&self) -> u64 {
+        self.version.saturating_sub(1) + self.anomaly_count
+    }
+
     /// Whether this order is `PENDING` past the moment its submit has certainly ended
     /// ([`pending_abandoned_after`]): nobody will record Vexora's answer, so it is to be stored
     /// as `UNCONFIRMED` ([`crate::apply::settle_abandoned`]).
@@ -296,7 +301,6 @@ impl Order {
             manual_review: false,
             last_write: None,
             intent_id: None,
-            event_version: 0,
             last_anomaly: None,
         }
     }

@@ -356,7 +356,7 @@ pub struct Report {
 }
 
 /// Status events against the order histories in DynamoDB: every order's versions
-/// `1..=eventVersion` published, nothing else.
+/// `1..=event_count` published, nothing else.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsReport {
@@ -566,7 +566,7 @@ async fn events_settled(s: &Stack, stored: &[Option<Order>]) -> Vec<Received> {
     let expected: usize = stored
         .iter()
         .flatten()
-        .map(|o| usize::try_from(o.event_version).unwrap_or(usize::MAX))
+        .map(|o| usize::try_from(o.event_count()).unwrap_or(usize::MAX))
         .sum();
     let mut last_count = 0;
     let mut last_progress = Instant::now();
@@ -584,8 +584,11 @@ async fn events_settled(s: &Stack, stored: &[Option<Order>]) -> Vec<Received> {
     }
 }
 
-/// Events against the stored orders: versions `1..=eventVersion` of each, once or more; the
-/// last status event's status is the order's.
+/// Events against the stored orders: versions `1..=event_count` of each, once or more, every
+/// delivery of one id alike; as many status events as the order made moves (`version - 1`) and
+/// as many anomaly events as it recorded anomalies; the status events chain (each one's
+/// `previousStatus` is the status of the one before, the first's `PENDING`) and end at the
+/// order's status.
 fn compare_events(report: &mut Report, stored: &[Option<Order>], events: &[Received]) {
     let mut by_id: BTreeMap<&str, Vec<&Received>> = BTreeMap::new();
     for event in events {
@@ -595,7 +598,9 @@ fn compare_events(report: &mut Report, stored: &[Option<Order>], events: &[Recei
     for order in stored.iter().flatten() {
         let t = order.trade_no.as_str();
         let mut last_status: Option<(u64, &str)> = None;
-        for version in 1..=order.event_version {
+        let mut moves = 0u64;
+        let mut anomalies = 0u64;
+        for version in 1..=order.event_count() {
             let id = format!("{t}#{version}");
             match by_id.get(id.as_str()) {
                 None => {
@@ -604,8 +609,8 @@ fn compare_events(report: &mut Report, stored: &[Option<Order>], events: &[Recei
                         trade_no: t.to_owned(),
                         kind: "event_missing",
                         detail: format!(
-                            "no event {id} (the order stands at eventVersion {})",
-                            order.event_version
+                            "no event {id} (the order stands at {} events)",
+                            order.event_count()
                         ),
                     });
                 }
@@ -620,11 +625,38 @@ fn compare_events(report: &mut Report, stored: &[Option<Order>], events: &[Recei
                     }
                     if first.detail_type == payout_core::events::DetailType::StatusChanged.as_str()
                     {
+                        moves += 1;
+                        let before = last_status.map_or("PENDING", |(_, s)| s);
+                        let previous = first.detail["previousStatus"].as_str().unwrap_or("");
+                        if previous != before {
+                            report.violations.push(Violation {
+                                trade_no: t.to_owned(),
+                                kind: "event_inconsistent",
+                                detail: format!(
+                                    "{id} moves from {previous}, the status before was {before}"
+                                ),
+                            });
+                        }
                         last_status = Some((version, first.status()));
+                    } else {
+                        anomalies += 1;
                     }
                 }
             }
             expected_ids.insert(id);
+        }
+        if moves + anomalies == order.event_count()
+            && (moves != order.version - 1 || anomalies != order.anomaly_count)
+        {
+            report.violations.push(Violation {
+                trade_no: t.to_owned(),
+                kind: "event_inconsistent",
+                detail: format!(
+                    "{moves} status and {anomalies} anomaly events for {} moves and {} anomalies",
+                    order.version - 1,
+                    order.anomaly_count
+                ),
+            });
         }
         if let Some((version, status)) = last_status
             && status != order.status.as_str()

@@ -12,8 +12,10 @@ use crate::store::{StoreError, order_from_image};
 /// Why a stream record yields no events.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
+    /// Only a fixed description: a parser's message could quote an attribute's value, which may
+    /// be personal data.
     #[error("the stream record is not readable: {0}")]
-    Shape(String),
+    Shape(&'static str),
     #[error("the stream record's image is not an order")]
     Image(#[from] StoreError),
 }
@@ -55,14 +57,19 @@ impl StreamRecord {
     }
 
     pub fn parse(raw: &serde_json::Value) -> Result<Self, RecordError> {
-        let record = Record::deserialize(raw).map_err(|e| RecordError::Shape(e.to_string()))?;
+        let record = Record::deserialize(raw)
+            .map_err(|_| RecordError::Shape("not a DynamoDB stream record"))?;
         let image = |image: Option<serde_dynamo::Item>| image.map(order_from_image).transpose();
         let (old, new) = match record.event_name.as_deref() {
             Some("INSERT" | "MODIFY" | "REMOVE") | None => (
                 image(record.dynamodb.old_image)?,
                 image(record.dynamodb.new_image)?,
             ),
-            Some(other) => return Err(RecordError::Shape(format!("eventName {other:?}"))),
+            Some(_) => {
+                return Err(RecordError::Shape(
+                    "an eventName other than INSERT, MODIFY or REMOVE",
+                ));
+            }
         };
         Ok(Self {
             sequence_number: record.dynamodb.sequence_number,

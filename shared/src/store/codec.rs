@@ -116,10 +116,6 @@ pub fn to_item(o: &Order) -> Item {
         (attr::LAST_WRITE, o.last_write.as_deref().map(s)),
         (attr::INTENT_ID, o.intent_id.as_deref().map(s)),
         (
-            attr::EVENT_VERSION,
-            (o.event_version > 0).then(|| n(o.event_version)),
-        ),
-        (
             attr::LAST_ANOMALY,
             o.last_anomaly.as_ref().map(anomaly_to_attr),
         ),
@@ -262,7 +258,6 @@ pub fn from_item(item: &Item) -> Result<Order, StoreError> {
         ),
         last_write: opt_s(item, attr::LAST_WRITE),
         intent_id: opt_s(item, attr::INTENT_ID),
-        event_version: opt_n(item, attr::EVENT_VERSION)?.unwrap_or(0),
         last_anomaly: item
             .get(attr::LAST_ANOMALY)
             .map(anomaly_from_attr)

@@ -157,8 +157,15 @@ impl OrderStore for DynamoOrderStore {
             .delete_item()
             .table_name(&self.table)
             .key(attr::TRADE_NO, s(trade_no.as_str()))
-            .condition_expression("#status = :pending AND #intentId = :intent")
+            // An intent that already stands for an event (an anomaly recorded on it) is kept:
+            // withdrawing it would let a later intent reuse that event's id.
+            .condition_expression(
+                "#status = :pending AND #intentId = :intent \
+                 AND (attribute_not_exists(#anomalyCount) OR #anomalyCount = :zero)",
+            )
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#anomalyCount", attr::ANOMALY_COUNT)
             .expression_attribute_names("#intentId", attr::INTENT_ID)
             .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
             .expression_attribute_values(":intent", s(intent_id))

@@ -56,13 +56,6 @@ impl UpdatePlan {
         self.add.push(format!("{count} {one}"));
     }
 
-    /// Counts `events` status events in the item's `eventVersion` ([`crate::events`]).
-    fn events(&mut self, events: u64) {
-        let name = self.name(attr::EVENT_VERSION);
-        let value = self.value("events", n(events));
-        self.add.push(format!("{name} {value}"));
-    }
-
     /// Keeps `anomaly` as the item's last one (also when its list is full).
     fn last_anomaly(&mut self, anomaly: &Anomaly) {
         let name = self.name(attr::LAST_ANOMALY);
@@ -145,8 +138,6 @@ pub fn transition(t: &Transition) -> Result<UpdatePlan, StoreError> {
         );
         p.last_anomaly(anomaly);
     }
-    // One status event for the move, one more for an anomaly recorded with it.
-    p.events(1 + u64::from(t.anomaly.is_some()));
     if let Some(write_id) = &t.write_id {
         let (name, value) = (p.name(attr::LAST_WRITE), p.value("write", s(write_id)));
         p.set.push(format!("{name} = {value}"));
@@ -216,7 +207,6 @@ pub fn keep(k: &Keep) -> UpdatePlan {
             p.count(attr::ANOMALY_COUNT);
         }
         p.last_anomaly(anomaly);
-        p.events(1);
     }
     p
 }
@@ -273,9 +263,8 @@ mod tests {
         assert_eq!(p.values[":from1"], s("UNCONFIRMED"));
         assert_eq!(
             p.update_expression(),
-            "SET #status = :to, #version = #version + :one, #updatedAt = :at ADD #eventVersion :events"
+            "SET #status = :to, #version = #version + :one, #updatedAt = :at"
         );
-        assert_eq!(p.values[":events"], n(1), "a move is one status event");
         assert_consistent(&p);
     }
 
@@ -383,10 +372,9 @@ mod tests {
         });
         assert_eq!(
             full.update_expression(),
-            "SET #lastWrite = :write, #lastAnomaly = :lastAnomaly ADD #historyCount :one, #anomalyCount :one, #eventVersion :events",
+            "SET #lastWrite = :write, #lastAnomaly = :lastAnomaly ADD #historyCount :one, #anomalyCount :one",
             "an anomaly past the kept list is still counted, kept as the last one, and an event"
         );
-        assert_eq!(full.values[":events"], n(1));
         assert_consistent(&full);
 
         let history_only = keep(&Keep {
@@ -397,7 +385,8 @@ mod tests {
             write_id: "w".into(),
         });
         assert!(
-            !history_only.update_expression().contains("eventVersion"),
+            !history_only.update_expression().contains("anomalyCount")
+                && !history_only.update_expression().contains("version"),
             "a duplicate or stale report is no event"
         );
     }

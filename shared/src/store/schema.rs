@@ -51,7 +51,6 @@ pub mod attr {
     pub const INTENT_ID: &str = "intentId";
     /// How many status events this order's changes stand for ([`crate::events`]): every move
     /// and every recorded anomaly counts one, in the same write.
-    pub const EVENT_VERSION: &str = "eventVersion";
     /// The last anomaly recorded, kept even when the `anomalies` list is full.
     pub const LAST_ANOMALY: &str = "lastAnomaly";
 }

@@ -336,8 +336,24 @@ async fn only_a_pending_order_at_its_version_is_deleted(store: &impl OrderStore)
             .unwrap(),
         "absent"
     );
+    store.create(&order("DEL3", 1500)).await.unwrap();
+    let flagged = Anomaly {
+        at: t0(),
+        source: ReportSource::Webhook,
+        reason: AnomalyReason::AmountMismatch,
+        report: std::collections::BTreeMap::new(),
+    };
+    assert!(keep(store, "DEL3", None, Some(flagged)).await);
+    assert!(
+        !store
+            .delete_pending(&tn("DEL3"), "intent-DEL3")
+            .await
+            .unwrap(),
+        "an intent that stands for an event (its anomaly) is kept: a later intent would reuse DEL3#1"
+    );
     assert!(store.get(&tn("DEL1")).await.unwrap().is_some());
     assert!(store.get(&tn("DEL2")).await.unwrap().is_some());
+    assert!(store.get(&tn("DEL3")).await.unwrap().is_some());
 
     assert!(
         store
@@ -378,7 +394,8 @@ async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderS
     );
     assert_eq!(stored.version, 1);
     assert_eq!(
-        stored.event_version, total as u64,
+        stored.event_count(),
+        total as u64,
         "every anomaly is one status event, kept in the list or not"
     );
     assert_eq!(stored.last_anomaly, Some(anomaly(total - 1)));
@@ -387,7 +404,7 @@ async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderS
 async fn each_move_and_each_anomaly_counts_one_event_in_the_same_write(store: &impl OrderStore) {
     store.create(&order("EVT1", 1500)).await.unwrap();
     assert_eq!(
-        store.get(&tn("EVT1")).await.unwrap().unwrap().event_version,
+        store.get(&tn("EVT1")).await.unwrap().unwrap().event_count(),
         0,
         "an intent is no event"
     );
@@ -411,7 +428,8 @@ async fn each_move_and_each_anomaly_counts_one_event_in_the_same_write(store: &i
         panic!("{moved:?}")
     };
     assert_eq!(
-        moved.event_version, 2,
+        moved.event_count(),
+        2,
         "a move with an anomaly is two events"
     );
     assert_eq!(moved.last_anomaly, Some(flagged));
@@ -422,10 +440,10 @@ async fn each_move_and_each_anomaly_counts_one_event_in_the_same_write(store: &i
     else {
         panic!()
     };
-    assert_eq!(done.event_version, 3);
+    assert_eq!(done.event_count(), 3);
     assert!(keep(store, "EVT1", Some(notification(3)), None).await);
     assert_eq!(
-        store.get(&tn("EVT1")).await.unwrap().unwrap().event_version,
+        store.get(&tn("EVT1")).await.unwrap().unwrap().event_count(),
         3,
         "a kept duplicate is no event"
     );

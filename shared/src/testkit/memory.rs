@@ -158,7 +158,6 @@ impl OrderStore for InMemoryStore {
             order.anomaly_count += 1;
             order.last_anomaly = Some(anomaly.clone());
         }
-        order.event_version += 1 + u64::from(t.anomaly.is_some());
         if t.write_id.is_some() {
             order.last_write.clone_from(&t.write_id);
         }
@@ -192,7 +191,8 @@ impl OrderStore for InMemoryStore {
         match orders.get(trade_no) {
             Some(o)
                 if o.status == OrderStatus::Pending
-                    && o.intent_id.as_deref() == Some(intent_id) =>
+                    && o.intent_id.as_deref() == Some(intent_id)
+                    && o.event_count() == 0 =>
             {
                 orders.remove(trade_no);
                 drop(orders);
@@ -263,7 +263,6 @@ impl OrderStore for InMemoryStore {
             }
             order.anomaly_count += 1;
             order.last_anomaly = Some(anomaly.clone());
-            order.event_version += 1;
         }
         order.last_write = Some(keep.write_id.clone());
         drop(orders);

@@ -106,10 +106,10 @@ fn moved(
         t0,
     );
     old.status = from;
-    old.event_version = version - 1;
+    // version - 1 events before this move: the order was at `version` (1 while PENDING).
+    old.version = version;
     let mut new = old.clone();
     new.status = to;
-    new.event_version = version;
     new.version += 1;
     serde_json::json!({
         "eventID": format!("e{seq}"),
