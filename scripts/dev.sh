@@ -51,7 +51,7 @@ trap 'exit 130' INT TERM
 
 mkdir -p target/dev
 say "building the sandbox and the setup tool"
-cargo build --quiet -p payout-e2e --bins
+cargo build --quiet -p payout-e2e -p payouts-admin --bins
 
 say "starting the moto server on ${AWS_ENDPOINT_URL}"
 "$VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$MOTO_PORT" >target/dev/moto.log 2>&1 &
@@ -118,6 +118,12 @@ grep "\"tradeNo\":\"${TRADE_NO}\"" target/dev/events.log \
 grep -q "\"status\":\"SUCCEEDED\"" <(grep "${TRADE_NO}" target/dev/events.log) \
   || { echo "make dev: the SUCCEEDED event did not arrive (see target/dev/events.log)" >&2; exit 1; }
 
+say "the balance at Vexora after the demo payout (GET /balance; the sandbox's ledger)"
+curl -sS --max-time 120 "${API}/balance"; echo
+
+say "the operator tool on the same table (payouts-admin)"
+target/debug/payouts-admin list
+
 cat <<TXT
 
 The local stack is running. Ctrl-C stops it.
@@ -134,6 +140,9 @@ Try:
   curl -s -X POST ${API}/payouts -H 'content-type: application/json' -d '${BODY//$'\n'/}'   # same again: 200, no second payout
   curl -s -X POST ${API}/payouts -H 'content-type: application/json' -d '{"amount":"99"}'   # 400 with every violation
   # amounts ending in 11..20 script Vexora's other outcomes (see README), e.g. 1012 fails, 1014 answers code 5000
+  curl -s ${API}/balance                               # Vexora's balance (cached 30 s)
   curl -s http://127.0.0.1:${SANDBOX_PORT}/sandbox/ledger
+  PAYOUTS_TABLE=${PAYOUTS_TABLE} AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL} AWS_REGION=${AWS_REGION} \
+    AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local target/debug/payouts-admin show ${TRADE_NO}
 TXT
 wait

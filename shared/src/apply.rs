@@ -170,6 +170,7 @@ impl Report {
             status: self.status.clone().unwrap_or_default(),
             plat_form_trade_no: self.plat_form_trade_no.clone(),
             amount: self.amount_text.clone(),
+            decision: None,
         }
     }
 
@@ -252,7 +253,10 @@ impl Schedule {
             (OrderStatus::Processing, _) => Some(now + self.processing_age),
             // An unknown submit outcome is asked about soon.
             (OrderStatus::Unconfirmed, ReportSource::Submit) => Some(now + backoff(0)),
-            (OrderStatus::Unconfirmed, ReportSource::Webhook | ReportSource::Query)
+            (
+                OrderStatus::Unconfirmed,
+                ReportSource::Webhook | ReportSource::Query | ReportSource::Operator,
+            )
             | (OrderStatus::Pending | OrderStatus::Succeeded | OrderStatus::Failed, _) => None,
         }
     }

@@ -1,6 +1,7 @@
 //! The payout core: everything the payout functions share.
 
 pub mod apply;
+pub mod balance;
 pub mod bootstrap;
 pub mod budget;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod order;
 pub mod permissions;
 pub mod resolve;
+pub mod review;
 pub mod secrets;
 pub mod signing;
 pub mod store;

@@ -30,6 +30,10 @@ pub const PAYOUT_SUBMITTED: &str = "PayoutSubmitted";
 /// A new payout whose submit ended `UNCONFIRMED`. Alarmed as a rate of [`PAYOUT_SUBMITTED`].
 pub const PAYOUT_UNCONFIRMED: &str = "PayoutUnconfirmed";
 
+/// Vexora's available balance in yen, read once per reconciler run. Alarmed below the
+/// `LowBalanceThreshold` parameter.
+pub const VEXORA_AVAILABLE_BALANCE: &str = "VexoraAvailableBalance";
+
 /// Status events published to EventBridge ([`crate::events`]).
 pub const PAYOUT_EVENTS_PUBLISHED: &str = "PayoutEventsPublished";
 /// Entries EventBridge refused (each is sent again, then its record handed back).

@@ -206,6 +206,17 @@ pub struct HistoryEntry {
     pub status: String,
     pub plat_form_trade_no: Option<String>,
     pub amount: Option<String>,
+    /// An operator's decision ([`crate::review`]): who decided and on what evidence.
+    pub decision: Option<OperatorDecision>,
+}
+
+/// An operator's resolution of an order in manual review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorDecision {
+    /// The caller's identity (an IAM ARN).
+    pub operator: String,
+    /// What Vexora confirmed, as the operator recorded it.
+    pub evidence: String,
 }
 
 /// Where a report about an order came from.
@@ -217,16 +228,19 @@ pub enum ReportSource {
     Webhook,
     /// Vexora's answer to our query.
     Query,
+    /// An operator's decision (`payouts-admin resolve`), never Vexora's.
+    Operator,
 }
 
 impl ReportSource {
-    pub const ALL: [Self; 3] = [Self::Submit, Self::Webhook, Self::Query];
+    pub const ALL: [Self; 4] = [Self::Submit, Self::Webhook, Self::Query, Self::Operator];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::Submit => "submit",
             Self::Webhook => "webhook",
             Self::Query => "query",
+            Self::Operator => "operator",
         }
     }
 

@@ -16,6 +16,7 @@ use crate::signing;
 
 pub const DISBURSEMENTS_PATH: &str = "/v1/vexora/disbursements";
 pub const QUERY_PATH: &str = "/v1/vexora/queryPayOutResult";
+pub const BALANCE_PATH: &str = "/v1/vexora/queryBalance";
 pub const MERCHANT_HEADER: &str = "merchantNo";
 /// The most of an answer's body that is read; Vexora's answers are a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -124,6 +125,21 @@ impl QueryRequest {
     }
 }
 
+/// Balance query body (`queryBalance`), §1: only the timestamp is signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceRequest {
+    pub timestamp: String,
+    pub sign: String,
+}
+
+impl BalanceRequest {
+    pub fn signed(timestamp_ms: i64, secret: &SecretString) -> Self {
+        let timestamp = timestamp_ms.to_string();
+        let sign = signing::sign([("timestamp", timestamp.as_str())], secret);
+        Self { timestamp, sign }
+    }
+}
+
 /// Vexora's answer envelope, §3, read leniently: any field may be missing, a number, a string
 /// or a boolean (types drift between Vexora's pages). Numbers keep the text they arrived as, so
 /// an amount is never rounded through a float.
@@ -144,6 +160,10 @@ pub struct EnvelopeData {
     pub status: Option<String>,
     pub message: Option<String>,
     pub amount: Option<String>,
+    /// `queryBalance` only (§1).
+    pub available_amount: Option<String>,
+    pub freeze_amount: Option<String>,
+    pub unsettled_amount: Option<String>,
 }
 
 /// A scalar as text: strings unescaped, numbers and booleans in their textual form as received;
@@ -649,6 +669,12 @@ pub trait PayoutGateway: Send + Sync {
         credentials: &VexoraCredentials,
         body: &QueryRequest,
     ) -> impl std::future::Future<Output = Exchange> + Send;
+
+    fn balance(
+        &self,
+        credentials: &VexoraCredentials,
+        body: &BalanceRequest,
+    ) -> impl std::future::Future<Output = Exchange> + Send;
 }
 
 impl PayoutGateway for VexoraClient {
@@ -663,6 +689,10 @@ impl PayoutGateway for VexoraClient {
     async fn query(&self, credentials: &VexoraCredentials, body: &QueryRequest) -> Exchange {
         self.post(&self.query, credentials, body).await
     }
+
+    async fn balance(&self, credentials: &VexoraCredentials, body: &BalanceRequest) -> Exchange {
+        self.post(&self.balance, credentials, body).await
+    }
 }
 
 /// Why the client could not be built.
@@ -676,6 +706,7 @@ pub struct VexoraClient {
     http: reqwest::Client,
     disbursements: Url,
     query: Url,
+    balance: Url,
 }
 
 impl VexoraClient {
@@ -696,6 +727,7 @@ impl VexoraClient {
             http,
             disbursements: join(base_url, DISBURSEMENTS_PATH),
             query: join(base_url, QUERY_PATH),
+            balance: join(base_url, BALANCE_PATH),
         })
     }
 
@@ -763,6 +795,9 @@ pub fn parse_envelope(body: &[u8]) -> Option<Envelope> {
             status: lenient_text(data.get("status")),
             message: lenient_text(data.get("message")),
             amount: lenient_text(data.get("amount")),
+            available_amount: lenient_text(data.get("availableAmount")),
+            freeze_amount: lenient_text(data.get("freezeAmount")),
+            unsettled_amount: lenient_text(data.get("unsettledAmount")),
         });
     Some(Envelope {
         code: lenient_text(object.get("code")),

@@ -150,6 +150,9 @@ pub struct SandboxConfig {
     pub slow_answer: Duration,
     /// Accepted distance of a request's `timestamp` from the sandbox's clock.
     pub timestamp_window: Duration,
+    /// The merchant's balance before any payout: `queryBalance` answers it less what was paid
+    /// (`0000`) and less what is held for payouts in progress (`0015`, as `freezeAmount`).
+    pub starting_balance: u64,
 }
 
 impl Default for SandboxConfig {
@@ -161,6 +164,7 @@ impl Default for SandboxConfig {
             processing_time: Duration::from_millis(500),
             slow_answer: Duration::from_secs(15),
             timestamp_window: Duration::from_secs(300),
+            starting_balance: 100_000_000,
         }
     }
 }
@@ -221,6 +225,8 @@ struct Inner {
     captured: Mutex<HashMap<String, Vec<Bytes>>>,
     scripts: Mutex<HashMap<String, Behaviour>>,
     webhooks_paused: Mutex<bool>,
+    /// `queryBalance` answers `code 5000` while set.
+    balance_outage: Mutex<bool>,
     http: reqwest::Client,
 }
 
@@ -259,6 +265,7 @@ impl Sandbox {
             captured: Mutex::default(),
             scripts: Mutex::default(),
             webhooks_paused: Mutex::new(false),
+            balance_outage: Mutex::new(false),
             http,
         });
         let sandbox = Self { addr, inner };
@@ -269,6 +276,7 @@ impl Sandbox {
             .route("/sandbox/script", post(script))
             .route("/sandbox/rotate", post(rotate))
             .route("/sandbox/ledger", get(ledger))
+            .route("/sandbox/balance-outage", post(balance_outage))
             .with_state(sandbox.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -283,6 +291,34 @@ impl Sandbox {
 
     pub fn ledger(&self) -> Ledger {
         lock(&self.inner.ledger).clone()
+    }
+
+    /// While `on`, `queryBalance` answers `code 5000` (a system error).
+    pub fn balance_outage(&self, on: bool) {
+        *lock(&self.inner.balance_outage) = on;
+    }
+
+    /// `(availableAmount, freezeAmount)` from the ledger: the starting balance less what was
+    /// paid and what is held for payouts in progress.
+    pub fn balance(&self) -> (u64, u64) {
+        let ledger = lock(&self.inner.ledger);
+        let sum = |status: &str| -> u64 {
+            ledger
+                .orders
+                .values()
+                .filter(|o| o.status == status)
+                .filter_map(|o| o.amount.parse::<u64>().ok())
+                .sum()
+        };
+        let (paid, frozen) = (sum("0000"), sum("0015"));
+        (
+            self.inner
+                .config
+                .starting_balance
+                .saturating_sub(paid)
+                .saturating_sub(frozen),
+            frozen,
+        )
     }
 
     /// Scripts the behaviour of one `tradeNo` (overrides the amount rule).
@@ -655,8 +691,21 @@ async fn balance(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes
     if let Err(refused) = sandbox.authenticate(&headers, &body) {
         return *refused;
     }
+    if *lock(&sandbox.inner.balance_outage) {
+        return answer(json!({"code": "5000", "msg": "system error", "success": false}));
+    }
+    let (available, frozen) = sandbox.balance();
     answer(json!({"code": "0000", "msg": "success", "success": true,
-        "data": {"availableAmount": "100000000", "freezeAmount": "0", "unsettledAmount": "0"}}))
+        "data": {"availableAmount": available.to_string(), "freezeAmount": frozen.to_string(),
+                 "unsettledAmount": "0"}}))
+}
+
+async fn balance_outage(
+    State(sandbox): State<Sandbox>,
+    axum::Json(on): axum::Json<bool>,
+) -> StatusCode {
+    sandbox.balance_outage(on);
+    StatusCode::NO_CONTENT
 }
 
 #[derive(Deserialize)]

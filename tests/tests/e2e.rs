@@ -3,6 +3,10 @@
 // A test binary: a failed set-up step should stop the test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "e2e/admin.rs"]
+mod admin;
+#[path = "e2e/balance.rs"]
+mod balance;
 #[path = "checks/deploy_parameters.rs"]
 mod deploy_parameters;
 #[path = "checks/deployed_build.rs"]

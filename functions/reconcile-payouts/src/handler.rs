@@ -52,6 +52,10 @@ pub struct RunReport {
     /// The run stopped before its deadline with due orders left (an order cut short keeps its
     /// claim and is checked again after its back-off); the next run takes the rest.
     pub out_of_time: bool,
+    /// Vexora's available balance, read after the orders (published as the
+    /// `VexoraAvailableBalance` metric); absent when Vexora could not tell or time ran out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_balance: Option<u64>,
 }
 
 /// What the run did with one order, for its log line.
@@ -126,6 +130,19 @@ where
                 Some(next) => cursor = Some(next),
                 None => break,
             }
+        }
+        // The scheduled balance reading (alarmed below LowBalanceThreshold), in what time is left.
+        let time = left();
+        if !time.is_zero()
+            && let Ok(Ok(balance)) = tokio::time::timeout(
+                time,
+                payout_core::balance::query(&self.gateway, &self.secrets, &self.metrics, now),
+            )
+            .await
+        {
+            self.metrics
+                .count(metrics::VEXORA_AVAILABLE_BALANCE, balance.available_amount);
+            report.available_balance = Some(balance.available_amount);
         }
         for (name, value) in [
             (metrics::RECONCILE_RUN, 1),

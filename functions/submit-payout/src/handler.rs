@@ -1,5 +1,6 @@
-//! HTTP ⇄ domain for the merchant API (contract § `POST /payouts`, § `GET /payouts/{tradeNo}`):
-//! routing, the submit flow, idempotency answers, and the order view.
+//! HTTP ⇄ domain for the merchant API (contract § `POST /payouts`, § `GET /payouts/{tradeNo}`,
+//! § `GET /balance`): routing, the submit flow, idempotency answers, the order view, and the
+//! balance.
 
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use payout_core::apply::{Applied, Applier, Report, Schedule, settle_abandoned};
+use payout_core::balance::{Balance, BalanceCache, BalanceError};
 use payout_core::domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
 use payout_core::intent::{Intent, store_intent};
 use payout_core::metrics::{self, Metrics};
@@ -40,6 +42,8 @@ pub struct App<S, G, K, M> {
     pub abandoned_after: chrono::Duration,
     pub schedule: Schedule,
     pub clock: fn() -> DateTime<Utc>,
+    /// `GET /balance` readings, kept for [`payout_core::balance::CACHE_TTL`].
+    pub balance: BalanceCache,
 }
 
 /// How a refresh went (`GET ?refresh=true`); the order is answered either way.
@@ -82,6 +86,10 @@ enum Outcome {
     ReadUnavailable(TradeNo),
     /// Vexora could not be reached at all; nothing was sent and nothing was kept.
     VexoraUnreachable(TradeNo),
+    /// `GET /balance`: Vexora's reading.
+    Balance(Balance),
+    /// `GET /balance`: Vexora gave no usable reading (or the secret could not be read).
+    BalanceUnavailable,
 }
 
 #[derive(Serialize)]
@@ -120,6 +128,8 @@ impl Outcome {
             Self::StorageUnavailable(_) | Self::ReadUnavailable(_) => "storage_error",
             Self::Withdrawn(_) => "withdrawn",
             Self::VexoraUnreachable(_) => "not_received",
+            Self::Balance(_) => "balance",
+            Self::BalanceUnavailable => "balance_unavailable",
         }
     }
 
@@ -141,7 +151,9 @@ impl Outcome {
             | Self::InvalidQuery(_)
             | Self::NoRoute
             | Self::MethodNotAllowed(_)
-            | Self::SecretUnavailable => None,
+            | Self::SecretUnavailable
+            | Self::Balance(_)
+            | Self::BalanceUnavailable => None,
         }
     }
 
@@ -161,6 +173,12 @@ impl Outcome {
             Self::Duplicate(o) | Self::Found(o) | Self::Refreshed(o, _) => {
                 return order(StatusCode::OK, o);
             }
+            Self::Balance(balance) => return json(StatusCode::OK, balance),
+            Self::BalanceUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vexora_unavailable",
+                "Vexora could not tell the balance; retry shortly",
+            ),
             Self::Invalid(_) => (
                 StatusCode::BAD_REQUEST,
                 "validation_failed",
@@ -248,6 +266,8 @@ where
         (["payouts"], _) => Outcome::MethodNotAllowed("POST"),
         (["payouts", trade_no], &Method::GET) => app.read(trade_no, &request).await,
         (["payouts", _], _) => Outcome::MethodNotAllowed("GET"),
+        (["balance"], &Method::GET) => app.balance().await,
+        (["balance"], _) => Outcome::MethodNotAllowed("GET"),
         _ => Outcome::NoRoute,
     };
     let response = outcome.response();
@@ -292,6 +312,19 @@ where
             store: &self.store,
             metrics: &self.metrics,
             schedule: self.schedule,
+        }
+    }
+
+    async fn balance(&self) -> Outcome {
+        match self
+            .balance
+            .get(&self.gateway, &self.secrets, &self.metrics, (self.clock)())
+            .await
+        {
+            Ok(balance) => Outcome::Balance(balance),
+            Err(BalanceError::Secret(_) | BalanceError::Unavailable(_)) => {
+                Outcome::BalanceUnavailable
+            }
         }
     }
 

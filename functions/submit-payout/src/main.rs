@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
         gateway: runtime.vexora,
         secrets: runtime.secrets,
         clock: chrono::Utc::now,
+        balance: payout_core::balance::BalanceCache::default(),
     };
     let app = &app;
     run(service_fn(move |request| async move {

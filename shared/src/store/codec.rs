@@ -68,6 +68,14 @@ pub fn history_to_attr(h: &HistoryEntry) -> AttributeValue {
             h.plat_form_trade_no.as_deref().map(s),
         ),
         (member::AMOUNT, h.amount.as_deref().map(s)),
+        (
+            member::OPERATOR,
+            h.decision.as_ref().map(|d| s(&d.operator)),
+        ),
+        (
+            member::EVIDENCE,
+            h.decision.as_ref().map(|d| s(&d.evidence)),
+        ),
     ])
 }
 
@@ -192,6 +200,12 @@ fn history_from_attr(v: &AttributeValue) -> Result<HistoryEntry, StoreError> {
         status: get_s(m, member::STATUS)?.to_owned(),
         plat_form_trade_no: opt_s(m, member::PLATFORM_TRADE_NO),
         amount: opt_s(m, member::AMOUNT),
+        decision: match (opt_s(m, member::OPERATOR), opt_s(m, member::EVIDENCE)) {
+            (Some(operator), Some(evidence)) => {
+                Some(crate::order::OperatorDecision { operator, evidence })
+            }
+            _ => None,
+        },
     })
 }
 

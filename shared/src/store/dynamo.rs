@@ -32,6 +32,35 @@ impl DynamoOrderStore {
         }
     }
 
+    /// Every order, one page at a time (a `Scan`, for the operator tool only: it reads the
+    /// whole table; no function calls it). `each` sees every page's orders; an item that does
+    /// not read as an order stops the scan with [`StoreError::Corrupt`].
+    pub async fn scan(&self, mut each: impl FnMut(Vec<Order>)) -> Result<(), StoreError> {
+        let mut start: Option<super::codec::Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::from)?;
+            let orders = page
+                .items
+                .unwrap_or_default()
+                .iter()
+                .map(from_item)
+                .collect::<Result<Vec<_>, _>>()?;
+            each(orders);
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// Sends `plan` as a conditional `UpdateItem`: the item as written, or the item that failed
     /// the condition (`None` when there is none).
     async fn update(

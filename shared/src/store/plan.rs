@@ -230,6 +230,7 @@ mod tests {
             status: "0000".into(),
             plat_form_trade_no: None,
             amount: Some("1500".into()),
+            decision: None,
         }
     }
 

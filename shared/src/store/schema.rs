@@ -65,6 +65,9 @@ pub mod member {
     pub const PLATFORM_TRADE_NO: &str = "platFormTradeNo";
     pub const AMOUNT: &str = "amount";
     pub const REASON: &str = "reason";
+    /// An operator's decision in a history entry ([`crate::review`]).
+    pub const OPERATOR: &str = "operator";
+    pub const EVIDENCE: &str = "evidence";
     pub const REPORT: &str = "report";
 }
 

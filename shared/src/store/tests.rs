@@ -71,6 +71,7 @@ fn notification(i: i64) -> HistoryEntry {
         status: "0000".into(),
         plat_form_trade_no: Some("PF-1".into()),
         amount: Some("1500.00".into()),
+        decision: None,
     }
 }
 
@@ -128,6 +129,7 @@ store_behaviour!(
     a_retried_write_recognizes_its_own_landed_write,
     a_transition_for_one_intent_never_moves_another,
     each_move_and_each_anomaly_counts_one_event_in_the_same_write,
+    an_operators_resolution_is_kept_with_its_decision_and_only_once,
 );
 
 async fn a_created_order_reads_back_unchanged(store: &impl OrderStore) {
@@ -629,4 +631,40 @@ async fn a_corrupt_item_is_reported_by_attribute() {
         .unwrap();
     let err = store.get(&tn("BROKEN1")).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt("status")), "{err:?}");
+}
+
+async fn an_operators_resolution_is_kept_with_its_decision_and_only_once(store: &impl OrderStore) {
+    let mut o = order("OPR1", 1500);
+    o.manual_review = true;
+    store.create(&o).await.unwrap();
+    let stored = store.get(&tn("OPR1")).await.unwrap().unwrap();
+    let resolve = |to| {
+        crate::review::resolution(&stored, to, "arn:aws:iam::1:user/ops", "ticket V-9", t0())
+            .unwrap()
+    };
+    let first = resolve(OrderStatus::Failed);
+    let Transitioned::Applied(done) = store.transition(&tn("OPR1"), &first).await.unwrap() else {
+        panic!("not applied")
+    };
+    assert_eq!(done.status, OrderStatus::Failed);
+    let read = store.get(&tn("OPR1")).await.unwrap().unwrap();
+    let entry = read.history.last().unwrap();
+    assert_eq!(entry.source, ReportSource::Operator);
+    assert_eq!(
+        entry
+            .decision
+            .as_ref()
+            .map(|d| (d.operator.as_str(), d.evidence.as_str())),
+        Some(("arn:aws:iam::1:user/ops", "ticket V-9"))
+    );
+    // A second operator who read the order before the first resolved it changes nothing.
+    let late = resolve(OrderStatus::Succeeded);
+    assert!(!matches!(
+        store.transition(&tn("OPR1"), &late).await.unwrap(),
+        Transitioned::Applied(_)
+    ));
+    assert_eq!(
+        store.get(&tn("OPR1")).await.unwrap().unwrap().status,
+        OrderStatus::Failed
+    );
 }

@@ -5,7 +5,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::secrets::VexoraCredentials;
-use crate::vexora::{DisbursementRequest, Exchange, PayoutGateway, QueryRequest, parse_envelope};
+use crate::vexora::{
+    BalanceRequest, DisbursementRequest, Exchange, PayoutGateway, QueryRequest, parse_envelope,
+};
 
 /// An HTTP 200 answer with this `code`, `data.status` and `data.tradeNo`.
 pub fn vexora_answer(code: &str, status: Option<&str>, trade_no: &str) -> Exchange {
@@ -38,8 +40,20 @@ pub fn vexora_answer_with(
     }
 }
 
+/// A `queryBalance` answer (HTTP 200, `code 0000`) with these amounts as Vexora sends them.
+pub fn balance_answer(available: &str, freeze: &str, unsettled: &str) -> Exchange {
+    let body = serde_json::json!({"code": "0000", "msg": "success", "success": true,
+        "data": {"availableAmount": available, "freezeAmount": freeze, "unsettledAmount": unsettled}});
+    Exchange::Answered {
+        http_status: 200,
+        envelope: parse_envelope(body.to_string().as_bytes()),
+    }
+}
+
 #[derive(Debug)]
 pub struct ScriptedGateway {
+    balance_answer: Mutex<VecDeque<Exchange>>,
+    balances: Mutex<Vec<BalanceRequest>>,
     /// What a query about a given `tradeNo` answers (a Vexora that holds those payouts).
     holds: Mutex<std::collections::HashMap<String, Exchange>>,
     submit_answer: Mutex<VecDeque<Exchange>>,
@@ -58,6 +72,8 @@ impl ScriptedGateway {
     /// Answers every submit and query with `answer` unless a scripted one is queued.
     pub fn answering(answer: Exchange) -> Self {
         Self {
+            balance_answer: Mutex::default(),
+            balances: Mutex::default(),
             holds: Mutex::default(),
             submit_answer: Mutex::default(),
             default_answer: answer,
@@ -102,6 +118,15 @@ impl ScriptedGateway {
     pub fn queries(&self) -> Vec<QueryRequest> {
         lock(&self.queries).clone()
     }
+
+    /// The next balance query answers `answer` (then the default, 1,000,000 yen available).
+    pub fn then_balance(&self, answer: Exchange) {
+        lock(&self.balance_answer).push_back(answer);
+    }
+
+    pub fn balance_queries(&self) -> Vec<BalanceRequest> {
+        lock(&self.balances).clone()
+    }
 }
 
 impl PayoutGateway for ScriptedGateway {
@@ -129,6 +154,12 @@ impl PayoutGateway for ScriptedGateway {
         let next = lock(&self.query_answer).pop_front();
         next.unwrap_or_else(|| self.default_answer.clone())
     }
+
+    async fn balance(&self, _credentials: &VexoraCredentials, body: &BalanceRequest) -> Exchange {
+        lock(&self.balances).push(body.clone());
+        let next = lock(&self.balance_answer).pop_front();
+        next.unwrap_or_else(|| balance_answer("1000000", "0", "0"))
+    }
 }
 
 /// Vexora on loopback, minus the socket and the bookkeeping: answers `0000`/`0015` to a submit
@@ -143,6 +174,10 @@ impl PayoutGateway for EchoGateway {
 
     async fn query(&self, _: &VexoraCredentials, body: &QueryRequest) -> Exchange {
         vexora_answer("0000", Some("0000"), &body.trade_no)
+    }
+
+    async fn balance(&self, _: &VexoraCredentials, _: &BalanceRequest) -> Exchange {
+        balance_answer("1000000", "0", "0")
     }
 }
 

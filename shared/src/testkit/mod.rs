@@ -52,7 +52,8 @@ mod gateway;
 mod logs;
 
 pub use gateway::{
-    EchoGateway, NoMetrics, RecordingMetrics, ScriptedGateway, vexora_answer, vexora_answer_with,
+    EchoGateway, NoMetrics, RecordingMetrics, ScriptedGateway, balance_answer, vexora_answer,
+    vexora_answer_with,
 };
 pub use logs::CapturedLogs;
 

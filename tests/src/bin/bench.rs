@@ -127,6 +127,7 @@ fn submit_cpu() -> Result<(f64, f64)> {
             processing_age: chrono::Duration::minutes(15),
         },
         clock: chrono::Utc::now,
+        balance: payout_core::balance::BalanceCache::default(),
     };
     let events = (0..CPU_REQUESTS)
         .map(|i| event(fixture, &payout_json(&format!("BENCH-{i:06}"), 1500)))

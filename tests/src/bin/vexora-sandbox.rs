@@ -1,7 +1,8 @@
 //! The Vexora sandbox as a process, for `make dev` (see `payout_e2e::sandbox`).
 //!
 //! `vexora-sandbox PORT`; settings from `SANDBOX_MERCHANT_NO`, `SANDBOX_APP_SECRET`,
-//! `SANDBOX_TIME_SCALE` (retry schedule multiplier), `SANDBOX_PROCESSING_MS`, `SANDBOX_SLOW_MS`.
+//! `SANDBOX_TIME_SCALE` (retry schedule multiplier), `SANDBOX_PROCESSING_MS`, `SANDBOX_SLOW_MS`,
+//! `SANDBOX_BALANCE` (starting balance in yen, 100,000,000).
 #![allow(clippy::print_stdout)]
 
 use std::time::Duration;
@@ -30,6 +31,7 @@ async fn main() -> Result<(), String> {
         processing_time: Duration::from_millis(setting("SANDBOX_PROCESSING_MS", 1500)?),
         slow_answer: Duration::from_millis(setting("SANDBOX_SLOW_MS", 15_000)?),
         timestamp_window: defaults.timestamp_window,
+        starting_balance: setting("SANDBOX_BALANCE", defaults.starting_balance)?,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

@@ -391,3 +391,25 @@ async fn a_run_answers_before_its_deadline_however_slow_vexora_is() {
         "no time left: nothing is started"
     );
 }
+
+#[tokio::test]
+async fn each_run_publishes_vexoras_available_balance_and_skips_it_when_vexora_cannot_tell() {
+    let r = setup(10).await;
+    r.gateway
+        .then_balance(testkit::balance_answer("45000", "0", "0"));
+    let report = r.run(now_ms(), no_deadline()).await.unwrap();
+    assert_eq!(report.available_balance, Some(45000));
+    assert_eq!(r.metrics.total(metrics::VEXORA_AVAILABLE_BALANCE), 45000);
+    assert_eq!(r.gateway.balance_queries().len(), 1);
+
+    r.gateway
+        .then_balance(payout_core::vexora::Exchange::TimedOut);
+    let report = r.run(now_ms(), no_deadline()).await.unwrap();
+    assert_eq!(report.available_balance, None, "never a made-up zero");
+    assert_eq!(
+        r.metrics.total(metrics::VEXORA_AVAILABLE_BALANCE),
+        45000,
+        "no reading published"
+    );
+    assert_eq!(r.metrics.total(metrics::RECONCILE_RUN), 2);
+}

@@ -39,6 +39,7 @@ fn app(answer: Exchange) -> TestApp {
             processing_age: chrono::Duration::minutes(15),
         },
         clock: t0,
+        balance: payout_core::balance::BalanceCache::default(),
     }
 }
 
@@ -97,6 +98,8 @@ async fn send<S: OrderStore, G: PayoutGateway, K: SecretStore, M: Metrics>(
         Some("/payouts")
     } else if path.starts_with("/payouts/") && path.matches('/').count() == 2 {
         Some("/payouts/{tradeNo}")
+    } else if path == "/balance" {
+        Some("/balance")
     } else {
         None
     };
@@ -780,6 +783,7 @@ async fn other_routes_are_404_and_other_methods_405_with_allow() {
         ("DELETE", "/payouts", "POST"),
         ("POST", "/payouts/R1", "GET"),
         ("PUT", "/payouts/R1", "GET"),
+        ("POST", "/balance", "GET"),
     ];
     for (method, path, allow) in cases {
         let answer = send(&app, event(method, path, "$default", "", Some("{}"))).await;
@@ -851,6 +855,7 @@ fn openapi_documents_every_error_code_the_handler_can_answer() {
         (Outcome::Withdrawn(t()), post),
         (Outcome::ReadUnavailable(t()), get),
         (Outcome::VexoraUnreachable(t()), post),
+        (Outcome::BalanceUnavailable, ("/balance", "get")),
     ];
     for (e, (route, method)) in errors {
         let response = e.response();
@@ -862,4 +867,49 @@ fn openapi_documents_every_error_code_the_handler_can_answer() {
             body["error"]
         );
     }
+}
+
+fn get_balance() -> Request {
+    event("GET", "/balance", "$default", "", None)
+}
+
+#[tokio::test]
+async fn the_balance_is_vexoras_reading_cached_and_503_when_vexora_cannot_tell() {
+    let app = app(processing("BAL1"));
+    app.gateway
+        .then_balance(testkit::balance_answer("250000", "1500", "300"));
+
+    let answer = send(&app, get_balance()).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.body,
+        json!({"availableAmount": 250000, "freezeAmount": 1500, "unsettledAmount": 300,
+               "currency": "JPY", "asOf": "2026-11-23T03:00:00.000Z"})
+    );
+    // Within 30 s the reading is served again without asking Vexora.
+    let again = send(&app, get_balance()).await;
+    assert_eq!(again.body, answer.body);
+    assert_eq!(app.gateway.balance_queries().len(), 1);
+
+    let failing = app_failing_balance();
+    for exchange in [
+        Exchange::TimedOut,
+        testkit::vexora_answer("5000", None, "X"),
+        testkit::balance_answer("12.5", "0", "0"),
+    ] {
+        failing.gateway.then_balance(exchange);
+        let answer = send(&failing, get_balance()).await;
+        assert_eq!(answer.status, 503);
+        assert_eq!(answer.body["error"], "vexora_unavailable");
+    }
+    assert_eq!(
+        failing.gateway.balance_queries().len(),
+        3,
+        "no failure cached"
+    );
+    assert!(failing.gateway.submits().is_empty());
+}
+
+fn app_failing_balance() -> TestApp {
+    app(processing("BAL2"))
 }

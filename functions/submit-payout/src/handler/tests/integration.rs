@@ -32,6 +32,7 @@ async fn real_app(vexora_base: &str, timeout_ms: u64) -> RealApp {
             processing_age: chrono::Duration::minutes(15),
         },
         clock: Utc::now,
+        balance: payout_core::balance::BalanceCache::default(),
     }
 }
 

@@ -1,0 +1,252 @@
+//! Manual review: the one rule for an operator closing an order the reconciler gave up on
+//! (`payouts-admin resolve`). Only an order in review, never a final one, only to a final
+//! state, with the operator's identity and evidence kept in its history in the same guarded
+//! write; and never `FAILED` when Vexora ever reported the payout paid.
+
+use chrono::{DateTime, Utc};
+
+use crate::order::{HistoryEntry, OperatorDecision, Order, OrderStatus, ReportSource};
+use crate::store::Transition;
+
+/// Evidence is a short note (a Vexora ticket, a statement line), not a document.
+pub const MAX_EVIDENCE_CHARS: usize = 500;
+
+/// Why a resolution is refused. Each message is one line for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the order is {0} (final): a final state is never changed")]
+    Final(OrderStatus),
+    #[error(
+        "the order is not in manual review (only orders the reconciler gave up on are resolved by hand; try `refresh`)"
+    )]
+    NotInReview,
+    #[error("--as must be SUCCEEDED or FAILED")]
+    NotFinalTarget,
+    #[error("--evidence is empty: say what Vexora confirmed (ticket, statement line)")]
+    NoEvidence,
+    #[error("--evidence is longer than {MAX_EVIDENCE_CHARS} characters")]
+    EvidenceTooLong,
+    #[error("--evidence holds control characters")]
+    EvidenceControl,
+    #[error("the caller's identity is unknown")]
+    NoOperator,
+    #[error(
+        "Vexora reported this payout paid ({0}): refusing FAILED, which could pay it twice; ask Vexora and resolve SUCCEEDED"
+    )]
+    ReportedPaid(String),
+}
+
+/// The guarded write that resolves `order` to `to`: at the order's version (any change since
+/// it was read refuses the write), from a non-final state only (the store's rule), with the
+/// decision kept in its history.
+pub fn resolution(
+    order: &Order,
+    to: OrderStatus,
+    operator: &str,
+    evidence: &str,
+    at: DateTime<Utc>,
+) -> Result<Transition, Refusal> {
+    if order.status.is_final() {
+        return Err(Refusal::Final(order.status));
+    }
+    if !order.manual_review {
+        return Err(Refusal::NotInReview);
+    }
+    if !to.is_final() {
+        return Err(Refusal::NotFinalTarget);
+    }
+    let evidence = evidence.trim();
+    if evidence.is_empty() {
+        return Err(Refusal::NoEvidence);
+    }
+    if evidence.chars().count() > MAX_EVIDENCE_CHARS {
+        return Err(Refusal::EvidenceTooLong);
+    }
+    if evidence.chars().any(char::is_control) {
+        return Err(Refusal::EvidenceControl);
+    }
+    let operator = operator.trim();
+    if operator.is_empty() {
+        return Err(Refusal::NoOperator);
+    }
+    if to == OrderStatus::Failed
+        && let Some(source) = reported_paid(order)
+    {
+        return Err(Refusal::ReportedPaid(source));
+    }
+    Ok(Transition {
+        expected_version: Some(order.version),
+        history: Some(HistoryEntry {
+            at,
+            source: ReportSource::Operator,
+            status: to.as_str().to_owned(),
+            plat_form_trade_no: order.plat_form_trade_no.clone(),
+            amount: None,
+            decision: Some(OperatorDecision {
+                operator: operator.to_owned(),
+                evidence: evidence.to_owned(),
+            }),
+        }),
+        write_id: Some(crate::apply::write_id()),
+        ..Transition::to(to, at)
+    })
+}
+
+/// Where Vexora said the payout succeeded (`0000`), if it ever did: a kept report or anomaly.
+fn reported_paid(order: &Order) -> Option<String> {
+    let paid = |status: &str| {
+        crate::vexora::VexoraStatus::parse(status) == crate::vexora::VexoraStatus::Succeeded
+    };
+    order
+        .history
+        .iter()
+        .find(|h| h.source != ReportSource::Operator && paid(&h.status))
+        .map(|h| format!("{} at {}", h.source.label(), crate::store::timestamp(h.at)))
+        .or_else(|| {
+            order
+                .anomalies
+                .iter()
+                .find(|a| a.report.get("status").is_some_and(|s| paid(s)))
+                .map(|a| {
+                    format!(
+                        "{} anomaly at {}",
+                        a.source.label(),
+                        crate::store::timestamp(a.at)
+                    )
+                })
+        })
+        .or_else(|| {
+            order
+                .vexora
+                .as_ref()
+                .and_then(|v| v.status.as_deref())
+                .filter(|s| paid(s))
+                .map(|_| "its last answer".to_owned())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::TradeNo;
+    use crate::order::{Anomaly, AnomalyReason};
+    use crate::testkit;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 3, 0, 0).unwrap()
+    }
+
+    fn in_review() -> Order {
+        let mut order = Order::pending(
+            TradeNo::parse("REV1").unwrap(),
+            &testkit::payout("REV1", 1500),
+            t0(),
+            t0(),
+        );
+        order.status = OrderStatus::Unconfirmed;
+        order.version = 2;
+        order.manual_review = true;
+        order
+    }
+
+    const OP: &str = "arn:aws:iam::111122223333:user/ops";
+
+    #[test]
+    fn an_order_in_review_is_resolved_at_its_version_with_the_decision_in_history() {
+        let t = resolution(
+            &in_review(),
+            OrderStatus::Failed,
+            OP,
+            " ticket V-1: not found ",
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(t.to, OrderStatus::Failed);
+        assert_eq!(t.expected_version, Some(2));
+        let entry = t.history.unwrap();
+        assert_eq!(entry.source, ReportSource::Operator);
+        assert_eq!(
+            entry.decision,
+            Some(OperatorDecision {
+                operator: OP.into(),
+                evidence: "ticket V-1: not found".into()
+            })
+        );
+        assert!(t.write_id.is_some());
+    }
+
+    #[test]
+    fn every_refusal_names_its_reason() {
+        let review = in_review();
+        let mut done = review.clone();
+        done.status = OrderStatus::Succeeded;
+        let mut not_flagged = review.clone();
+        not_flagged.manual_review = false;
+        let mut paid = review.clone();
+        paid.anomalies.push(Anomaly {
+            at: t0(),
+            source: ReportSource::Webhook,
+            reason: AnomalyReason::AmountMismatch,
+            report: BTreeMap::from([("status".to_owned(), "0000".to_owned())]),
+        });
+        let long = "x".repeat(MAX_EVIDENCE_CHARS + 1);
+        for (order, to, operator, evidence, refusal) in [
+            (
+                &done,
+                OrderStatus::Failed,
+                OP,
+                "e",
+                Refusal::Final(OrderStatus::Succeeded),
+            ),
+            (
+                &not_flagged,
+                OrderStatus::Failed,
+                OP,
+                "e",
+                Refusal::NotInReview,
+            ),
+            (
+                &review,
+                OrderStatus::Processing,
+                OP,
+                "e",
+                Refusal::NotFinalTarget,
+            ),
+            (&review, OrderStatus::Failed, OP, "  ", Refusal::NoEvidence),
+            (
+                &review,
+                OrderStatus::Failed,
+                OP,
+                long.as_str(),
+                Refusal::EvidenceTooLong,
+            ),
+            (
+                &review,
+                OrderStatus::Failed,
+                OP,
+                "a\nb",
+                Refusal::EvidenceControl,
+            ),
+            (&review, OrderStatus::Failed, " ", "e", Refusal::NoOperator),
+            (
+                &paid,
+                OrderStatus::Failed,
+                OP,
+                "e",
+                Refusal::ReportedPaid("webhook anomaly at 2026-11-26T03:00:00.000Z".into()),
+            ),
+        ] {
+            assert_eq!(
+                resolution(order, to, operator, evidence, t0()).unwrap_err(),
+                refusal
+            );
+            assert!(!refusal.to_string().contains('\n'));
+        }
+        // Reported paid: SUCCEEDED is still allowed.
+        assert!(resolution(&paid, OrderStatus::Succeeded, OP, "e", t0()).is_ok());
+    }
+}
