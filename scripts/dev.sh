@@ -142,7 +142,7 @@ Try:
   # amounts ending in 11..20 script Vexora's other outcomes (see README), e.g. 1012 fails, 1014 answers code 5000
   curl -s ${API}/balance                               # Vexora's balance (cached 30 s)
   curl -s http://127.0.0.1:${SANDBOX_PORT}/sandbox/ledger
-  PAYOUTS_TABLE=${PAYOUTS_TABLE} AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL} AWS_REGION=${AWS_REGION} \
-    AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local target/debug/payouts-admin show ${TRADE_NO}
+  # the operator tool; every variable it needs is in target/dev/functions.env
+  env \$(xargs <target/dev/functions.env) target/debug/payouts-admin show ${TRADE_NO}
 TXT
 wait
