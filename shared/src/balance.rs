@@ -14,8 +14,14 @@ use crate::metrics::{self, Metrics};
 use crate::secrets::{SecretError, SecretStore, Secrets};
 use crate::vexora::{BalanceRequest, Exchange, PayoutGateway, ReportedAmount};
 
-/// How long a reading is served again before Vexora is asked anew (contract: ≤ 30 s).
+/// How long a reading is served again before Vexora is asked anew (contract: ≤ 30 s), counted
+/// from before the call, so no reading is older than this when served.
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long a failure is answered again without asking Vexora: a merchant polling a broken
+/// balance does not turn into a stream of calls at Vexora.
+pub const FAILURE_TTL: Duration = Duration::from_secs(5);
+/// The largest amount a JSON number carries exactly (2^53 - 1).
+pub const MAX_YEN: u64 = (1 << 53) - 1;
 
 /// The balance as the API answers it (whole yen).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,8 +44,8 @@ pub enum BalanceError {
     Unavailable(&'static str),
 }
 
-/// Reads a `queryBalance` exchange: HTTP 200, `code 0000`, and every amount whole yen.
-/// `freezeAmount` and `unsettledAmount` may be absent (then 0); `availableAmount` may not.
+/// Reads a `queryBalance` exchange: HTTP 200, `code 0000`, and all three amounts present as
+/// whole, non-negative yen below 2^53.
 pub fn from_exchange(exchange: &Exchange, as_of: DateTime<Utc>) -> Result<Balance, &'static str> {
     let Exchange::Answered {
         http_status,
@@ -56,18 +62,15 @@ pub fn from_exchange(exchange: &Exchange, as_of: DateTime<Utc>) -> Result<Balanc
         return Err("not code 0000");
     }
     let data = envelope.data.as_ref().ok_or("no data")?;
-    let yen = |text: Option<&String>, required: bool| match text {
-        None if required => Err("availableAmount is missing"),
-        None => Ok(0),
-        Some(text) => match ReportedAmount::parse(text) {
-            Some(ReportedAmount::Whole(yen)) => Ok(yen),
-            _ => Err("an amount is not whole yen"),
-        },
+    let yen = |text: Option<&String>| match text.map(|t| ReportedAmount::parse(t)) {
+        None => Err("an amount is missing"),
+        Some(Some(ReportedAmount::Whole(yen))) if yen <= MAX_YEN => Ok(yen),
+        Some(_) => Err("an amount is not whole yen below 2^53"),
     };
     Ok(Balance {
-        available_amount: yen(data.available_amount.as_ref(), true)?,
-        freeze_amount: yen(data.freeze_amount.as_ref(), false)?,
-        unsettled_amount: yen(data.unsettled_amount.as_ref(), false)?,
+        available_amount: yen(data.available_amount.as_ref())?,
+        freeze_amount: yen(data.freeze_amount.as_ref())?,
+        unsettled_amount: yen(data.unsettled_amount.as_ref())?,
         currency: "JPY",
         as_of: crate::store::timestamp(as_of),
     })
@@ -96,12 +99,13 @@ where
     })
 }
 
-/// The last good reading, served for [`CACHE_TTL`]. Concurrent requests past the TTL wait for
-/// one call (single flight); a failure is not cached, so the next request asks again.
+/// The last reading, served for [`CACHE_TTL`]; a failure for [`FAILURE_TTL`]. Concurrent
+/// requests past the TTL wait for one call (single flight).
 #[derive(Debug)]
 pub struct BalanceCache {
     ttl: Duration,
-    held: tokio::sync::Mutex<Option<(Instant, Balance)>>,
+    failure_ttl: Duration,
+    held: tokio::sync::Mutex<Option<(Instant, Option<Balance>)>>,
 }
 
 impl Default for BalanceCache {
@@ -114,6 +118,7 @@ impl BalanceCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
+            failure_ttl: ttl.min(FAILURE_TTL),
             held: tokio::sync::Mutex::new(None),
         }
     }
@@ -131,14 +136,19 @@ impl BalanceCache {
         M: Metrics,
     {
         let mut held = self.held.lock().await;
-        if let Some((at, balance)) = held.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(balance.clone());
+        match held.as_ref() {
+            Some((at, Some(balance))) if at.elapsed() < self.ttl => return Ok(balance.clone()),
+            Some((at, None)) if at.elapsed() < self.failure_ttl => {
+                return Err(BalanceError::Unavailable(
+                    "the last reading failed moments ago",
+                ));
+            }
+            _ => {}
         }
-        let balance = query(gateway, secrets, metrics, now).await?;
-        *held = Some((Instant::now(), balance.clone()));
-        Ok(balance)
+        let asked = Instant::now();
+        let reading = query(gateway, secrets, metrics, now).await;
+        *held = Some((asked, reading.as_ref().ok().cloned()));
+        reading
     }
 }
 
@@ -183,12 +193,25 @@ mod tests {
             5000
         );
 
+        let missing = parse_envelope(br#"{"code":"0000","data":{"availableAmount":"100"}}"#);
+        let missing = Exchange::Answered {
+            http_status: 200,
+            envelope: missing,
+        };
+        assert!(
+            from_exchange(&missing, now()).is_err(),
+            "freeze and unsettled are not guessed"
+        );
         for (bad, why) in [
             (balance_answer("12.5", "0", "0"), "a fraction"),
             (balance_answer("-5", "0", "0"), "negative"),
             (balance_answer("1e6", "0", "0"), "exponent"),
             (balance_answer("", "0", "0"), "empty available"),
             (balance_answer("100", "abc", "0"), "text frozen"),
+            (
+                balance_answer("9007199254740992", "0", "0"),
+                "2^53: not exact in JSON",
+            ),
             (vexora_answer("5000", None, "X"), "system error"),
             (vexora_answer("8000", None, "X"), "refused"),
             (Exchange::TimedOut, "timeout"),
@@ -230,42 +253,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reading_is_served_from_the_cache_and_a_failure_is_never_cached() {
+    async fn a_reading_is_served_for_30_s_and_a_failure_for_5_s() {
         let gateway = ScriptedGateway::answering(Exchange::TimedOut);
         let secrets = secrets().await;
         let metrics = RecordingMetrics::default();
-        let cache = BalanceCache::default();
 
+        let cache = BalanceCache::default();
         gateway.then_balance(Exchange::TimedOut);
-        assert!(matches!(
-            cache.get(&gateway, &secrets, &metrics, now()).await,
-            Err(BalanceError::Unavailable(_))
-        ));
+        for _ in 0..3 {
+            assert!(matches!(
+                cache.get(&gateway, &secrets, &metrics, now()).await,
+                Err(BalanceError::Unavailable(_))
+            ));
+        }
+        assert_eq!(
+            gateway.balance_queries().len(),
+            1,
+            "a failure is answered again, not asked again, for a few seconds"
+        );
         assert_eq!(metrics.total(metrics::VEXORA_UNAVAILABLE), 1);
 
+        let good = BalanceCache::default();
         gateway.then_balance(balance_answer("700", "0", "0"));
-        let first = cache
-            .get(&gateway, &secrets, &metrics, now())
-            .await
-            .unwrap();
+        let first = good.get(&gateway, &secrets, &metrics, now()).await.unwrap();
         gateway.then_balance(balance_answer("1", "0", "0"));
-        let second = cache
-            .get(&gateway, &secrets, &metrics, now())
-            .await
-            .unwrap();
+        let second = good.get(&gateway, &secrets, &metrics, now()).await.unwrap();
         assert_eq!(first, second, "served from the cache");
         assert_eq!(second.available_amount, 700);
         assert_eq!(gateway.balance_queries().len(), 2);
 
-        // Past its TTL the cache asks again (and takes the answer the cached read did not).
+        // Past its TTL the cache asks again, after a reading as after a failure. (The "1"
+        // queued above was never taken: the cached reading answered.)
         let expired = BalanceCache::new(Duration::ZERO);
-        assert_eq!(
-            expired
-                .get(&gateway, &secrets, &metrics, now())
-                .await
-                .unwrap()
-                .available_amount,
-            1
-        );
+        let get = || expired.get(&gateway, &secrets, &metrics, now());
+        assert_eq!(get().await.unwrap().available_amount, 1);
+        gateway.then_balance(Exchange::TimedOut);
+        assert!(get().await.is_err());
+        gateway.then_balance(balance_answer("9", "0", "0"));
+        assert_eq!(get().await.unwrap().available_amount, 9);
     }
 }

@@ -196,6 +196,9 @@ pub struct Order {
     pub intent_id: Option<String>,
     /// The last anomaly recorded, kept even when [`Order::anomalies`] is full.
     pub last_anomaly: Option<Anomaly>,
+    /// When a report first said this payout was paid, kept or not, moved or not
+    /// ([`crate::review::says_paid`]): an operator may never resolve it `FAILED`.
+    pub reported_paid_at: Option<DateTime<Utc>>,
 }
 
 /// One Vexora report as received (PII-free): the order's audit trail.
@@ -316,6 +319,7 @@ impl Order {
             last_write: None,
             intent_id: None,
             last_anomaly: None,
+            reported_paid_at: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::order::{HistoryEntry, OperatorDecision, Order, OrderStatus, ReportSource};
+use crate::order::{Anomaly, HistoryEntry, OperatorDecision, Order, OrderStatus, ReportSource};
 use crate::store::Transition;
 
 /// Evidence is a short note (a Vexora ticket, a statement line), not a document.
@@ -34,6 +34,10 @@ pub enum Refusal {
         "Vexora reported this payout paid ({0}): refusing FAILED, which could pay it twice; ask Vexora and resolve SUCCEEDED"
     )]
     ReportedPaid(String),
+    #[error(
+        "the order kept only some of its anomalies, so a report of payment cannot be ruled out: refusing FAILED; ask Vexora and resolve SUCCEEDED if it paid"
+    )]
+    Unverifiable,
 }
 
 /// The guarded write that resolves `order` to `to`: at the order's version (any change since
@@ -69,10 +73,14 @@ pub fn resolution(
     if operator.is_empty() {
         return Err(Refusal::NoOperator);
     }
-    if to == OrderStatus::Failed
-        && let Some(source) = reported_paid(order)
-    {
-        return Err(Refusal::ReportedPaid(source));
+    if to == OrderStatus::Failed {
+        if let Some(source) = reported_paid(order) {
+            return Err(Refusal::ReportedPaid(source));
+        }
+        // Orders stored before `reportedPaidAt` existed: anomalies past the kept list are unknown.
+        if order.anomaly_count > order.anomalies.len() as u64 && order.last_anomaly.is_none() {
+            return Err(Refusal::Unverifiable);
+        }
     }
     Ok(Transition {
         expected_version: Some(order.version),
@@ -88,25 +96,50 @@ pub fn resolution(
             }),
         }),
         write_id: Some(crate::apply::write_id()),
+        operator_resolution: true,
         ..Transition::to(to, at)
     })
 }
 
-/// Where Vexora said the payout succeeded (`0000`), if it ever did: a kept report or anomaly.
+/// Whether a status Vexora reported means money may have moved: `0000` (paid) or `0001`
+/// (partial, undocumented for payouts).
+fn status_says_paid(status: &str) -> bool {
+    crate::vexora::VexoraStatus::parse(status) == crate::vexora::VexoraStatus::Succeeded
+        || status == "0001"
+}
+
+/// Whether a report being written says the payout was paid: its history entry's status, or the
+/// anomaly's (a `0000` with another amount is kept as an anomaly), or a success time or bank
+/// reference in the anomaly's report. The store notes it once in `reportedPaidAt`.
+pub fn says_paid(history: Option<&HistoryEntry>, anomaly: Option<&Anomaly>) -> bool {
+    history.is_some_and(|h| h.source != ReportSource::Operator && status_says_paid(&h.status))
+        || anomaly.is_some_and(anomaly_says_paid)
+}
+
+fn anomaly_says_paid(a: &Anomaly) -> bool {
+    a.report.get("status").is_some_and(|s| status_says_paid(s))
+        || ["successTime", "utr"]
+            .iter()
+            .any(|k| a.report.get(*k).is_some_and(|v| !v.is_empty()))
+}
+
+/// Where a report said the payout was paid, if one ever did: `reportedPaidAt`, or (orders
+/// stored before it) a kept report, the last anomaly, any kept anomaly, or the last answer.
 fn reported_paid(order: &Order) -> Option<String> {
-    let paid = |status: &str| {
-        crate::vexora::VexoraStatus::parse(status) == crate::vexora::VexoraStatus::Succeeded
-    };
+    if let Some(at) = order.reported_paid_at {
+        return Some(format!("first at {}", crate::store::timestamp(at)));
+    }
     order
         .history
         .iter()
-        .find(|h| h.source != ReportSource::Operator && paid(&h.status))
+        .find(|h| says_paid(Some(h), None))
         .map(|h| format!("{} at {}", h.source.label(), crate::store::timestamp(h.at)))
         .or_else(|| {
             order
-                .anomalies
+                .last_anomaly
                 .iter()
-                .find(|a| a.report.get("status").is_some_and(|s| paid(s)))
+                .chain(&order.anomalies)
+                .find(|a| anomaly_says_paid(a))
                 .map(|a| {
                     format!(
                         "{} anomaly at {}",
@@ -120,7 +153,7 @@ fn reported_paid(order: &Order) -> Option<String> {
                 .vexora
                 .as_ref()
                 .and_then(|v| v.status.as_deref())
-                .filter(|s| paid(s))
+                .filter(|s| status_says_paid(s))
                 .map(|_| "its last answer".to_owned())
         })
 }

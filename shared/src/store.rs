@@ -95,6 +95,10 @@ pub struct Transition {
     /// When set, the move happens only to the order this submit stored; another intent for the
     /// same `tradeNo` (after ours was withdrawn) is [`Transitioned::NotFound`] to it.
     pub expected_intent: Option<String>,
+    /// An operator's resolution ([`crate::review`]): the move happens only if the order is
+    /// flagged for manual review, and a move to `FAILED` only if no report ever said it was
+    /// paid (`reportedPaidAt` absent), both checked in the write itself.
+    pub operator_resolution: bool,
 }
 
 impl Transition {
@@ -111,6 +115,7 @@ impl Transition {
             anomaly: None,
             write_id: None,
             expected_intent: None,
+            operator_resolution: false,
         }
     }
 
@@ -119,6 +124,9 @@ impl Transition {
         order.status.may_move_to(self.to)
             && self.expected_version.is_none_or(|v| v == order.version)
             && self.expected_amount.is_none_or(|a| a == order.amount)
+            && (!self.operator_resolution
+                || (order.manual_review
+                    && (self.to != OrderStatus::Failed || order.reported_paid_at.is_none())))
     }
 
     /// Whether `order` is another intent than the one this transition is for.

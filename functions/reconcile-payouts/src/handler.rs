@@ -104,6 +104,25 @@ where
                 .saturating_duration_since(Instant::now())
                 .saturating_sub(MARGIN)
         };
+        // The scheduled balance reading (LowBalanceAlarm), first, so that a backlog of orders
+        // never starves it; bounded by the run's time like everything else.
+        let time = left();
+        if !time.is_zero() {
+            let reading = tokio::time::timeout(
+                time,
+                payout_core::balance::query(&self.gateway, &self.secrets, &self.metrics, now),
+            )
+            .await;
+            match reading {
+                Ok(Ok(balance)) => {
+                    self.metrics
+                        .count(metrics::VEXORA_AVAILABLE_BALANCE, balance.available_amount);
+                    report.available_balance = Some(balance.available_amount);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "no balance reading this run"),
+                Err(_) => tracing::warn!("no balance reading this run: out of time"),
+            }
+        }
         'pages: loop {
             let read =
                 tokio::time::timeout(left(), self.store.due_for_check(now, PAGE_SIZE, cursor));
@@ -130,19 +149,6 @@ where
                 Some(next) => cursor = Some(next),
                 None => break,
             }
-        }
-        // The scheduled balance reading (alarmed below LowBalanceThreshold), in what time is left.
-        let time = left();
-        if !time.is_zero()
-            && let Ok(Ok(balance)) = tokio::time::timeout(
-                time,
-                payout_core::balance::query(&self.gateway, &self.secrets, &self.metrics, now),
-            )
-            .await
-        {
-            self.metrics
-                .count(metrics::VEXORA_AVAILABLE_BALANCE, balance.available_amount);
-            report.available_balance = Some(balance.available_amount);
         }
         for (name, value) in [
             (metrics::RECONCILE_RUN, 1),

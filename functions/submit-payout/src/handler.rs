@@ -322,9 +322,11 @@ where
             .await
         {
             Ok(balance) => Outcome::Balance(balance),
-            Err(BalanceError::Secret(_) | BalanceError::Unavailable(_)) => {
+            Err(BalanceError::Secret(e)) => {
+                tracing::error!(error = %e, "the Vexora secret could not be read for the balance");
                 Outcome::BalanceUnavailable
             }
+            Err(BalanceError::Unavailable(_)) => Outcome::BalanceUnavailable,
         }
     }
 

@@ -124,6 +124,10 @@ pub fn to_item(o: &Order) -> Item {
         (attr::LAST_WRITE, o.last_write.as_deref().map(s)),
         (attr::INTENT_ID, o.intent_id.as_deref().map(s)),
         (
+            attr::REPORTED_PAID_AT,
+            o.reported_paid_at.map(|at| s(&timestamp(at))),
+        ),
+        (
             attr::LAST_ANOMALY,
             o.last_anomaly.as_ref().map(anomaly_to_attr),
         ),
@@ -171,15 +175,20 @@ fn get_time(item: &Item, name: &'static str) -> Result<DateTime<Utc>, StoreError
         .map_err(|_| StoreError::Corrupt(name))
 }
 
+fn get_time_opt(item: &Item, name: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    item.get(name).map(|_| get_time(item, name)).transpose()
+}
+
 fn millis(item: &Item, name: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
     opt_n(item, name)?
         .map(|ms| DateTime::from_timestamp_millis(ms).ok_or(StoreError::Corrupt(name)))
         .transpose()
 }
 
-fn source(item: &Item) -> Result<ReportSource, StoreError> {
-    ReportSource::from_label(get_s(item, member::SOURCE)?)
-        .ok_or(StoreError::Corrupt(member::SOURCE))
+/// The entry's source; `None` for a label this build does not know (written by a newer build:
+/// the entry is left out of what this build reads, never a reason to refuse the whole order).
+fn source(item: &Item) -> Result<Option<ReportSource>, StoreError> {
+    Ok(ReportSource::from_label(get_s(item, member::SOURCE)?))
 }
 
 fn answer_from_attr(v: &AttributeValue) -> Option<VexoraAnswer> {
@@ -192,11 +201,14 @@ fn answer_from_attr(v: &AttributeValue) -> Option<VexoraAnswer> {
     })
 }
 
-fn history_from_attr(v: &AttributeValue) -> Result<HistoryEntry, StoreError> {
+fn history_from_attr(v: &AttributeValue) -> Result<Option<HistoryEntry>, StoreError> {
     let m = v.as_m().map_err(|_| StoreError::Corrupt(attr::HISTORY))?;
-    Ok(HistoryEntry {
+    let Some(source) = source(m)? else {
+        return Ok(None);
+    };
+    Ok(Some(HistoryEntry {
         at: get_time(m, member::AT)?,
-        source: source(m)?,
+        source,
         status: get_s(m, member::STATUS)?.to_owned(),
         plat_form_trade_no: opt_s(m, member::PLATFORM_TRADE_NO),
         amount: opt_s(m, member::AMOUNT),
@@ -206,10 +218,11 @@ fn history_from_attr(v: &AttributeValue) -> Result<HistoryEntry, StoreError> {
             }
             _ => None,
         },
-    })
+    }))
 }
 
-fn anomaly_from_attr(v: &AttributeValue) -> Result<Anomaly, StoreError> {
+/// An anomaly; `None` when its source or reason is a label this build does not know.
+fn anomaly_from_attr(v: &AttributeValue) -> Result<Option<Anomaly>, StoreError> {
     let m = v.as_m().map_err(|_| StoreError::Corrupt(attr::ANOMALIES))?;
     let report = match m.get(member::REPORT) {
         Some(AttributeValue::M(r)) => r
@@ -218,22 +231,31 @@ fn anomaly_from_attr(v: &AttributeValue) -> Result<Anomaly, StoreError> {
             .collect(),
         _ => BTreeMap::new(),
     };
-    Ok(Anomaly {
+    let (Some(source), Some(reason)) = (
+        source(m)?,
+        AnomalyReason::from_label(get_s(m, member::REASON)?),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Anomaly {
         at: get_time(m, member::AT)?,
-        source: source(m)?,
-        reason: AnomalyReason::from_label(get_s(m, member::REASON)?)
-            .ok_or(StoreError::Corrupt(member::REASON))?,
+        source,
+        reason,
         report,
-    })
+    }))
 }
 
 fn list<T>(
     item: &Item,
     name: &'static str,
-    read: fn(&AttributeValue) -> Result<T, StoreError>,
+    read: fn(&AttributeValue) -> Result<Option<T>, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     match item.get(name) {
-        Some(AttributeValue::L(list)) => list.iter().map(read).collect(),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(read)
+            .filter_map(Result::transpose)
+            .collect(),
         _ => Ok(Vec::new()),
     }
 }
@@ -275,6 +297,53 @@ pub fn from_item(item: &Item) -> Result<Order, StoreError> {
         last_anomaly: item
             .get(attr::LAST_ANOMALY)
             .map(anomaly_from_attr)
-            .transpose()?,
+            .transpose()?
+            .flatten(),
+        reported_paid_at: get_time_opt(item, attr::REPORTED_PAID_AT)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+
+    /// An item written by a newer build (a history entry or anomaly with a label this build
+    /// does not know) still reads: the unknown entries are left out, never the whole order.
+    #[test]
+    fn entries_with_labels_of_a_newer_build_are_skipped_not_fatal() {
+        let mut order = crate::order::Order::pending(
+            TradeNo::parse("NEWER1").unwrap(),
+            &testkit::payout("NEWER1", 1500),
+            DateTime::from_timestamp_millis(1_764_126_000_000).unwrap(),
+            DateTime::from_timestamp_millis(1_764_126_000_000).unwrap(),
+        );
+        order.history.push(HistoryEntry {
+            at: order.created_at,
+            source: ReportSource::Webhook,
+            status: "0015".into(),
+            plat_form_trade_no: None,
+            amount: None,
+            decision: None,
+        });
+        let mut item = to_item(&order);
+        let Some(AttributeValue::L(history)) = item.get_mut(attr::HISTORY) else {
+            panic!("no history")
+        };
+        let mut future = history[0].as_m().unwrap().clone();
+        future.insert(member::SOURCE.into(), s("hologram"));
+        history.push(AttributeValue::M(future.clone()));
+        future.insert(member::REASON.into(), s("a_reason_from_the_future"));
+        future.insert(member::SOURCE.into(), s("webhook"));
+        item.insert(
+            attr::ANOMALIES.into(),
+            AttributeValue::L(vec![AttributeValue::M(future.clone())]),
+        );
+        item.insert(attr::LAST_ANOMALY.into(), AttributeValue::M(future));
+
+        let read = from_item(&item).unwrap();
+        assert_eq!(read.history, order.history, "the unknown entry is left out");
+        assert!(read.anomalies.is_empty());
+        assert_eq!(read.last_anomaly, None);
+    }
 }

@@ -9,6 +9,7 @@ use super::codec::{anomaly_to_attr, answer_to_attr, history_to_attr, n, s, times
 use super::schema::attr;
 use super::{Keep, StoreError, Transition};
 use crate::order::{Anomaly, OrderStatus};
+use chrono::{DateTime, Utc};
 
 /// One `UpdateItem`'s expressions and their placeholders.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,6 +55,14 @@ impl UpdatePlan {
         let count = self.name(count);
         let one = self.value("one", n(1));
         self.add.push(format!("{count} {one}"));
+    }
+
+    /// Notes, once, that a report said the payout was paid ([`crate::review::says_paid`]).
+    fn reported_paid(&mut self, at: DateTime<Utc>) {
+        let name = self.name(attr::REPORTED_PAID_AT);
+        let value = self.value("paidAt", s(&timestamp(at)));
+        self.set
+            .push(format!("{name} = if_not_exists({name}, {value})"));
     }
 
     /// Keeps `anomaly` as the item's last one (also when its list is full).
@@ -114,6 +123,20 @@ pub fn transition(t: &Transition) -> Result<UpdatePlan, StoreError> {
     if let Some(intent) = &t.expected_intent {
         let (name, value) = (p.name(attr::INTENT_ID), p.value("intent", s(intent)));
         p.conditions.push(format!("{name} = {value}"));
+    }
+    if t.operator_resolution {
+        let (name, value) = (
+            p.name(attr::MANUAL_REVIEW),
+            p.value("review", AttributeValue::Bool(true)),
+        );
+        p.conditions.push(format!("{name} = {value}"));
+        if t.to == OrderStatus::Failed {
+            let paid = p.name(attr::REPORTED_PAID_AT);
+            p.conditions.push(format!("attribute_not_exists({paid})"));
+        }
+    }
+    if crate::review::says_paid(t.history.as_ref(), t.anomaly.as_ref()) {
+        p.reported_paid(t.at);
     }
     let to = p.value("to", s(t.to.as_str()));
     let one = p.value("one", n(1));
@@ -183,6 +206,16 @@ pub fn keep(k: &Keep) -> UpdatePlan {
         "(attribute_not_exists({last}) OR {last} <> {write})"
     ));
     p.set.push(format!("{last} = {write}"));
+    if crate::review::says_paid(k.history.as_ref(), k.anomaly.as_ref()) {
+        let at = k
+            .history
+            .as_ref()
+            .map(|h| h.at)
+            .or(k.anomaly.as_ref().map(|a| a.at));
+        if let Some(at) = at {
+            p.reported_paid(at);
+        }
+    }
     if let Some(entry) = &k.history {
         if k.history_room {
             p.append(
@@ -373,8 +406,9 @@ mod tests {
         });
         assert_eq!(
             full.update_expression(),
-            "SET #lastWrite = :write, #lastAnomaly = :lastAnomaly ADD #historyCount :one, #anomalyCount :one",
-            "an anomaly past the kept list is still counted, kept as the last one, and an event"
+            "SET #lastWrite = :write, #reportedPaidAt = if_not_exists(#reportedPaidAt, :paidAt), #lastAnomaly = :lastAnomaly ADD #historyCount :one, #anomalyCount :one",
+            "an anomaly past the kept list is still counted, kept as the last one, and an event; \
+             a report of 0000 is noted as paid once"
         );
         assert_consistent(&full);
 

@@ -47,6 +47,9 @@ pub mod attr {
     pub const CHECK_ATTEMPTS: &str = "checkAttempts";
     pub const LAST_QUERY_AT: &str = "lastQueryAt";
     pub const MANUAL_REVIEW: &str = "manualReview";
+    /// When a report first said the payout was paid (`0000`, `0001`, a success time or bank
+    /// reference), whatever became of it; never removed ([`crate::review`]).
+    pub const REPORTED_PAID_AT: &str = "reportedPaidAt";
     pub const LAST_WRITE: &str = "lastWrite";
     pub const INTENT_ID: &str = "intentId";
     /// How many status events this order's changes stand for ([`crate::events`]): every move

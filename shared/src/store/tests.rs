@@ -44,6 +44,7 @@ fn move_to(to: OrderStatus, minutes: i64) -> Transition {
         anomaly: None,
         write_id: None,
         expected_intent: None,
+        operator_resolution: false,
     }
 }
 
@@ -667,4 +668,53 @@ async fn an_operators_resolution_is_kept_with_its_decision_and_only_once(store: 
         store.get(&tn("OPR1")).await.unwrap().unwrap().status,
         OrderStatus::Failed
     );
+
+    // Read, then a report of payment lands through a write that does not move the order (an
+    // anomaly: another amount): the FAILED resolution built from the earlier read is refused
+    // by the store itself, and SUCCEEDED still goes through.
+    let mut o = order("OPR2", 1500);
+    o.manual_review = true;
+    store.create(&o).await.unwrap();
+    let read = store.get(&tn("OPR2")).await.unwrap().unwrap();
+    let failed =
+        crate::review::resolution(&read, OrderStatus::Failed, "op", "ticket", t0()).unwrap();
+    let paid_elsewhere = Anomaly {
+        at: t0(),
+        source: ReportSource::Webhook,
+        reason: AnomalyReason::AmountMismatch,
+        report: [("status".to_owned(), "0000".to_owned())]
+            .into_iter()
+            .collect(),
+    };
+    assert!(keep(store, "OPR2", None, Some(paid_elsewhere)).await);
+    assert!(
+        store
+            .get(&tn("OPR2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .reported_paid_at
+            .is_some()
+    );
+    assert!(matches!(
+        store.transition(&tn("OPR2"), &failed).await.unwrap(),
+        Transitioned::Rejected(_)
+    ));
+    let succeeded =
+        crate::review::resolution(&read, OrderStatus::Succeeded, "op", "ticket", t0()).unwrap();
+    assert!(matches!(
+        store.transition(&tn("OPR2"), &succeeded).await.unwrap(),
+        Transitioned::Applied(_)
+    ));
+
+    // Not flagged for review: the store refuses a resolution even when the caller skipped the check.
+    store.create(&order("OPR3", 1500)).await.unwrap();
+    let unflagged = Transition {
+        operator_resolution: true,
+        ..Transition::to(OrderStatus::Failed, t0())
+    };
+    assert!(matches!(
+        store.transition(&tn("OPR3"), &unflagged).await.unwrap(),
+        Transitioned::Rejected(_)
+    ));
 }

@@ -150,6 +150,9 @@ impl OrderStore for InMemoryStore {
             }
             return Ok(Transitioned::Rejected(order.clone()));
         }
+        if crate::review::says_paid(t.history.as_ref(), t.anomaly.as_ref()) {
+            order.reported_paid_at.get_or_insert(t.at);
+        }
         if let Some(entry) = &t.history {
             order.history.push(entry.clone());
         }
@@ -251,6 +254,15 @@ impl OrderStore for InMemoryStore {
         };
         if order.last_write.as_deref() == Some(keep.write_id.as_str()) {
             return Ok(true);
+        }
+        if crate::review::says_paid(keep.history.as_ref(), keep.anomaly.as_ref())
+            && let Some(at) = keep
+                .history
+                .as_ref()
+                .map(|h| h.at)
+                .or(keep.anomaly.as_ref().map(|a| a.at))
+        {
+            order.reported_paid_at.get_or_insert(at);
         }
         if let Some(entry) = &keep.history
             && keep.history_room

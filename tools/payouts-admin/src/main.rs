@@ -166,8 +166,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             orders.sort_by(|a, b| {
                 (a.created_at, a.trade_no.as_str()).cmp(&(b.created_at, b.trade_no.as_str()))
             });
+            let more = orders.len() > limit;
             orders.truncate(limit);
-            output::list(&orders, json);
+            output::list(&orders, more, json);
             Ok(())
         }
         Command::Show { trade_no } => {

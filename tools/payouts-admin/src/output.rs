@@ -13,6 +13,23 @@ fn print(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
+/// Text from Vexora (messages, reports) shown on a terminal: control characters (escape
+/// sequences) become `?`.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A CSV cell a spreadsheet will not run as a formula: text starting with `=`, `+`, `-`, `@`,
+/// tab or carriage return gets a leading `'` (OWASP's advice for CSV injection).
+fn cell(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_owned(),
+    }
+}
+
 fn print_json(value: &Value) {
     print(&serde_json::to_string_pretty(value).unwrap_or_default());
 }
@@ -58,7 +75,7 @@ fn summary(order: &Order) -> Value {
     })
 }
 
-pub fn list(orders: &[Order], json: bool) {
+pub fn list(orders: &[Order], more: bool, json: bool) {
     if json {
         print_json(&Value::Array(orders.iter().map(summary).collect()));
         return;
@@ -82,7 +99,14 @@ pub fn list(orders: &[Order], json: bool) {
         ],
         &rows,
     ));
-    print(&format!("{} order(s)", orders.len()));
+    if more {
+        print(&format!(
+            "{} order(s) shown; more match: raise --limit to see them",
+            orders.len()
+        ));
+    } else {
+        print(&format!("{} order(s)", orders.len()));
+    }
 }
 
 fn detail(order: &Order) -> Value {
@@ -163,7 +187,7 @@ pub fn show(order: &Order, json: bool) {
             "vexora",
             v.code.as_deref().unwrap_or("-"),
             v.status.as_deref().unwrap_or("-"),
-            v.message.as_deref().unwrap_or(""),
+            clean(v.message.as_deref().unwrap_or("")),
         ));
     }
     print(&lines.join("\n"));
@@ -174,11 +198,11 @@ pub fn show(order: &Order, json: bool) {
             vec![
                 timestamp(h.at),
                 h.source.label().to_owned(),
-                h.status.clone(),
-                h.amount.clone().unwrap_or_default(),
+                clean(&h.status),
+                clean(&h.amount.clone().unwrap_or_default()),
                 h.decision
                     .as_ref()
-                    .map(|d| format!("{}: {}", d.operator, d.evidence))
+                    .map(|d| clean(&format!("{}: {}", d.operator, d.evidence)))
                     .unwrap_or_default(),
             ]
         })
@@ -196,11 +220,13 @@ pub fn show(order: &Order, json: bool) {
                 timestamp(a.at),
                 a.source.label().to_owned(),
                 a.reason.label().to_owned(),
-                a.report
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                clean(
+                    &a.report
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
             ]
         })
         .collect();
@@ -270,15 +296,36 @@ pub fn export(orders: &[Order], json: bool) -> Result<(), String> {
     .map_err(fail)?;
     for o in orders {
         csv.write_record([
-            o.trade_no.as_str(),
-            o.plat_form_trade_no.as_deref().unwrap_or(""),
-            &o.amount.yen().to_string(),
-            o.status.as_str(),
-            &timestamp(o.created_at),
-            &final_at(o).unwrap_or_default(),
+            cell(o.trade_no.as_str()),
+            cell(o.plat_form_trade_no.as_deref().unwrap_or("")),
+            o.amount.yen().to_string(),
+            o.status.as_str().to_owned(),
+            timestamp(o.created_at),
+            final_at(o).unwrap_or_default(),
         ])
         .map_err(fail)?;
     }
     csv.flush()
         .map_err(|e| format!("writing the CSV failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreadsheet_formulas_and_terminal_escapes_are_defused() {
+        for (raw, safe) in [
+            ("=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"),
+            ("-1-1", "'-1-1"),
+            ("+1", "'+1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tX", "'\tX"),
+            ("VX123", "VX123"),
+            ("", ""),
+        ] {
+            assert_eq!(cell(raw), safe);
+        }
+        assert_eq!(clean("ok\u{1b}[2Jdone\n"), "ok?[2Jdone?");
+    }
 }
