@@ -27,6 +27,8 @@ pub struct Runtime {
     pub store: DynamoOrderStore,
     pub secrets: Secrets<SecretsManagerStore>,
     pub vexora: VexoraClient,
+    /// `PAYOUT_BATCH_QUEUE_URL`'s queue, when configured.
+    pub batch_queue: Option<std::sync::Arc<dyn crate::batch::BatchQueue>>,
 }
 
 impl Runtime {
@@ -69,11 +71,18 @@ impl Runtime {
         )
         .await?;
         let vexora = VexoraClient::new(&config.vexora_base_url, config.vexora_timeout)?;
+        let batch_queue = config.batch_queue_url.as_ref().map(|url| {
+            std::sync::Arc::new(crate::batch::SqsBatchQueue::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                url,
+            )) as std::sync::Arc<dyn crate::batch::BatchQueue>
+        });
         Ok(Self {
             config,
             store,
             secrets,
             vexora,
+            batch_queue,
         })
     }
 }

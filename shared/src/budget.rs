@@ -58,6 +58,13 @@ pub fn reconcile_one(vexora_timeout: Duration) -> Duration {
     aws_calls(5) + vexora_timeout + aws_calls(2)
 }
 
+/// One batch item, worst case: the claim, the secret (after its cache expired), the Vexora
+/// call, then putting back an item that certainly never left or recording the answer (a
+/// transition and, when refused, keeping the report). A worker starts no item with less left.
+pub fn batch_item_worst_case(vexora_timeout: Duration) -> Duration {
+    aws_calls(2) + vexora_timeout + aws_calls(3)
+}
+
 /// How long an invocation may run when its context's deadline cannot be right: Lambda never
 /// hands over an event with less than a second left, but some local emulators send none (0) or
 /// one already past.

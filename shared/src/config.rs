@@ -28,8 +28,12 @@ pub const PAYOUTS_ENVIRONMENT: &str = "PAYOUTS_ENVIRONMENT";
 /// The EventBridge bus (name or ARN) that `publish-payout-events` publishes to.
 pub const PAYOUT_EVENTS_BUS: &str = "PAYOUT_EVENTS_BUS";
 
+/// Optional: the SQS queue (URL) batch items wait in ([`crate::batch`]). Without it,
+/// `POST /batches` answers `503` and the reconciler leaves queued items alone.
+pub const PAYOUT_BATCH_QUEUE_URL: &str = "PAYOUT_BATCH_QUEUE_URL";
+
 /// Every variable the functions read, for tools and templates that must match the code.
-pub const ALL_VARIABLES: [&str; 11] = [
+pub const ALL_VARIABLES: [&str; 12] = [
     PAYOUTS_TABLE,
     VEXORA_SECRET_ID,
     VEXORA_BASE_URL,
@@ -41,6 +45,7 @@ pub const ALL_VARIABLES: [&str; 11] = [
     VEXORA_PREVIOUS_SECRET_GRACE_S,
     PAYOUTS_ENVIRONMENT,
     PAYOUT_EVENTS_BUS,
+    PAYOUT_BATCH_QUEUE_URL,
 ];
 
 pub const DEFAULT_VEXORA_TIMEOUT: Duration = Duration::from_millis(8000);
@@ -64,6 +69,8 @@ pub struct Config {
     pub previous_secret_grace: Duration,
     /// The deployment's name, for metrics (`local` when unset).
     pub environment: String,
+    /// Where batch items wait; `None` when batches are not configured.
+    pub batch_queue_url: Option<String>,
 }
 
 /// One bad variable.
@@ -182,6 +189,20 @@ impl Config {
                 }
             },
         };
+        let queue = match lookup(PAYOUT_BATCH_QUEUE_URL).map(|v| v.trim().to_owned()) {
+            None => None,
+            Some(v) if v.is_empty() => None,
+            Some(v) => match parse_url(&v) {
+                Ok(_) => Some(v),
+                Err(problem) => {
+                    errors.push(VarError {
+                        variable: PAYOUT_BATCH_QUEUE_URL,
+                        problem: format!("{problem} (an SQS queue URL)"),
+                    });
+                    None
+                }
+            },
+        };
         match (
             table,
             secret_id,
@@ -214,6 +235,7 @@ impl Config {
                 reconcile_max_orders: m,
                 previous_secret_grace: grace,
                 environment: environment(&lookup),
+                batch_queue_url: queue,
             }),
             _ => Err(ConfigError(errors)),
         }

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod balance;
+pub mod batch;
 pub mod bootstrap;
 pub mod budget;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod review;
 pub mod secrets;
 pub mod signing;
 pub mod store;
+pub mod submit;
 pub mod telemetry;
 pub mod vexora;
 

@@ -199,6 +199,15 @@ pub struct Order {
     /// When a report first said this payout was paid, kept or not, moved or not
     /// ([`crate::review::says_paid`]): an operator may never resolve it `FAILED`.
     pub reported_paid_at: Option<DateTime<Utc>>,
+    /// The batch this payout came in ([`crate::batch`]).
+    pub batch_id: Option<String>,
+    /// A batch item waiting in the queue: stored, never sent, its request kept (apart from the
+    /// order) until a worker takes it ([`crate::batch`]). Never abandoned while queued.
+    pub queued: bool,
+    /// When a worker took a batch item to send it: its submit's start (the signature's
+    /// timestamp and the abandoned clock); `None` for a `POST /payouts` order, whose submit
+    /// starts at `created_at`.
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// One Vexora report as received (PII-free): the order's audit trail.
@@ -285,7 +294,14 @@ impl Order {
     /// ([`pending_abandoned_after`]): nobody will record Vexora's answer, so it is to be stored
     /// as `UNCONFIRMED` ([`crate::apply::settle_abandoned`]).
     pub fn is_abandoned(&self, now: DateTime<Utc>, abandoned_after: chrono::Duration) -> bool {
-        self.status == OrderStatus::Pending && now - self.created_at >= abandoned_after
+        self.status == OrderStatus::Pending
+            && !self.queued
+            && now - self.submit_started() >= abandoned_after
+    }
+
+    /// When this order's submit started: when a worker took it, or when it was created.
+    pub fn submit_started(&self) -> DateTime<Utc> {
+        self.sent_at.unwrap_or(self.created_at)
     }
 
     /// A new order for a validated request, `PENDING`, version 1.
@@ -320,6 +336,9 @@ impl Order {
             intent_id: None,
             last_anomaly: None,
             reported_paid_at: None,
+            batch_id: None,
+            queued: false,
+            sent_at: None,
         }
     }
 }

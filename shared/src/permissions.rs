@@ -13,7 +13,17 @@ pub mod store {
     pub const CLAIM_REFRESH: &str = "dynamodb:UpdateItem";
     /// On the unresolved index, not the table.
     pub const DUE_FOR_CHECK: &str = "dynamodb:Query";
+    /// `BatchStore` ([`crate::batch`]).
+    pub const CREATE_QUEUED: &str = "dynamodb:PutItem";
+    pub const CLAIM_QUEUED: &str = "dynamodb:UpdateItem";
+    pub const REQUEUE: &str = "dynamodb:UpdateItem";
+    pub const PUT_BATCH: &str = "dynamodb:PutItem";
+    pub const GET_BATCH: &str = "dynamodb:GetItem";
+    pub const GET_MANY: &str = "dynamodb:BatchGetItem";
 }
+
+/// What the batch queue adapter calls ([`crate::batch::SqsBatchQueue`]).
+pub const BATCH_QUEUE_SEND: [&str; 1] = ["sqs:SendMessage"];
 
 /// What the secret cache calls ([`crate::secrets::SecretsManagerStore`]).
 pub const SECRET_READ: [&str; 1] = ["secretsmanager:GetSecretValue"];
@@ -42,12 +52,15 @@ pub struct Needs {
     pub stream: &'static [&'static str],
     /// The on-failure queue of the function's event source mapping.
     pub failure_queue: &'static [&'static str],
+    /// The batch queue (sending; a worker's polling comes with its SQS event).
+    pub batch_queue: &'static [&'static str],
 }
 
 const NOTHING: &[&str] = &[];
 
 /// `submit-payout`: create, get, transition, delete_pending, keep; refresh uses claim_refresh
-/// and the resolver (transition, keep).
+/// and the resolver (transition, keep); batches store queued items and their record, read
+/// many, and queue the items.
 pub const SUBMIT_PAYOUT: Needs = Needs {
     binary: "submit-payout",
     table: &[
@@ -55,12 +68,14 @@ pub const SUBMIT_PAYOUT: Needs = Needs {
         store::GET,
         store::TRANSITION,
         store::DELETE_PENDING,
+        store::GET_MANY,
     ],
     index: &[],
     secret: &SECRET_READ,
     bus: NOTHING,
     stream: NOTHING,
     failure_queue: NOTHING,
+    batch_queue: &BATCH_QUEUE_SEND,
 };
 
 /// `payout-webhook`: transition, get, keep.
@@ -72,9 +87,11 @@ pub const PAYOUT_WEBHOOK: Needs = Needs {
     bus: NOTHING,
     stream: NOTHING,
     failure_queue: NOTHING,
+    batch_queue: NOTHING,
 };
 
-/// `reconcile-payouts`: due_for_check, get, claim_check and the resolver.
+/// `reconcile-payouts`: due_for_check, get, claim_check and the resolver; a queued batch item
+/// whose message was lost goes on the queue again.
 pub const RECONCILE_PAYOUTS: Needs = Needs {
     binary: "reconcile-payouts",
     table: &[store::GET, store::CLAIM_CHECK],
@@ -83,6 +100,19 @@ pub const RECONCILE_PAYOUTS: Needs = Needs {
     bus: NOTHING,
     stream: NOTHING,
     failure_queue: NOTHING,
+    batch_queue: &BATCH_QUEUE_SEND,
+};
+
+/// `submit-batch-items`: claim_queued, requeue, and the applier (get, transition, keep).
+pub const SUBMIT_BATCH_ITEMS: Needs = Needs {
+    binary: "submit-batch-items",
+    table: &[store::GET, store::CLAIM_QUEUED, store::REQUEUE],
+    index: &[],
+    secret: &SECRET_READ,
+    bus: NOTHING,
+    stream: NOTHING,
+    failure_queue: NOTHING,
+    batch_queue: NOTHING,
 };
 
 /// `publish-payout-events`: the sink; its records come from the stream, not the table.
@@ -94,11 +124,13 @@ pub const PUBLISH_PAYOUT_EVENTS: Needs = Needs {
     bus: &EVENTS_PUT,
     stream: &STREAM_READ,
     failure_queue: &FAILURE_QUEUE,
+    batch_queue: NOTHING,
 };
 
-pub const ALL: [Needs; 4] = [
+pub const ALL: [Needs; 5] = [
     SUBMIT_PAYOUT,
     PAYOUT_WEBHOOK,
     RECONCILE_PAYOUTS,
     PUBLISH_PAYOUT_EVENTS,
+    SUBMIT_BATCH_ITEMS,
 ];

@@ -45,6 +45,14 @@ pub struct StackConfig {
     /// Also run status events: the publisher fed from the table's stream, a bus, and a
     /// collector reading what reaches it ([`crate::events`]).
     pub events: bool,
+    /// Also run batch items: `submit-batch-items` fed from the batch queue ([`crate::batches`]).
+    /// The queue itself (and `PAYOUT_BATCH_QUEUE_URL`) is always there.
+    pub batches: bool,
+    /// Worker processes (the worker's concurrency) and every n-th batch delivered twice.
+    pub batch_workers: usize,
+    pub batch_redeliver_every: Option<u64>,
+    /// Set by [`Stack::spawn`]: the batch queue's URL.
+    pub batch_queue_url: Option<String>,
 }
 
 impl StackConfig {
@@ -67,6 +75,10 @@ impl StackConfig {
             reconcile_instances: 1,
             extra_env: Vec::new(),
             events: false,
+            batches: false,
+            batch_workers: 2,
+            batch_redeliver_every: None,
+            batch_queue_url: None,
         }
     }
 }
@@ -81,6 +93,8 @@ pub struct Stack {
     pub reconcile: Function,
     /// With [`StackConfig::events`].
     pub events: Option<StackEvents>,
+    /// With [`StackConfig::batches`]: the worker and the pump feeding it.
+    pub batches: Option<StackBatches>,
     pub http: reqwest::Client,
     pub sdk: SdkConfig,
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -88,8 +102,18 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub async fn spawn(config: StackConfig) -> Result<Self, String> {
+    pub async fn spawn(mut config: StackConfig) -> Result<Self, String> {
         let sdk = aws_config_for(&config.aws_endpoint).await;
+        config.batch_queue_url = Some(
+            crate::batches::create_queue(
+                &sdk,
+                &format!("batch-{}", config.table),
+                // Longer than any invocation takes here (a message in hand is not delivered
+                // twice merely for being slow); a handed-back one is back within it.
+                Duration::from_secs(10),
+            )
+            .await?,
+        );
         if let Some(previous) = &config.previous_secret {
             local::put_secret(&sdk, &config.secret_id, previous).await?;
         }
@@ -125,9 +149,36 @@ impl Stack {
         .await?;
         let notify = format!("{}/vexora/notify", webhook.url);
         let submit = start("submit-payout", notify.clone(), config.submit_instances).await?;
-        let reconcile = start("reconcile-payouts", notify, config.reconcile_instances).await?;
+        let reconcile = start(
+            "reconcile-payouts",
+            notify.clone(),
+            config.reconcile_instances,
+        )
+        .await?;
         let events = if config.events {
             Some(StackEvents::start(&sdk, &config).await?)
+        } else {
+            None
+        };
+        let batches = if config.batches {
+            let env = env(&config, &sandbox.base_url(), &notify);
+            let worker = Arc::new(
+                Function::start(
+                    binary_in(config.profile, "submit-batch-items"),
+                    "submit-batch-items",
+                    &env,
+                    config.batch_workers,
+                )
+                .await?,
+            );
+            let pump = crate::batches::SqsPump::start(
+                &sdk,
+                config.batch_queue_url.clone().unwrap_or_default(),
+                worker.clone(),
+                config.batch_workers,
+                config.batch_redeliver_every,
+            );
+            Some(StackBatches { worker, pump })
         } else {
             None
         };
@@ -137,6 +188,7 @@ impl Stack {
             webhook,
             reconcile,
             events,
+            batches,
             http: reqwest::Client::new(),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
@@ -173,8 +225,21 @@ pub fn env(config: &StackConfig, vexora_base_url: &str, notify_url: &str) -> Vec
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(
+        config
+            .batch_queue_url
+            .iter()
+            .map(|url| (config::PAYOUT_BATCH_QUEUE_URL.to_owned(), url.clone())),
+    )
     .chain(config.extra_env.iter().cloned())
     .collect()
+}
+
+/// Batch items of a stack: the worker processes and the pump feeding them from the queue.
+#[derive(Debug)]
+pub struct StackBatches {
+    pub worker: Arc<Function>,
+    pub pump: crate::batches::SqsPump,
 }
 
 /// Status events of a stack: the publisher, the stream pump feeding it, and the collector.

@@ -7,6 +7,8 @@
 mod admin;
 #[path = "e2e/balance.rs"]
 mod balance;
+#[path = "e2e/batches.rs"]
+mod batches;
 #[path = "checks/deploy_parameters.rs"]
 mod deploy_parameters;
 #[path = "checks/deployed_build.rs"]

@@ -33,6 +33,8 @@ pub struct Reconciler<S, G, K, M> {
     pub give_up_after: chrono::Duration,
     /// At most this many orders are checked (and queried) per run.
     pub max_orders: u32,
+    /// The batch queue: a queued item whose message was lost is put on it again.
+    pub queue: Option<std::sync::Arc<dyn payout_core::batch::BatchQueue>>,
 }
 
 /// What a run did; also the function's answer.
@@ -52,6 +54,8 @@ pub struct RunReport {
     /// The run stopped before its deadline with due orders left (an order cut short keeps its
     /// claim and is checked again after its back-off); the next run takes the rest.
     pub out_of_time: bool,
+    /// Queued batch items put on the batch queue again (their message was lost).
+    pub requeued: u32,
     /// Vexora's available balance, read after the orders (published as the
     /// `VexoraAvailableBalance` metric); absent when Vexora could not tell or time ran out.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -171,6 +175,57 @@ where
         Ok(report)
     }
 
+    /// A batch item still queued when it is due: its message was lost (or is in the dead-letter
+    /// queue). It goes on the queue again, once per back-off (claimed like a check, so
+    /// overlapping runs queue it once); a worker sends it once whatever the copies.
+    async fn requeue(
+        &self,
+        order: &payout_core::order::Order,
+        seen: DateTime<Utc>,
+        now: DateTime<Utc>,
+        report: &mut RunReport,
+    ) {
+        let Some(queue) = &self.queue else {
+            report.skipped += 1;
+            return;
+        };
+        let claim = CheckClaim {
+            seen,
+            next: now + payout_core::batch::REQUEUE_AFTER.max(backoff(order.check_attempts)),
+            now,
+            manual_review: false,
+        };
+        match self.store.claim_check(&order.trade_no, &claim).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                report.skipped += 1;
+                return;
+            }
+        }
+        let message = payout_core::batch::BatchMessage {
+            batch_id: order.batch_id.clone().unwrap_or_default(),
+            trade_no: order.trade_no.as_str().to_owned(),
+        };
+        match queue.send(std::slice::from_ref(&message)).await {
+            Ok(1) => {
+                report.requeued += 1;
+                tracing::info!(
+                    trade_no = order.trade_no.as_str(),
+                    batch_id = message.batch_id,
+                    action = "requeued",
+                    "a queued batch item went on the queue again"
+                );
+            }
+            _ => {
+                report.skipped += 1;
+                tracing::warn!(
+                    trade_no = order.trade_no.as_str(),
+                    "queueing a batch item again failed"
+                );
+            }
+        }
+    }
+
     async fn check(&self, trade_no: &TradeNo, now: DateTime<Utc>, report: &mut RunReport) {
         let order = match self.store.get(trade_no).await {
             Ok(Some(order)) => order,
@@ -188,6 +243,10 @@ where
             report.skipped += 1;
             return;
         };
+        if order.queued {
+            self.requeue(&order, seen, now, report).await;
+            return;
+        }
         if order.status == OrderStatus::Pending && !order.is_abandoned(now, self.abandoned_after) {
             report.skipped += 1;
             return;

@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
         store: runtime.store,
         gateway: runtime.vexora,
         secrets: runtime.secrets,
+        queue: runtime.batch_queue,
     };
     let reconciler = &reconciler;
     run(service_fn(

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use payout_core::apply::{Applied, Applier, Report, Schedule, settle_abandoned};
+use payout_core::apply::{Applied, Applier, Schedule, settle_abandoned};
 use payout_core::balance::{Balance, BalanceCache, BalanceError};
+use payout_core::batch::{BatchId, BatchQueue, BatchStore, BatchView};
 use payout_core::domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
 use payout_core::intent::{Intent, store_intent};
 use payout_core::metrics::{self, Metrics};
@@ -17,7 +18,7 @@ use payout_core::order::{Order, OrderStatus};
 use payout_core::resolve::query_and_apply;
 use payout_core::secrets::{SecretStore, Secrets};
 use payout_core::store::{OrderStore, timestamp};
-use payout_core::vexora::{self, DisbursementRequest, Exchange, Operation, PayoutGateway};
+use payout_core::vexora::{self, Exchange, PayoutGateway};
 use serde::Serialize;
 use url::Url;
 
@@ -44,7 +45,11 @@ pub struct App<S, G, K, M> {
     pub clock: fn() -> DateTime<Utc>,
     /// `GET /balance` readings, kept for [`payout_core::balance::CACHE_TTL`].
     pub balance: BalanceCache,
+    /// Where batch items wait (`PAYOUT_BATCH_QUEUE_URL`); `None`: batches are not served.
+    pub queue: Option<std::sync::Arc<dyn BatchQueue>>,
 }
+
+mod batches;
 
 /// How a refresh went (`GET ?refresh=true`); the order is answered either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +95,24 @@ enum Outcome {
     Balance(Balance),
     /// `GET /balance`: Vexora gave no usable reading (or the secret could not be read).
     BalanceUnavailable,
+    /// `POST /batches`: stored and queued (`202`).
+    BatchAccepted(BatchId, usize),
+    /// `GET /batches/{id}`, or the same batch again (`200`).
+    Batch(Box<BatchView>),
+    /// The batch's total is more than Vexora's available balance; nothing stored.
+    InsufficientBalance {
+        total: u64,
+        available: u64,
+    },
+    /// The batchId was used for other items.
+    BatchMismatch(BatchId),
+    /// Item `i`'s tradeNo belongs to another payout.
+    ItemMismatch(TradeNo, usize),
+    /// Storage failed while storing or reading a batch.
+    BatchUnavailable(BatchId),
+    BatchTooLarge,
+    /// No batch queue is configured.
+    BatchesOff,
 }
 
 #[derive(Serialize)]
@@ -130,6 +153,23 @@ impl Outcome {
             Self::VexoraUnreachable(_) => "not_received",
             Self::Balance(_) => "balance",
             Self::BalanceUnavailable => "balance_unavailable",
+            Self::BatchAccepted(..) => "batch_accepted",
+            Self::Batch(_) => "batch",
+            Self::InsufficientBalance { .. } => "insufficient_balance",
+            Self::BatchMismatch(_) | Self::ItemMismatch(..) => "mismatch",
+            Self::BatchUnavailable(_) => "storage_error",
+            Self::BatchTooLarge => "too_large",
+            Self::BatchesOff => "batches_off",
+        }
+    }
+
+    fn batch_id(&self) -> Option<&str> {
+        match self {
+            Self::BatchAccepted(b, _) | Self::BatchMismatch(b) | Self::BatchUnavailable(b) => {
+                Some(b.as_str())
+            }
+            Self::Batch(view) => Some(view.batch_id.as_str()),
+            _ => None,
         }
     }
 
@@ -153,7 +193,15 @@ impl Outcome {
             | Self::MethodNotAllowed(_)
             | Self::SecretUnavailable
             | Self::Balance(_)
-            | Self::BalanceUnavailable => None,
+            | Self::BalanceUnavailable
+            | Self::BatchAccepted(..)
+            | Self::Batch(_)
+            | Self::InsufficientBalance { .. }
+            | Self::BatchMismatch(_)
+            | Self::BatchUnavailable(_)
+            | Self::BatchTooLarge
+            | Self::BatchesOff => None,
+            Self::ItemMismatch(t, _) => Some(t),
         }
     }
 
@@ -174,6 +222,61 @@ impl Outcome {
                 return order(StatusCode::OK, o);
             }
             Self::Balance(balance) => return json(StatusCode::OK, balance),
+            Self::BatchAccepted(batch_id, items) => {
+                return json(
+                    StatusCode::ACCEPTED,
+                    &serde_json::json!({"batchId": batch_id.as_str(), "status": "ACCEPTED", "items": items}),
+                );
+            }
+            Self::Batch(view) => return json(StatusCode::OK, view),
+            Self::InsufficientBalance { total, available } => {
+                let message = format!(
+                    "the batch's new payouts total {total} yen; Vexora's available balance is {available} yen; nothing was stored"
+                );
+                return json(
+                    StatusCode::CONFLICT,
+                    &ErrorBody {
+                        error: "insufficient_balance",
+                        message: &message,
+                        fields: None,
+                        trade_no: None,
+                    },
+                );
+            }
+            Self::ItemMismatch(trade_no, i) => {
+                let message = format!(
+                    "items[{i}]'s tradeNo was already used for a different payout; nothing was stored"
+                );
+                return json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &ErrorBody {
+                        error: "idempotency_mismatch",
+                        message: &message,
+                        fields: None,
+                        trade_no: Some(trade_no.as_str()),
+                    },
+                );
+            }
+            Self::BatchMismatch(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_mismatch",
+                "this batchId was already used for other items",
+            ),
+            Self::BatchUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "storage is unavailable; retry with the same batchId (items already stored are sent once)",
+            ),
+            Self::BatchTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "a batch body must be at most 1 MiB",
+            ),
+            Self::BatchesOff => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "batches are not configured here (no PAYOUT_BATCH_QUEUE_URL)",
+            ),
             Self::BalanceUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "vexora_unavailable",
@@ -253,7 +356,7 @@ impl Outcome {
 /// Handles one request. Every anticipated outcome is a response; nothing here panics.
 pub async fn handle<S, G, K, M>(app: &App<S, G, K, M>, request: Request) -> Response<Body>
 where
-    S: OrderStore,
+    S: OrderStore + BatchStore,
     G: PayoutGateway,
     K: SecretStore,
     M: Metrics,
@@ -268,11 +371,16 @@ where
         (["payouts", _], _) => Outcome::MethodNotAllowed("GET"),
         (["balance"], &Method::GET) => app.balance().await,
         (["balance"], _) => Outcome::MethodNotAllowed("GET"),
+        (["batches"], &Method::POST) => app.submit_batch(request.body().as_ref()).await,
+        (["batches"], _) => Outcome::MethodNotAllowed("POST"),
+        (["batches", batch_id], &Method::GET) => app.read_batch(batch_id, &request).await,
+        (["batches", _], _) => Outcome::MethodNotAllowed("GET"),
         _ => Outcome::NoRoute,
     };
     let response = outcome.response();
     tracing::info!(
         trade_no = outcome.trade_no().map(TradeNo::as_str),
+        batch_id = outcome.batch_id(),
         outcome = outcome.label(),
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -353,14 +461,14 @@ where
             Ok(Intent::Existing(existing)) => return self.repeat(&payout, existing).await,
             Err(trade_no) => return Outcome::StorageUnavailable(trade_no),
         };
-        let body = DisbursementRequest::signed(
+        let exchange = payout_core::submit::send(
+            &self.gateway,
+            credentials,
             &payout,
-            &order.trade_no,
+            &order,
             &self.notify_url,
-            order.created_at.timestamp_millis(),
-            &credentials.app_secret,
-        );
-        let exchange = self.gateway.submit(credentials, &body).await;
+        )
+        .await;
         let outcome = self.record(order, &exchange).await;
         let unconfirmed = match &outcome {
             Outcome::Recorded(order, _) => {
@@ -444,9 +552,8 @@ where
     /// Records Vexora's answer (the one rule, [`Applier::apply`]) and answers the merchant.
     async fn record(&self, order: Order, exchange: &Exchange) -> Outcome {
         let trade_no = order.trade_no.clone();
-        let mut report = Report::from_exchange(Operation::Submit, &trade_no, exchange);
         // Recorded on this submit's own order only, never on a later intent for the tradeNo.
-        report.intent.clone_from(&order.intent_id);
+        let report = payout_core::submit::report(&order, exchange);
         let not_received = matches!(report.outcome, vexora::Outcome::NotReceived(_));
         if not_received {
             // Certainly not sent: withdraw the intent (only ours, only while PENDING) so that a

@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
         secrets: runtime.secrets,
         clock: chrono::Utc::now,
         balance: payout_core::balance::BalanceCache::default(),
+        queue: runtime.batch_queue,
     };
     let app = &app;
     run(service_fn(move |request| async move {

@@ -59,6 +59,22 @@ impl StreamRecord {
     pub fn parse(raw: &serde_json::Value) -> Result<Self, RecordError> {
         let record = Record::deserialize(raw)
             .map_err(|_| RecordError::Shape("not a DynamoDB stream record"))?;
+        // A batch's own record shares the table: it is no order and stands for no event.
+        let is_batch = |image: &Option<serde_dynamo::Item>| {
+            image.as_ref().is_some_and(|i| {
+                matches!(
+                    i.inner().get(crate::store::schema::attr::TRADE_NO),
+                    Some(serde_dynamo::AttributeValue::S(k)) if k.starts_with(crate::batch::RECORD_PREFIX)
+                )
+            })
+        };
+        if is_batch(&record.dynamodb.old_image) || is_batch(&record.dynamodb.new_image) {
+            return Ok(Self {
+                sequence_number: record.dynamodb.sequence_number,
+                old: None,
+                new: None,
+            });
+        }
         let image = |image: Option<serde_dynamo::Item>| image.map(order_from_image).transpose();
         let (old, new) = match record.event_name.as_deref() {
             Some("INSERT" | "MODIFY" | "REMOVE") | None => (

@@ -123,6 +123,8 @@ pub fn to_item(o: &Order) -> Item {
         ),
         (attr::LAST_WRITE, o.last_write.as_deref().map(s)),
         (attr::INTENT_ID, o.intent_id.as_deref().map(s)),
+        (attr::BATCH_ID, o.batch_id.as_deref().map(s)),
+        (attr::SENT_AT, o.sent_at.map(|at| s(&timestamp(at)))),
         (
             attr::REPORTED_PAID_AT,
             o.reported_paid_at.map(|at| s(&timestamp(at))),
@@ -300,6 +302,10 @@ pub fn from_item(item: &Item) -> Result<Order, StoreError> {
             .transpose()?
             .flatten(),
         reported_paid_at: get_time_opt(item, attr::REPORTED_PAID_AT)?,
+        batch_id: opt_s(item, attr::BATCH_ID),
+        // Queued: its request is here and no worker has taken it.
+        queued: item.contains_key(attr::QUEUED_PAYLOAD) && !item.contains_key(attr::INTENT_ID),
+        sent_at: get_time_opt(item, attr::SENT_AT)?,
     })
 }
 

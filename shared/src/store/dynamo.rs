@@ -51,6 +51,8 @@ impl DynamoOrderStore {
                 .items
                 .unwrap_or_default()
                 .iter()
+                // Batches' own records share the table ([`crate::batch`]).
+                .filter(|item| !is_batch_record(item))
                 .map(from_item)
                 .collect::<Result<Vec<_>, _>>()?;
             each(orders);
@@ -310,5 +312,247 @@ impl OrderStore for DynamoOrderStore {
             trade_nos,
             next: out.last_evaluated_key.map(DueCursor),
         })
+    }
+}
+
+impl DynamoOrderStore {
+    /// Puts `item` unless its key exists; the existing item otherwise.
+    async fn put_new(
+        &self,
+        item: super::codec::Item,
+    ) -> Result<Option<super::codec::Item>, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", attr::TRADE_NO)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                PutItemError::ConditionalCheckFailedException(failed) => Ok(Some(
+                    failed.item.ok_or(StoreError::Corrupt(attr::TRADE_NO))?,
+                )),
+                other => Err(other.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Whether an item is a batch's record rather than an order.
+pub fn is_batch_record(item: &super::codec::Item) -> bool {
+    get_s(item, attr::TRADE_NO).is_ok_and(|k| k.starts_with(crate::batch::RECORD_PREFIX))
+}
+
+fn batch_to_item(record: &crate::batch::BatchRecord) -> super::codec::Item {
+    [
+        (attr::TRADE_NO, s(&record.batch_id.record_key())),
+        (attr::BATCH_ID, s(record.batch_id.as_str())),
+        (attr::FINGERPRINT, s(&record.fingerprint)),
+        (
+            attr::ITEMS,
+            AttributeValue::L(record.trade_nos.iter().map(|t| s(t.as_str())).collect()),
+        ),
+        (
+            attr::CREATED_AT,
+            s(&super::codec::timestamp(record.created_at)),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn batch_from_item(item: &super::codec::Item) -> Result<crate::batch::BatchRecord, StoreError> {
+    let batch_id = crate::batch::BatchId::parse(get_s(item, attr::BATCH_ID)?)
+        .map_err(|_| StoreError::Corrupt(attr::BATCH_ID))?;
+    let trade_nos = match item.get(attr::ITEMS) {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| {
+                v.as_s()
+                    .ok()
+                    .and_then(|t| TradeNo::parse(t).ok())
+                    .ok_or(StoreError::Corrupt(attr::ITEMS))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(StoreError::Corrupt(attr::ITEMS)),
+    };
+    let created_at = DateTime::parse_from_rfc3339(get_s(item, attr::CREATED_AT)?)
+        .map_err(|_| StoreError::Corrupt(attr::CREATED_AT))?
+        .with_timezone(&Utc);
+    Ok(crate::batch::BatchRecord {
+        batch_id,
+        fingerprint: get_s(item, attr::FINGERPRINT)?.to_owned(),
+        trade_nos,
+        created_at,
+    })
+}
+
+impl crate::batch::BatchStore for DynamoOrderStore {
+    async fn create_queued(&self, order: &Order, payload: &str) -> Result<Created, StoreError> {
+        let mut item = to_item(order);
+        item.insert(attr::QUEUED_PAYLOAD.to_owned(), s(payload));
+        match self.put_new(item).await? {
+            None => Ok(Created::Created),
+            Some(existing) => Ok(Created::AlreadyExists(Box::new(from_item(&existing)?))),
+        }
+    }
+
+    async fn claim_queued(
+        &self,
+        trade_no: &TradeNo,
+        attempt: &str,
+        now: DateTime<Utc>,
+        check_after: DateTime<Utc>,
+    ) -> Result<Option<(Order, String)>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(trade_no.as_str()))
+            .update_expression(
+                "SET #intentId = :attempt, #lastWrite = :attempt, #sentAt = :now, #checkAfter = :checkAfter",
+            )
+            .condition_expression(
+                "#status = :pending AND attribute_exists(#payload) AND attribute_not_exists(#intentId)",
+            )
+            .expression_attribute_names("#intentId", attr::INTENT_ID)
+            .expression_attribute_names("#lastWrite", attr::LAST_WRITE)
+            .expression_attribute_names("#sentAt", attr::SENT_AT)
+            .expression_attribute_names("#checkAfter", attr::CHECK_AFTER)
+            .expression_attribute_names("#payload", attr::QUEUED_PAYLOAD)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":attempt", s(attempt))
+            .expression_attribute_values(":now", s(&super::codec::timestamp(now)))
+            .expression_attribute_values(":checkAfter", n(check_after.timestamp_millis()))
+            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let item = match result {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    // Ours if this very attempt took it (a retried write whose answer was lost).
+                    let Some(item) = failed.item else {
+                        return Ok(None);
+                    };
+                    let ours = get_s(&item, attr::INTENT_ID).is_ok_and(|i| i == attempt)
+                        && get_s(&item, attr::STATUS)
+                            .is_ok_and(|st| st == OrderStatus::Pending.as_str())
+                        && item.contains_key(attr::QUEUED_PAYLOAD);
+                    if !ours {
+                        return Ok(None);
+                    }
+                    item
+                }
+                other => return Err(other.into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        let payload = get_s(&item, attr::QUEUED_PAYLOAD)?.to_owned();
+        Ok(Some((from_item(&item)?, payload)))
+    }
+
+    async fn requeue(
+        &self,
+        trade_no: &TradeNo,
+        attempt: &str,
+        check_after: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(trade_no.as_str()))
+            .update_expression("SET #checkAfter = :checkAfter REMOVE #intentId, #sentAt")
+            .condition_expression(
+                "#status = :pending AND #intentId = :attempt AND attribute_exists(#payload)",
+            )
+            .expression_attribute_names("#payload", attr::QUEUED_PAYLOAD)
+            .expression_attribute_names("#checkAfter", attr::CHECK_AFTER)
+            .expression_attribute_names("#sentAt", attr::SENT_AT)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#intentId", attr::INTENT_ID)
+            .expression_attribute_values(":checkAfter", n(check_after.timestamp_millis()))
+            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
+            .expression_attribute_values(":attempt", s(attempt))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    async fn put_batch(
+        &self,
+        record: &crate::batch::BatchRecord,
+    ) -> Result<Option<crate::batch::BatchRecord>, StoreError> {
+        self.put_new(batch_to_item(record))
+            .await?
+            .map(|existing| batch_from_item(&existing))
+            .transpose()
+    }
+
+    async fn get_batch(
+        &self,
+        batch_id: &crate::batch::BatchId,
+    ) -> Result<Option<crate::batch::BatchRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(&batch_id.record_key()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.as_ref().map(batch_from_item).transpose()
+    }
+
+    async fn get_many(&self, trade_nos: &[TradeNo]) -> Result<Vec<Order>, StoreError> {
+        let mut orders = Vec::with_capacity(trade_nos.len());
+        for chunk in trade_nos.chunks(100) {
+            let mut keys: Vec<super::codec::Item> = chunk
+                .iter()
+                .map(|t| {
+                    [(attr::TRADE_NO.to_owned(), s(t.as_str()))]
+                        .into_iter()
+                        .collect()
+                })
+                .collect();
+            // Unprocessed keys (throttling) are asked again until none are left.
+            while !keys.is_empty() {
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    orders.push(from_item(&item)?);
+                }
+                keys = out
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(orders)
     }
 }

@@ -177,6 +177,9 @@ pub fn transition(t: &Transition) -> Result<UpdatePlan, StoreError> {
             p.set.push(format!("{name} = {value}"));
         }
     }
+    // A batch item's request (personal data) leaves the table with its first move.
+    let payload = p.name(attr::QUEUED_PAYLOAD);
+    p.remove.push(payload);
     match (t.to.is_final(), t.check_after) {
         (true, _) => {
             // A final order leaves the unresolved index.
@@ -297,7 +300,8 @@ mod tests {
         assert_eq!(p.values[":from1"], s("UNCONFIRMED"));
         assert_eq!(
             p.update_expression(),
-            "SET #status = :to, #version = #version + :one, #updatedAt = :at"
+            "SET #status = :to, #version = #version + :one, #updatedAt = :at REMOVE #queuedPayload",
+            "a batch item's request leaves with its first move"
         );
         assert_consistent(&p);
     }
@@ -319,7 +323,7 @@ mod tests {
         .unwrap();
         assert!(
             done.update_expression()
-                .ends_with("REMOVE #unresolved, #checkAfter")
+                .ends_with("REMOVE #queuedPayload, #unresolved, #checkAfter")
         );
         assert!(!done.values.contains_key(":checkAfter"));
         assert_consistent(&done);
@@ -330,7 +334,11 @@ mod tests {
         })
         .unwrap();
         assert!(later.set.contains(&"#checkAfter = :checkAfter".to_owned()));
-        assert!(later.remove.is_empty());
+        assert_eq!(
+            later.remove,
+            ["#queuedPayload"],
+            "still unresolved: still indexed"
+        );
         assert_consistent(&later);
     }
 

@@ -50,6 +50,13 @@ pub mod attr {
     /// When a report first said the payout was paid (`0000`, `0001`, a success time or bank
     /// reference), whatever became of it; never removed ([`crate::review`]).
     pub const REPORTED_PAID_AT: &str = "reportedPaidAt";
+    /// Batch items ([`crate::batch`]): the batch, the queued request (personal data, removed
+    /// when a worker takes the item), and when the worker took it.
+    pub const BATCH_ID: &str = "batchId";
+    pub const QUEUED_PAYLOAD: &str = "queuedPayload";
+    pub const SENT_AT: &str = "sentAt";
+    /// A batch's own record ([`crate::batch::BatchRecord`]): its item keys and fingerprint.
+    pub const ITEMS: &str = "items";
     pub const LAST_WRITE: &str = "lastWrite";
     pub const INTENT_ID: &str = "intentId";
     /// How many status events this order's changes stand for ([`crate::events`]): every move

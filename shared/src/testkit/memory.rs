@@ -25,6 +25,9 @@ pub struct InMemoryStore {
     /// Operations that apply their write and then fail, as when DynamoDB's answer is lost.
     failing_after_applying: Mutex<BTreeMap<&'static str, usize>>,
     calls: AtomicUsize,
+    /// Queued batch items' requests, by `tradeNo` ([`crate::batch`]).
+    payloads: Mutex<BTreeMap<String, String>>,
+    batches: Mutex<BTreeMap<String, crate::batch::BatchRecord>>,
 }
 
 impl InMemoryStore {
@@ -153,6 +156,8 @@ impl OrderStore for InMemoryStore {
         if crate::review::says_paid(t.history.as_ref(), t.anomaly.as_ref()) {
             order.reported_paid_at.get_or_insert(t.at);
         }
+        guarded(&self.payloads).remove(trade_no.as_str());
+        order.queued = false;
         if let Some(entry) = &t.history {
             order.history.push(entry.clone());
         }
@@ -396,5 +401,115 @@ impl SecretStore for FakeSecretStore {
             .checked_sub(back)
             .and_then(|i| versions.get(i))
             .cloned())
+    }
+}
+
+fn guarded<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl crate::batch::BatchStore for InMemoryStore {
+    async fn create_queued(&self, order: &Order, payload: &str) -> Result<Created, StoreError> {
+        self.enter("create_queued")?;
+        let mut orders = self.lock();
+        if let Some(existing) = orders.get(&order.trade_no) {
+            return Ok(Created::AlreadyExists(Box::new(existing.clone())));
+        }
+        let mut order = order.clone();
+        order.queued = true;
+        orders.insert(order.trade_no.clone(), order.clone());
+        guarded(&self.payloads).insert(order.trade_no.as_str().to_owned(), payload.to_owned());
+        drop(orders);
+        self.applied_then_failed("create_queued")?;
+        Ok(Created::Created)
+    }
+
+    async fn claim_queued(
+        &self,
+        trade_no: &TradeNo,
+        attempt: &str,
+        now: DateTime<Utc>,
+        check_after: DateTime<Utc>,
+    ) -> Result<Option<(Order, String)>, StoreError> {
+        self.enter("claim_queued")?;
+        let mut orders = self.lock();
+        let Some(order) = orders.get_mut(trade_no) else {
+            return Ok(None);
+        };
+        let Some(payload) = guarded(&self.payloads).get(trade_no.as_str()).cloned() else {
+            return Ok(None);
+        };
+        if order.status != OrderStatus::Pending {
+            return Ok(None);
+        }
+        if order.intent_id.is_some() {
+            // Ours only if this very attempt took it.
+            return Ok(
+                (order.intent_id.as_deref() == Some(attempt)).then(|| (order.clone(), payload))
+            );
+        }
+        order.queued = false;
+        order.intent_id = Some(attempt.to_owned());
+        order.last_write = Some(attempt.to_owned());
+        order.sent_at = Some(now);
+        order.check_after = Some(check_after);
+        let claimed = order.clone();
+        drop(orders);
+        self.applied_then_failed("claim_queued")?;
+        Ok(Some((claimed, payload)))
+    }
+
+    async fn requeue(
+        &self,
+        trade_no: &TradeNo,
+        attempt: &str,
+        check_after: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.enter("requeue")?;
+        let mut orders = self.lock();
+        match orders.get_mut(trade_no) {
+            Some(order)
+                if order.status == OrderStatus::Pending
+                    && order.intent_id.as_deref() == Some(attempt)
+                    && guarded(&self.payloads).contains_key(trade_no.as_str()) =>
+            {
+                order.queued = true;
+                order.intent_id = None;
+                order.sent_at = None;
+                order.check_after = Some(check_after);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn put_batch(
+        &self,
+        record: &crate::batch::BatchRecord,
+    ) -> Result<Option<crate::batch::BatchRecord>, StoreError> {
+        self.enter("put_batch")?;
+        let mut batches = guarded(&self.batches);
+        if let Some(existing) = batches.get(record.batch_id.as_str()) {
+            return Ok(Some(existing.clone()));
+        }
+        batches.insert(record.batch_id.as_str().to_owned(), record.clone());
+        Ok(None)
+    }
+
+    async fn get_batch(
+        &self,
+        batch_id: &crate::batch::BatchId,
+    ) -> Result<Option<crate::batch::BatchRecord>, StoreError> {
+        self.enter("get_batch")?;
+        Ok(guarded(&self.batches).get(batch_id.as_str()).cloned())
+    }
+
+    async fn get_many(&self, trade_nos: &[TradeNo]) -> Result<Vec<Order>, StoreError> {
+        self.enter("get_many")?;
+        let orders = self.lock();
+        Ok(trade_nos
+            .iter()
+            .filter_map(|t| orders.get(t).cloned())
+            .collect())
     }
 }

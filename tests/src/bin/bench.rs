@@ -128,6 +128,7 @@ fn submit_cpu() -> Result<(f64, f64)> {
         },
         clock: chrono::Utc::now,
         balance: payout_core::balance::BalanceCache::default(),
+        queue: None,
     };
     let events = (0..CPU_REQUESTS)
         .map(|i| event(fixture, &payout_json(&format!("BENCH-{i:06}"), 1500)))

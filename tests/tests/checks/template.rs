@@ -131,6 +131,7 @@ fn each_function_may_call_exactly_the_actions_its_code_calls() {
         let mut bus = BTreeSet::new();
         let mut stream = BTreeSet::new();
         let mut failure_queue = BTreeSet::new();
+        let mut batch_queue = BTreeSet::new();
         for s in statements {
             if let Value::Tagged(conditional) = s {
                 // Only a customer managed key of an existing secret, and only through Secrets
@@ -156,6 +157,8 @@ fn each_function_may_call_exactly_the_actions_its_code_calls() {
                 &mut bus
             } else if target.contains("PayoutEventFailures.Arn") {
                 &mut failure_queue
+            } else if target.contains("BatchQueue.Arn") {
+                &mut batch_queue
             } else if target.contains("/index/") {
                 assert!(target.contains(schema::UNRESOLVED_INDEX), "{target}");
                 &mut index
@@ -188,6 +191,12 @@ fn each_function_may_call_exactly_the_actions_its_code_calls() {
             failure_queue,
             set(needs.failure_queue),
             "{}: failure queue actions",
+            needs.binary
+        );
+        assert_eq!(
+            batch_queue,
+            set(needs.batch_queue),
+            "{}: batch queue actions",
             needs.binary
         );
     }

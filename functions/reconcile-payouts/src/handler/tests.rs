@@ -50,6 +50,7 @@ async fn setup(max_orders: u32) -> RealReconciler {
         },
         give_up_after: Duration::hours(72),
         max_orders,
+        queue: None,
     }
 }
 
@@ -365,6 +366,7 @@ async fn a_run_answers_before_its_deadline_however_slow_vexora_is() {
         },
         give_up_after: Duration::hours(72),
         max_orders: 100,
+        queue: None,
     };
     let started = Instant::now();
     let deadline = started + payout_core::budget::MARGIN + std::time::Duration::from_millis(300);
@@ -412,4 +414,48 @@ async fn each_run_publishes_vexoras_available_balance_and_skips_it_when_vexora_c
         "no reading published"
     );
     assert_eq!(r.metrics.total(metrics::RECONCILE_RUN), 2);
+}
+
+#[tokio::test]
+async fn a_queued_batch_item_whose_message_was_lost_goes_on_the_queue_again_once() {
+    use payout_core::batch::{BatchId, BatchRequest, BatchStore, MemoryQueue};
+    let queue = Arc::new(MemoryQueue::default());
+    let r = Reconciler {
+        queue: Some(queue.clone()),
+        ..setup(10).await
+    };
+    let mut item: serde_json::Value =
+        serde_json::from_str(&testkit::payout_json("QB-0", 1500)).unwrap();
+    item.as_object_mut().unwrap().remove("tradeNo");
+    let body = serde_json::json!({"batchId": "QB", "items": [item]}).to_string();
+    let batch = BatchRequest::from_json(body.as_bytes(), BatchId::parse("x").unwrap()).unwrap();
+    let long_ago = now_ms() - Duration::hours(1);
+    r.store
+        .create_queued(
+            &batch.order(&batch.items[0], long_ago),
+            &batch.items[0].payload,
+        )
+        .await
+        .unwrap();
+
+    let report = r.run(now_ms(), no_deadline()).await.unwrap();
+    assert_eq!(report.requeued, 1, "{report:?}");
+    assert_eq!(
+        report.checked, 0,
+        "a queued item is never queried nor abandoned"
+    );
+    let sent = queue.taken();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].batch_id.as_str(), sent[0].trade_no.as_str()),
+        ("QB", "QB-0")
+    );
+    let order = status(&r, "QB-0").await;
+    assert!(order.queued && order.status == OrderStatus::Pending);
+    assert!(r.gateway.queries().is_empty() && r.gateway.submits().is_empty());
+
+    // Not due again until its back-off has passed: one message per back-off, not per run.
+    let report = r.run(now_ms(), no_deadline()).await.unwrap();
+    assert_eq!(report.requeued, 0);
+    assert!(queue.taken().is_empty());
 }

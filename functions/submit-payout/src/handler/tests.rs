@@ -12,6 +12,7 @@ use payout_core::vexora::{Exchange, NotSent};
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 
+mod batches;
 mod integration;
 
 const SECRET: &str = "CANARY-APP-SECRET-7f3a";
@@ -40,6 +41,7 @@ fn app(answer: Exchange) -> TestApp {
         },
         clock: t0,
         balance: payout_core::balance::BalanceCache::default(),
+        queue: None,
     }
 }
 
@@ -84,7 +86,7 @@ struct Answered {
 }
 
 /// Sends a request and checks the answer against `openapi.yaml` for its route.
-async fn send<S: OrderStore, G: PayoutGateway, K: SecretStore, M: Metrics>(
+async fn send<S: OrderStore + BatchStore, G: PayoutGateway, K: SecretStore, M: Metrics>(
     app: &App<S, G, K, M>,
     request: Request,
 ) -> Answered {
@@ -100,6 +102,10 @@ async fn send<S: OrderStore, G: PayoutGateway, K: SecretStore, M: Metrics>(
         Some("/payouts/{tradeNo}")
     } else if path == "/balance" {
         Some("/balance")
+    } else if path == "/batches" {
+        Some("/batches")
+    } else if path.starts_with("/batches/") && path.matches('/').count() == 2 {
+        Some("/batches/{batchId}")
     } else {
         None
     };
@@ -856,6 +862,28 @@ fn openapi_documents_every_error_code_the_handler_can_answer() {
         (Outcome::ReadUnavailable(t()), get),
         (Outcome::VexoraUnreachable(t()), post),
         (Outcome::BalanceUnavailable, ("/balance", "get")),
+        (
+            Outcome::InsufficientBalance {
+                total: 2,
+                available: 1,
+            },
+            ("/batches", "post"),
+        ),
+        (Outcome::ItemMismatch(t(), 3), ("/batches", "post")),
+        (
+            Outcome::BatchMismatch(BatchId::parse("B").unwrap()),
+            ("/batches", "post"),
+        ),
+        (
+            Outcome::BatchUnavailable(BatchId::parse("B").unwrap()),
+            ("/batches", "post"),
+        ),
+        (Outcome::BatchTooLarge, ("/batches", "post")),
+        (Outcome::BatchesOff, ("/batches", "post")),
+        (
+            Outcome::BatchUnavailable(BatchId::parse("B").unwrap()),
+            ("/batches/{batchId}", "get"),
+        ),
     ];
     for (e, (route, method)) in errors {
         let response = e.response();

@@ -33,6 +33,7 @@ async fn real_app(vexora_base: &str, timeout_ms: u64) -> RealApp {
         },
         clock: Utc::now,
         balance: payout_core::balance::BalanceCache::default(),
+        queue: None,
     }
 }
 

@@ -1,0 +1,216 @@
+//! One SQS batch of queued batch items (`{batchId, tradeNo}`): each is claimed in one
+//! conditional write, then sent through the same submit path as `POST /payouts`
+//! ([`payout_core::submit`]) and its answer recorded by the one applier. A second delivery of a
+//! message, a duplicate message or a replayed batch finds the item taken and sends nothing: one
+//! Vexora call per item, ever. Only a call that certainly never reached Vexora (no connection)
+//! puts the item back in the queue and hands its message back (`batchItemFailures`), as does an
+//! item the worker had no time or no storage to start.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use payout_core::apply::{Applier, Schedule};
+use payout_core::batch::{BatchMessage, BatchStore};
+use payout_core::domain::{PayoutRequest, TradeNo};
+use payout_core::metrics::{self, Metrics};
+use payout_core::order::OrderStatus;
+use payout_core::secrets::{SecretStore, Secrets};
+use payout_core::store::OrderStore;
+use payout_core::vexora::{self, PayoutGateway};
+use serde::Serialize;
+use url::Url;
+
+/// Lambda's answer for an SQS batch with partial failures.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemFailure {
+    /// The message's `messageId`.
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// The worker's dependencies, built once at init.
+#[derive(Debug)]
+pub struct Worker<S, G, K, M> {
+    pub store: S,
+    pub gateway: G,
+    pub secrets: Secrets<K>,
+    pub metrics: M,
+    pub notify_url: Url,
+    /// After this long a taken item whose answer was never recorded counts as abandoned.
+    pub abandoned_after: chrono::Duration,
+    pub schedule: Schedule,
+    /// One item's worst case ([`payout_core::budget::batch_item_worst_case`]): no item starts
+    /// with less time left.
+    pub worst_item: Duration,
+    pub clock: fn() -> DateTime<Utc>,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    /// Sent and its answer recorded (or the recording left to the reconciler).
+    Sent,
+    /// Not queued (taken before, or gone), or a message that names no item: nothing to send.
+    Nothing,
+    /// Hand the message back: the item is (still, or again) queued.
+    Again,
+}
+
+impl<S, G, K, M> Worker<S, G, K, M>
+where
+    S: OrderStore + BatchStore,
+    G: PayoutGateway,
+    K: SecretStore,
+    M: Metrics,
+{
+    pub async fn handle(&self, event: &serde_json::Value, deadline: Instant) -> BatchResponse {
+        let records = event
+            .get("Records")
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut answer = BatchResponse::default();
+        for record in &records {
+            let id = record["messageId"].as_str().unwrap_or_default().to_owned();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let done = if left < self.worst_item + payout_core::budget::MARGIN {
+                // Not started: its message comes again.
+                Done::Again
+            } else {
+                self.item(record["body"].as_str().unwrap_or_default()).await
+            };
+            if done == Done::Again {
+                answer.batch_item_failures.push(ItemFailure {
+                    item_identifier: id,
+                });
+            }
+        }
+        answer
+    }
+
+    async fn item(&self, body: &str) -> Done {
+        let Ok(message) = serde_json::from_str::<BatchMessage>(body) else {
+            tracing::error!("a message that names no batch item; dropped");
+            return Done::Nothing;
+        };
+        let Ok(trade_no) = TradeNo::parse(&message.trade_no) else {
+            tracing::error!(
+                batch_id = message.batch_id,
+                "a message with an invalid tradeNo; dropped"
+            );
+            return Done::Nothing;
+        };
+        let done = self.send(&trade_no).await;
+        tracing::info!(
+            batch_id = message.batch_id,
+            trade_no = trade_no.as_str(),
+            done = ?done,
+            "batch item"
+        );
+        done
+    }
+
+    async fn send(&self, trade_no: &TradeNo) -> Done {
+        let now = (self.clock)();
+        let attempt = payout_core::apply::write_id();
+        // The secret first: failing here leaves the item queued.
+        let version = match self.secrets.current().await {
+            Ok(version) => version,
+            Err(e) => {
+                tracing::error!(error = %e, "the Vexora secret could not be read");
+                return Done::Again;
+            }
+        };
+        let credentials = &version.credentials;
+        let claimed = {
+            let claim = || {
+                self.store
+                    .claim_queued(trade_no, &attempt, now, now + self.abandoned_after)
+            };
+            // A claim whose answer was lost is asked again by the same attempt, which finds it.
+            match claim().await {
+                Err(_) => claim().await,
+                ok => ok,
+            }
+        };
+        let (order, payload) = match claimed {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => return Done::Nothing,
+            Err(e) => {
+                // Unknown whether it was taken: a later delivery finds it queued (and sends it)
+                // or taken (and leaves it to the reconciler). Never sent twice.
+                tracing::error!(trade_no = trade_no.as_str(), error = %e, "claiming the item failed");
+                return Done::Again;
+            }
+        };
+        let Ok(payout) = PayoutRequest::from_json(payload.as_bytes()) else {
+            // Validated when the batch was stored; unreadable now is a bug. Never sent: it is
+            // abandoned, stored UNCONFIRMED and flagged for review by the reconciler.
+            tracing::error!(
+                trade_no = trade_no.as_str(),
+                "a stored batch item no longer reads"
+            );
+            return Done::Nothing;
+        };
+        let exchange = payout_core::submit::send(
+            &self.gateway,
+            credentials,
+            &payout,
+            &order,
+            &self.notify_url,
+        )
+        .await;
+        let report = payout_core::submit::report(&order, &exchange);
+        if matches!(report.outcome, vexora::Outcome::NotReceived(_)) {
+            // Certainly never received: back in the queue, its message handed back.
+            self.metrics.count(metrics::VEXORA_UNAVAILABLE, 1);
+            match self
+                .store
+                .requeue(
+                    trade_no,
+                    &attempt,
+                    (self.clock)() + payout_core::batch::REQUEUE_AFTER,
+                )
+                .await
+            {
+                Ok(true) => return Done::Again,
+                Ok(false) | Err(_) => {
+                    tracing::warn!(
+                        trade_no = trade_no.as_str(),
+                        "Vexora unreachable; putting the item back may have failed"
+                    );
+                }
+            }
+        }
+        let applier = Applier {
+            store: &self.store,
+            metrics: &self.metrics,
+            schedule: self.schedule,
+        };
+        match applier.apply(trade_no, &report, (self.clock)()).await {
+            Ok(applied) => {
+                self.metrics.count(metrics::PAYOUT_SUBMITTED, 1);
+                let unconfirmed = applied.order().is_none_or(|o| {
+                    matches!(o.status, OrderStatus::Pending | OrderStatus::Unconfirmed)
+                });
+                if unconfirmed {
+                    self.metrics.count(metrics::PAYOUT_UNCONFIRMED, 1);
+                }
+            }
+            Err(e) => {
+                // Sent: never again. The reconciler resolves it once it counts as abandoned.
+                tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording Vexora's answer failed");
+            }
+        }
+        Done::Sent
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! `POST /batches` and `GET /batches/{batchId}` (contract § Batches; the rules of a batch's
+//! journey are in [`payout_core::batch`]).
+
+use lambda_http::{Request, RequestExt};
+use payout_core::batch::{
+    BatchId, BatchMessage, BatchRecord, BatchRequest, BatchStore, BatchView, MAX_BODY_BYTES,
+};
+use payout_core::domain::{TradeNo, ValidationErrors};
+use payout_core::metrics::Metrics;
+use payout_core::secrets::SecretStore;
+use payout_core::store::{Created, OrderStore};
+use payout_core::vexora::PayoutGateway;
+
+use super::{App, Outcome};
+
+/// Writes in flight at once while a batch's items are stored.
+const STORE_CONCURRENCY: usize = 25;
+
+impl<S, G, K, M> App<S, G, K, M>
+where
+    S: OrderStore + BatchStore,
+    G: PayoutGateway,
+    K: SecretStore,
+    M: Metrics,
+{
+    pub(super) async fn submit_batch(&self, body: &[u8]) -> Outcome {
+        let Some(queue) = &self.queue else {
+            return Outcome::BatchesOff;
+        };
+        if body.len() > MAX_BODY_BYTES {
+            return Outcome::BatchTooLarge;
+        }
+        let now = (self.clock)();
+        let generated = BatchId::generate(now, &mut rand::rng());
+        let batch = match BatchRequest::from_json(body, generated) {
+            Ok(batch) => batch,
+            Err(ValidationErrors(fields)) => return Outcome::Invalid(fields),
+        };
+        let batch_id = batch.batch_id.clone();
+        // A batch stored before: the same items are a replay, others a mismatch.
+        match self.store.get_batch(&batch_id).await {
+            Ok(Some(record)) => return self.replayed(&batch, &record).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the batch failed");
+                return Outcome::BatchUnavailable(batch_id);
+            }
+        }
+        // Items that exist already (a batch half stored before, or payouts of their own): the
+        // same payout is that payout (never sent again); another one under its tradeNo is refused.
+        let keys: Vec<TradeNo> = batch.items.iter().map(|i| i.trade_no.clone()).collect();
+        let existing = match self.store.get_many(&keys).await {
+            Ok(existing) => existing,
+            Err(e) => {
+                tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the items failed");
+                return Outcome::BatchUnavailable(batch_id);
+            }
+        };
+        let mut new_items = Vec::with_capacity(batch.items.len());
+        for (i, item) in batch.items.iter().enumerate() {
+            match existing.iter().find(|o| o.trade_no == item.trade_no) {
+                Some(order) if order.fingerprint != item.payout.fingerprint() => {
+                    return Outcome::ItemMismatch(item.trade_no.clone(), i);
+                }
+                Some(_) => {}
+                None => new_items.push(item),
+            }
+        }
+        // The balance before anything is stored: a batch that cannot be paid whole is refused whole.
+        let total = new_items
+            .iter()
+            .map(|i| i.payout.amount.yen())
+            .fold(0u64, u64::saturating_add);
+        if total > 0 {
+            match self
+                .balance
+                .get(&self.gateway, &self.secrets, &self.metrics, now)
+                .await
+            {
+                Ok(balance) if total > balance.available_amount => {
+                    return Outcome::InsufficientBalance {
+                        total,
+                        available: balance.available_amount,
+                    };
+                }
+                Ok(_) => {}
+                Err(_) => return Outcome::BalanceUnavailable,
+            }
+        }
+        let mut queued = Vec::with_capacity(new_items.len());
+        let mut failed = false;
+        for group in new_items.chunks(STORE_CONCURRENCY) {
+            let orders: Vec<_> = group.iter().map(|item| batch.order(item, now)).collect();
+            let writes = group
+                .iter()
+                .zip(&orders)
+                .map(|(item, order)| self.store.create_queued(order, &item.payload));
+            for (item, result) in group
+                .iter()
+                .zip(futures_util::future::join_all(writes).await)
+            {
+                match result {
+                    Ok(Created::Created) => queued.push(item.trade_no.clone()),
+                    // Stored meanwhile by a concurrent request: whatever it is, it is not sent here.
+                    Ok(Created::AlreadyExists(_)) => {}
+                    Err(e) => {
+                        tracing::error!(trade_no = item.trade_no.as_str(), error = %e, "storing a batch item failed");
+                        failed = true;
+                    }
+                }
+            }
+        }
+        if failed {
+            // What was stored stays queued: a retry with the same batchId completes the batch.
+            return Outcome::BatchUnavailable(batch_id);
+        }
+        match self.store.put_batch(&batch.record(now)).await {
+            Ok(None) => {}
+            Ok(Some(other)) if other.fingerprint == batch.fingerprint() => {}
+            Ok(Some(_)) => return Outcome::BatchMismatch(batch_id),
+            Err(e) => {
+                tracing::error!(batch_id = batch_id.as_str(), error = %e, "storing the batch failed");
+                return Outcome::BatchUnavailable(batch_id);
+            }
+        }
+        self.enqueue(queue.as_ref(), &batch_id, &queued).await;
+        tracing::info!(
+            batch_id = batch_id.as_str(),
+            items = batch.items.len(),
+            queued = queued.len(),
+            "batch accepted"
+        );
+        Outcome::BatchAccepted(batch_id, batch.items.len())
+    }
+
+    /// Puts items on the queue; what does not get there stays queued in the table and is put
+    /// there again by the reconciler.
+    async fn enqueue(
+        &self,
+        queue: &dyn payout_core::batch::BatchQueue,
+        batch_id: &BatchId,
+        trade_nos: &[TradeNo],
+    ) {
+        if trade_nos.is_empty() {
+            return;
+        }
+        let messages: Vec<BatchMessage> = trade_nos
+            .iter()
+            .map(|t| BatchMessage {
+                batch_id: batch_id.as_str().to_owned(),
+                trade_no: t.as_str().to_owned(),
+            })
+            .collect();
+        match queue.send(&messages).await {
+            Ok(sent) if sent == messages.len() => {}
+            Ok(sent) => tracing::warn!(
+                batch_id = batch_id.as_str(),
+                sent,
+                of = messages.len(),
+                "some items were not queued; the reconciler queues them again"
+            ),
+            Err(e) => tracing::warn!(
+                batch_id = batch_id.as_str(),
+                error = %e,
+                "the items were not queued; the reconciler queues them again"
+            ),
+        }
+    }
+
+    /// A `POST /batches` for a stored batch: `200` with it when the items are the same (items
+    /// still queued are queued again: a message may have been lost; a worker sends each once),
+    /// `422` otherwise. Nothing is stored, nothing is sent twice.
+    async fn replayed(&self, batch: &BatchRequest, record: &BatchRecord) -> Outcome {
+        if record.fingerprint != batch.fingerprint() {
+            return Outcome::BatchMismatch(record.batch_id.clone());
+        }
+        let orders = match self.store.get_many(&record.trade_nos).await {
+            Ok(orders) => orders,
+            Err(e) => {
+                tracing::error!(batch_id = record.batch_id.as_str(), error = %e, "reading the items failed");
+                return Outcome::BatchUnavailable(record.batch_id.clone());
+            }
+        };
+        let still_queued: Vec<TradeNo> = orders
+            .iter()
+            .filter(|o| o.queued)
+            .map(|o| o.trade_no.clone())
+            .collect();
+        if let Some(queue) = &self.queue {
+            self.enqueue(queue.as_ref(), &record.batch_id, &still_queued)
+                .await;
+        }
+        Outcome::Batch(Box::new(BatchView::new(record, &orders, 0)))
+    }
+
+    pub(super) async fn read_batch(&self, batch_id: &str, request: &Request) -> Outcome {
+        let start = match parse_batch_query(request) {
+            Ok(start) => start,
+            Err(message) => return Outcome::InvalidQuery(message),
+        };
+        let Ok(batch_id) = BatchId::parse(batch_id) else {
+            return Outcome::NotFound(None);
+        };
+        let record = match self.store.get_batch(&batch_id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Outcome::NotFound(None),
+            Err(e) => {
+                tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the batch failed");
+                return Outcome::BatchUnavailable(batch_id);
+            }
+        };
+        // A `next` past the end is an empty last page.
+        match self.store.get_many(&record.trade_nos).await {
+            Ok(orders) => Outcome::Batch(Box::new(BatchView::new(&record, &orders, start))),
+            Err(e) => {
+                tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the items failed");
+                Outcome::BatchUnavailable(batch_id)
+            }
+        }
+    }
+}
+
+/// `next=<index>` (from a page's `next`) is the only query parameter.
+fn parse_batch_query(request: &Request) -> Result<usize, String> {
+    let mut start = 0;
+    for (name, value) in request.query_string_parameters().iter() {
+        match name {
+            "next" => {
+                start = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|_| value.len() <= 4 && value.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or("`next` must be a value from a page's `next`")?;
+            }
+            other => {
+                return Err(format!(
+                    "unknown query parameter `{}`",
+                    other.chars().take(64).collect::<String>()
+                ));
+            }
+        }
+    }
+    Ok(start)
+}

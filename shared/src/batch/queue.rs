@@ -1,0 +1,138 @@
+//! The batch queue port: `{batchId, tradeNo}` messages (never personal data), an SQS adapter
+//! and an in-memory one for tests.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// One item to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchMessage {
+    pub batch_id: String,
+    pub trade_no: String,
+}
+
+/// Why messages could not be queued.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch queue refused or could not be reached")]
+pub struct QueueError;
+
+type Sent<'a> = Pin<Box<dyn Future<Output = Result<usize, QueueError>> + Send + 'a>>;
+
+/// Where batch items wait for a worker.
+pub trait BatchQueue: Send + Sync + std::fmt::Debug {
+    /// Queues every message; `Ok(n)` with how many were accepted (the rest stay queued in the
+    /// table and are queued again by the reconciler).
+    fn send<'a>(&'a self, messages: &'a [BatchMessage]) -> Sent<'a>;
+}
+
+/// SQS, in `SendMessageBatch` calls of 10.
+#[derive(Debug, Clone)]
+pub struct SqsBatchQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsBatchQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    /// Sends up to ten messages; those refused or lost are sent once more. Answers how many
+    /// got there (a duplicate is harmless: a worker sends each item once).
+    async fn send_chunk(&self, chunk: &[BatchMessage]) -> usize {
+        let mut todo: Vec<(usize, &BatchMessage)> = chunk.iter().enumerate().collect();
+        let mut sent = 0;
+        for _ in 0..2 {
+            let entries: Vec<_> = todo
+                .iter()
+                .filter_map(|(i, m)| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(serde_json::to_string(m).unwrap_or_default())
+                        .build()
+                        .ok()
+                })
+                .collect();
+            match self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    sent += out.successful.len();
+                    let failed: Vec<String> = out.failed.into_iter().map(|f| f.id).collect();
+                    todo.retain(|(i, _)| failed.contains(&i.to_string()));
+                }
+                Err(e) => tracing::warn!(error = %e, "SendMessageBatch failed"),
+            }
+            if todo.is_empty() {
+                break;
+            }
+        }
+        sent
+    }
+}
+
+impl BatchQueue for SqsBatchQueue {
+    fn send<'a>(&'a self, messages: &'a [BatchMessage]) -> Sent<'a> {
+        Box::pin(async move {
+            let mut sent = 0;
+            // Two calls of ten at a time.
+            for group in messages.chunks(20) {
+                let calls = group.chunks(10).map(|chunk| self.send_chunk(chunk));
+                sent += futures_util::future::join_all(calls)
+                    .await
+                    .into_iter()
+                    .sum::<usize>();
+            }
+            if sent == 0 && !messages.is_empty() {
+                return Err(QueueError);
+            }
+            Ok(sent)
+        })
+    }
+}
+
+/// Messages kept in memory (tests).
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    pub messages: Mutex<Vec<BatchMessage>>,
+    /// While set, every send fails.
+    pub down: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryQueue {
+    pub fn taken(&self) -> Vec<BatchMessage> {
+        std::mem::take(
+            &mut *self
+                .messages
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+impl BatchQueue for MemoryQueue {
+    fn send<'a>(&'a self, messages: &'a [BatchMessage]) -> Sent<'a> {
+        Box::pin(async move {
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(QueueError);
+            }
+            self.messages
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(messages);
+            Ok(messages.len())
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! Batches over the real binaries: `submit-payout` stores and queues, `submit-batch-items` (three
+//! processes fed from moto's SQS as Lambda would) sends, the sandbox's ledger counts every call.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use payout_core::testkit::Moto;
+use payout_e2e::sandbox::SandboxConfig;
+use payout_e2e::stack::{Stack, StackConfig};
+use serde_json::{Value, json};
+
+use super::{APP_SECRET, eventually, payout};
+
+fn items(prefix: &str, n: usize, amount: u64) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let mut p = payout(&format!("{prefix}{i}"), amount);
+            p.as_object_mut().unwrap().remove("tradeNo");
+            p
+        })
+        .collect()
+}
+
+async fn post_batch(s: &Stack, body: &Value) -> (u16, Value) {
+    let response = s
+        .http
+        .post(format!("{}/batches", s.submit.url))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A `GET` that answered 200 (the emulator, serializing every request, can be slow enough for
+/// a `503` now and then: the read is tried again).
+async fn get_json(s: &Stack, path: &str) -> Value {
+    eventually(Duration::from_secs(30), || async {
+        let response = s
+            .http
+            .get(format!("{}{path}", s.submit.url))
+            .send()
+            .await
+            .unwrap();
+        let ok = response.status().as_u16() == 200;
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if ok { Ok(body) } else { Err(body) }
+    })
+    .await
+}
+
+/// Every item's status, through every page of `GET /batches/{id}`.
+async fn statuses(s: &Stack, batch_id: &str) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    let mut next = String::new();
+    loop {
+        let page = get_json(s, &format!("/batches/{batch_id}{next}")).await;
+        for item in page["items"].as_array().cloned().unwrap_or_default() {
+            all.insert(
+                item["tradeNo"].as_str().unwrap_or_default().to_owned(),
+                item["status"].as_str().unwrap_or_default().to_owned(),
+            );
+        }
+        match page["next"].as_str() {
+            Some(n) => next = format!("?next={n}"),
+            None => return all,
+        }
+    }
+}
+
+fn config(moto: &Moto) -> StackConfig {
+    let mut config = StackConfig::new(moto, APP_SECRET);
+    config.vexora_timeout_ms = 1000;
+    config.sandbox = SandboxConfig {
+        time_scale: 0.001,
+        processing_time: Duration::from_millis(100),
+        ..SandboxConfig::default()
+    };
+    config.submit_instances = 2;
+    config.webhook_instances = 2;
+    config.batches = true;
+    config.batch_workers = 3;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_items_are_each_sent_once_through_redeliveries_a_worker_crash_and_a_moto_restart()
+ {
+    let state = std::env::temp_dir().join(format!("moto-batch-{}.state", uuid::Uuid::new_v4()));
+    let mut moto = Moto::start_keeping_state(&state).unwrap();
+    let mut config = config(&moto);
+    config.batch_redeliver_every = Some(3);
+    let s = Stack::spawn(config).await.unwrap();
+
+    let body = json!({"batchId": "E2E_THOUSAND", "items": items("K", 1000, 1000)});
+    let (status, answer) = post_batch(&s, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["items"], 1000);
+
+    // A worker process dies mid-batch (its invocation never answers; its messages come back).
+    let sent = || s.sandbox.ledger().submits.len();
+    eventually(Duration::from_secs(120), || async {
+        (sent() >= 100).then_some(()).ok_or(())
+    })
+    .await;
+    let batches = s.batches.as_ref().unwrap();
+    let victim = batches.worker.pids()[0];
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    // DynamoDB and SQS go away for 1.5 s and come back with their data.
+    eventually(Duration::from_secs(120), || async {
+        (sent() >= 400).then_some(()).ok_or(())
+    })
+    .await;
+    moto.restart(Duration::from_millis(1500)).await.unwrap();
+
+    // The same batch again, mid-flight: 200, nothing sent twice.
+    let (again, _) = post_batch(&s, &body).await;
+    assert_eq!(again, 200);
+
+    // Every item leaves the queue; the few the dead worker held are abandoned and resolved by
+    // the reconciler (never sent twice, never failed for want of an answer).
+    let pending = |view: &Value| view["counts"]["PENDING"].as_u64().unwrap_or(0);
+    // Progress from the sandbox's ledger (no load on the emulator), then the batch's own view.
+    eventually(Duration::from_secs(300), || async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (sent() >= 990).then_some(()).ok_or(())
+    })
+    .await;
+    let view = eventually(Duration::from_secs(120), || async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let view = get_json(&s, "/batches/E2E_THOUSAND").await;
+        (pending(&view) <= 10).then_some(view.clone()).ok_or(view)
+    })
+    .await;
+    assert!(pending(&view) <= 10, "the workers stopped sending: {view}");
+    let schedule = json!({"source": "aws.scheduler"});
+    let settled = eventually(Duration::from_secs(120), || async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let view = get_json(&s, "/batches/E2E_THOUSAND").await;
+        let unsettled = pending(&view) + view["counts"]["PROCESSING"].as_u64().unwrap_or(0);
+        if unsettled > 0 {
+            let _ = s.reconcile.invoke(&schedule).await;
+            return Err(BTreeMap::new());
+        }
+        Ok(statuses(&s, "E2E_THOUSAND").await)
+    })
+    .await;
+    assert_eq!(settled.len(), 1000, "items left PENDING or PROCESSING");
+
+    let ledger = s.sandbox.ledger();
+    let twice: Vec<_> = ledger.submits.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    let never_sent: Vec<&String> = settled
+        .keys()
+        .filter(|t| !ledger.submits.contains_key(*t))
+        .collect();
+    assert!(
+        never_sent.len() <= 10,
+        "only what the dead worker held may be unsent: {never_sent:?}"
+    );
+    for (trade_no, status) in &settled {
+        let expected = if ledger.submits.contains_key(trade_no) {
+            "SUCCEEDED"
+        } else {
+            "UNCONFIRMED"
+        };
+        assert_eq!(status, expected, "{trade_no}");
+    }
+    let view = get_json(&s, "/batches/E2E_THOUSAND").await;
+    assert_eq!(view["status"], "DONE", "{view}");
+    let stats = &batches.pump.stats;
+    assert!(
+        stats.redelivered.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "redeliveries were injected"
+    );
+    let _ = std::fs::remove_file(&state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_over_the_balance_is_refused_whole_and_a_replay_sends_nothing_again() {
+    let mut config = config(Moto::shared());
+    config.sandbox.starting_balance = 10_000;
+    config.batch_workers = 1;
+    let s = Stack::spawn(config).await.unwrap();
+
+    let (status, answer) = post_batch(
+        &s,
+        &json!({"batchId": "TOO_MUCH", "items": items("T", 11, 1000)}),
+    )
+    .await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"], "insufficient_balance");
+    let (status, _) = (
+        s.http
+            .get(format!("{}/payouts/TOO_MUCH-0", s.submit.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        (),
+    );
+    assert_eq!(status, 404, "nothing stored");
+
+    let body = json!({"batchId": "FITS", "items": items("F", 5, 1000)});
+    let (status, _) = post_batch(&s, &body).await;
+    assert_eq!(status, 202);
+    let done = eventually(Duration::from_secs(60), || async {
+        let view = get_json(&s, "/batches/FITS").await;
+        (view["status"] == "DONE")
+            .then_some(view.clone())
+            .ok_or(view)
+    })
+    .await;
+    assert_eq!(done["status"], "DONE", "{done}");
+    for _ in 0..3 {
+        let (status, replay) = post_batch(&s, &body).await;
+        assert_eq!(status, 200, "{replay}");
+    }
+    let other = post_batch(
+        &s,
+        &json!({"batchId": "FITS", "items": items("F", 5, 1001)}),
+    )
+    .await;
+    assert_eq!(other.0, 422);
+    assert!(s.ledger_sent_once(5));
+    assert!(
+        s.sandbox
+            .ledger()
+            .submits
+            .keys()
+            .all(|t| t.starts_with("FITS-")),
+        "nothing of TOO_MUCH reached Vexora"
+    );
+}
+
+trait Ledger {
+    fn ledger_sent_once(&self, n: usize) -> bool;
+}
+
+impl Ledger for Stack {
+    fn ledger_sent_once(&self, n: usize) -> bool {
+        let submits = self.sandbox.ledger().submits;
+        submits.len() == n && submits.values().all(|c| *c == 1)
+    }
+}
