@@ -58,6 +58,7 @@ say "starting the moto server on ${AWS_ENDPOINT_URL}"
 pids+=($!)
 wait_port "$MOTO_PORT" "the moto server" 60
 target/debug/local-setup
+BATCH_QUEUE_URL=$(target/debug/local-batches queue payout-batches-local)
 
 say "starting the Vexora sandbox on http://127.0.0.1:${SANDBOX_PORT}"
 target/debug/vexora-sandbox "$SANDBOX_PORT" >target/dev/sandbox.log 2>&1 &
@@ -75,6 +76,7 @@ AWS_REGION=${AWS_REGION}
 AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID}
 AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY}
 PAYOUT_EVENTS_BUS=${PAYOUT_EVENTS_BUS}
+PAYOUT_BATCH_QUEUE_URL=${BATCH_QUEUE_URL}
 ENV
 
 say "serving the functions with cargo lambda watch on http://127.0.0.1:${WATCH_PORT} (log: target/dev/functions.log)"
@@ -86,6 +88,11 @@ wait_port "$WATCH_PORT" "cargo lambda watch" 120
 say "feeding the table's stream to publish-payout-events; status events go to target/dev/events.log"
 INVOKE_URL="http://127.0.0.1:${WATCH_PORT}/2015-03-31/functions/publish-payout-events/invocations" \
   target/debug/local-events >target/dev/events.log 2>&1 &
+pids+=($!)
+
+say "feeding the batch queue to submit-batch-items (log: target/dev/batches.log)"
+INVOKE_URL="http://127.0.0.1:${WATCH_PORT}/2015-03-31/functions/submit-batch-items/invocations" \
+  QUEUE_URL="$BATCH_QUEUE_URL" target/debug/local-batches pump >target/dev/batches.log 2>&1 &
 pids+=($!)
 
 TRADE_NO="DEMO-$(date +%Y%m%d%H%M%S)"
@@ -121,6 +128,22 @@ grep -q "\"status\":\"SUCCEEDED\"" <(grep "${TRADE_NO}" target/dev/events.log) \
 say "the balance at Vexora after the demo payout (GET /balance; the sandbox's ledger)"
 curl -sS --max-time 120 "${API}/balance"; echo
 
+BATCH_ID="DEMO_BATCH_$(date +%Y%m%d%H%M%S)"
+ITEM='{"amount":1000,"bankCode":"0005","bankNumber":"1234567","userId":"user-42","mobile":"09012345678","email":"taro@example.jp","firstname":"タロウ","lastname":"ヤマダ"}'
+say "submitting demo batch ${BATCH_ID} of 5 payouts (the first item compiles the worker; allow a minute)"
+curl -sS --max-time 300 -X POST "${API}/batches" -H 'content-type: application/json' \
+  -d "{\"batchId\":\"${BATCH_ID}\",\"items\":[${ITEM},${ITEM},${ITEM},${ITEM},${ITEM}]}" -w '\n(HTTP %{http_code})\n'
+last=""
+for _ in $(seq 1 1800); do
+  batch=$(curl -sS --max-time 120 "${API}/batches/${BATCH_ID}" || true)
+  status=$(sed -n 's/^{"batchId":"[^"]*","status":"\([A-Z]*\)".*/\1/p' <<<"$batch")
+  if [[ "$status" != "$last" ]]; then echo "  ${BATCH_ID}: ${status}"; last=$status; fi
+  [[ "$status" == DONE ]] && break
+  sleep 0.5
+done
+[[ "$last" == DONE ]] || { echo "make dev: the demo batch did not reach DONE (see target/dev/*.log)" >&2; exit 1; }
+echo "$batch"
+
 say "the operator tool on the same table (payouts-admin)"
 target/debug/payouts-admin list
 
@@ -132,7 +155,8 @@ The local stack is running. Ctrl-C stops it.
   Vexora sandbox  http://127.0.0.1:${SANDBOX_PORT}  (ledger: /sandbox/ledger)
   moto            ${AWS_ENDPOINT_URL}
   status events   bus ${PAYOUT_EVENTS_BUS}, printed to target/dev/events.log
-  logs            target/dev/{functions,sandbox,moto,events}.log
+  batch queue     ${BATCH_QUEUE_URL} -> submit-batch-items (target/dev/batches.log)
+  logs            target/dev/{functions,sandbox,moto,events,batches}.log
 
 Try:
   curl -s ${API}/payouts/${TRADE_NO}
@@ -141,6 +165,7 @@ Try:
   curl -s -X POST ${API}/payouts -H 'content-type: application/json' -d '{"amount":"99"}'   # 400 with every violation
   # amounts ending in 11..20 script Vexora's other outcomes (see README), e.g. 1012 fails, 1014 answers code 5000
   curl -s ${API}/balance                               # Vexora's balance (cached 30 s)
+  curl -s ${API}/batches/${BATCH_ID}                   # a batch: status, counts, items (paged)
   curl -s http://127.0.0.1:${SANDBOX_PORT}/sandbox/ledger
   # the operator tool; every variable it needs is in target/dev/functions.env
   env \$(xargs <target/dev/functions.env) target/debug/payouts-admin show ${TRADE_NO}

@@ -83,6 +83,9 @@ enum Pattern {
     Concurrent,
     /// Gives up waiting after 250 ms and sends again while the first is still running.
     Impatient,
+    /// As an item of a batch of up to ten (`POST /batches`, until answered, then the same
+    /// batch again), sent by `submit-batch-items`.
+    Batch,
 }
 
 #[derive(Debug, Clone)]
@@ -120,11 +123,12 @@ fn specs(plan: &Plan, rng: &mut StdRng) -> Vec<Spec> {
         .into_iter()
         .enumerate()
         .map(|(i, behaviour)| {
-            let pattern = match rng.random_range(0..10) {
-                0..=4 => Pattern::Once,
-                5..=6 => Pattern::Repeat,
-                7..=8 => Pattern::Concurrent,
-                _ => Pattern::Impatient,
+            let pattern = match rng.random_range(0..20) {
+                0..=8 => Pattern::Once,
+                9..=12 => Pattern::Repeat,
+                13..=16 => Pattern::Concurrent,
+                17 => Pattern::Impatient,
+                _ => Pattern::Batch,
             };
             Spec {
                 trade_no: format!("REL-{}-{i:05}", plan.seed % 100_000),
@@ -169,6 +173,9 @@ async fn stack(plan: &Plan, old_secret: &str, moto: &Moto) -> Result<Stack, Stri
     config.submit_instances = 8;
     config.webhook_instances = 2;
     config.events = true;
+    config.batches = true;
+    config.batch_workers = 2;
+    config.batch_redeliver_every = Some(5);
     config
         .extra_env
         .push((config::RECONCILE_MAX_ORDERS.to_owned(), "10000".to_owned()));
@@ -218,6 +225,28 @@ async fn send_until_answered(
     }
 }
 
+/// A batch of items: sent until answered, then the same batch again (a replay: `200`, nothing
+/// sent twice). Every item is told what the batch was told.
+async fn batch_client(s: &Stack, specs: &[Spec]) -> Vec<Told> {
+    let url = format!("{}/batches", s.submit.url);
+    let body = json!({
+        "batchId": format!("RELB_{}", specs[0].trade_no.replace('-', "_")),
+        "items": specs.iter().map(Spec::body).collect::<Vec<_>>(),
+    });
+    let mut told = Vec::new();
+    for _ in 0..2 {
+        send_until_answered(
+            &s.http,
+            &url,
+            Some(&body),
+            Duration::from_secs(25),
+            &mut told,
+        )
+        .await;
+    }
+    told
+}
+
 async fn client(s: &Stack, spec: &Spec) -> Vec<Told> {
     let url = format!("{}/payouts", s.submit.url);
     let body = spec.body();
@@ -243,6 +272,7 @@ async fn client(s: &Stack, spec: &Spec) -> Vec<Told> {
             let (a, b, c) = tokio::join!(one(), one(), one());
             [a, b, c].concat()
         }
+        Pattern::Batch => batch_client(s, std::slice::from_ref(spec)).await,
         Pattern::Impatient => {
             let mut told = Vec::new();
             send_until_answered(
@@ -437,26 +467,50 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
         })
     };
     let told: Vec<Vec<Told>> = {
+        // Single payouts one client each; batch items ten to a batch, in plan order.
+        let mut jobs: Vec<Vec<usize>> = Vec::new();
+        let mut open_batch: Vec<usize> = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            if spec.pattern == Pattern::Batch {
+                open_batch.push(i);
+                if open_batch.len() == 10 {
+                    jobs.push(std::mem::take(&mut open_batch));
+                }
+            } else {
+                jobs.push(vec![i]);
+            }
+        }
+        if !open_batch.is_empty() {
+            jobs.push(open_batch);
+        }
         let limit = Arc::new(Semaphore::new(plan.concurrency));
-        let tasks: Vec<_> = specs
-            .iter()
-            .cloned()
-            .map(|spec| {
+        let tasks: Vec<_> = jobs
+            .into_iter()
+            .map(|job| {
                 let (s, limit, finished) = (s.clone(), limit.clone(), finished.clone());
+                let job_specs: Vec<Spec> = job.iter().map(|&i| specs[i].clone()).collect();
                 tokio::spawn(async move {
                     let _permit = limit.acquire().await;
-                    let told = client(&s, &spec).await;
-                    finished.send_modify(|n| *n += 1);
-                    told
+                    let told = if job_specs[0].pattern == Pattern::Batch {
+                        batch_client(&s, &job_specs).await
+                    } else {
+                        client(&s, &job_specs[0]).await
+                    };
+                    finished.send_modify(|n| *n += job.len());
+                    job.into_iter()
+                        .map(|i| (i, told.clone()))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        let mut told = Vec::new();
+        let mut told = vec![Vec::new(); specs.len()];
         for task in tasks {
-            told.push(
-                task.await
-                    .map_err(|e| format!("a client task failed: {e}"))?,
-            );
+            for (i, answers) in task
+                .await
+                .map_err(|e| format!("a client task failed: {e}"))?
+            {
+                told[i] = answers;
+            }
         }
         told
     };
@@ -508,7 +562,11 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
             .as_ref()
             .map(|e| e.publisher.logs())
             .unwrap_or_default()
-    );
+    ) + &s
+        .batches
+        .as_ref()
+        .map(|b| format!("\n{}", b.worker.logs()))
+        .unwrap_or_default();
     std::fs::write(plan.out_dir.join("function-logs.jsonl"), &logs).map_err(|e| e.to_string())?;
 
     let mut report = Report {
@@ -776,6 +834,13 @@ async fn count_items(s: &Stack) -> Result<usize, String> {
             .scan()
             .table_name(&s.config.table)
             .select(aws_sdk_dynamodb::types::Select::Count)
+            // Orders only: a batch's own record shares the table.
+            .filter_expression("NOT begins_with(#k, :batch)")
+            .expression_attribute_names("#k", schema::PARTITION_KEY)
+            .expression_attribute_values(
+                ":batch",
+                AttributeValue::S(payout_core::batch::RECORD_PREFIX.to_owned()),
+            )
             .set_exclusive_start_key(start)
             .send()
             .await
