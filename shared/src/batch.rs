@@ -3,10 +3,11 @@
 //!
 //! The way an item travels: `POST /batches` validates every item, checks the total against the
 //! balance, stores each item as a `PENDING` order that is *queued* (its request kept in the item
-//! until a worker takes it, never abandoned while queued), then the batch's own record, then puts
-//! `{batchId, tradeNo}` on the queue (no personal data in messages). A worker
-//! (`submit-batch-items`) *claims* an item in one conditional write (queued → taken, the request
-//! removed from the table and returned) and sends it through the same submit path as
+//! until its first move, never abandoned while queued) under the batch's record, stored first
+//! as open and committed once every item is stored; then it puts `{batchId, tradeNo}` on the
+//! queue (no personal data in messages). Only a committed batch's items are ever queued. A
+//! worker (`submit-batch-items`) *claims* an item in one conditional write (queued → taken by
+//! this attempt, its request returned) and sends it through the same submit path as
 //! `POST /payouts`. A second claim finds nothing queued, so a redelivered, duplicated or replayed
 //! message never sends again. Only a call that certainly never reached Vexora puts the item back
 //! in the queue. The reconciler puts a queued item whose message was lost back on the queue.
@@ -69,12 +70,20 @@ impl BatchId {
 }
 
 /// One validated item: its payout, its `tradeNo` (its own or `batchId-i`), and the request's
-/// text as received (kept in the queued order until a worker takes it).
-#[derive(Debug)]
+/// text as received (kept in the queued order until its first move).
 pub struct BatchItem {
     pub trade_no: TradeNo,
     pub payout: PayoutRequest,
+    /// Personal data: never in a log line (left out of `Debug`).
     pub payload: String,
+}
+
+impl std::fmt::Debug for BatchItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchItem")
+            .field("trade_no", &self.trade_no)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A validated `POST /batches` body.
@@ -216,6 +225,7 @@ impl BatchRequest {
             fingerprint: self.fingerprint(),
             trade_nos: self.items.iter().map(|i| i.trade_no.clone()).collect(),
             created_at: now,
+            committed: false,
         }
     }
 
@@ -240,6 +250,10 @@ pub struct BatchRecord {
     pub fingerprint: String,
     pub trade_nos: Vec<TradeNo>,
     pub created_at: DateTime<Utc>,
+    /// Stored first as open (it claims the batchId), committed once every item is stored.
+    /// Only a committed batch's items are queued: an open one's never leave (the request that
+    /// stored them failed; a retry with the same batchId completes it).
+    pub committed: bool,
 }
 
 /// Where a batch stands.

@@ -58,11 +58,12 @@ pub fn reconcile_one(vexora_timeout: Duration) -> Duration {
     aws_calls(5) + vexora_timeout + aws_calls(2)
 }
 
-/// One batch item, worst case: the claim, the secret (after its cache expired), the Vexora
-/// call, then putting back an item that certainly never left or recording the answer (a
-/// transition and, when refused, keeping the report). A worker starts no item with less left.
+/// One batch item, worst case: the secret (after its cache expired), the claim and its retry,
+/// the Vexora call, then putting back an item that certainly never left, and recording the
+/// answer (a transition, a second one after an amount mismatch, keeping the report). A worker
+/// starts no item with less left.
 pub fn batch_item_worst_case(vexora_timeout: Duration) -> Duration {
-    aws_calls(2) + vexora_timeout + aws_calls(3)
+    aws_calls(3) + vexora_timeout + aws_calls(4)
 }
 
 /// How long an invocation may run when its context's deadline cannot be right: Lambda never

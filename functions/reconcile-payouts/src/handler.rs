@@ -88,7 +88,7 @@ impl Action {
 
 impl<S, G, K, M> Reconciler<S, G, K, M>
 where
-    S: OrderStore,
+    S: OrderStore + payout_core::batch::BatchStore,
     G: PayoutGateway,
     K: SecretStore,
     M: Metrics,
@@ -189,11 +189,28 @@ where
             report.skipped += 1;
             return;
         };
+        // Only a committed batch's items are sent. An open batch's request failed half-way:
+        // its items wait for a retry with the same batchId, and are flagged for a person after
+        // a day (they were never sent).
+        let committed = match order
+            .batch_id
+            .as_deref()
+            .map(payout_core::batch::BatchId::parse)
+        {
+            Some(Ok(batch_id)) => match self.store.get_batch(&batch_id).await {
+                Ok(record) => record.is_some_and(|r| r.committed),
+                Err(_) => {
+                    report.skipped += 1;
+                    return;
+                }
+            },
+            _ => false,
+        };
         let claim = CheckClaim {
             seen,
             next: now + payout_core::batch::REQUEUE_AFTER.max(backoff(order.check_attempts)),
             now,
-            manual_review: false,
+            manual_review: !committed && now - order.created_at >= chrono::Duration::hours(24),
         };
         match self.store.claim_check(&order.trade_no, &claim).await {
             Ok(true) => {}
@@ -201,6 +218,10 @@ where
                 report.skipped += 1;
                 return;
             }
+        }
+        if !committed {
+            report.skipped += 1;
+            return;
         }
         let message = payout_core::batch::BatchMessage {
             batch_id: order.batch_id.clone().unwrap_or_default(),
@@ -251,7 +272,8 @@ where
             report.skipped += 1;
             return;
         }
-        let stuck = now - order.created_at >= self.give_up_after;
+        // Counted from when its submit started (a batch item may have waited in the queue).
+        let stuck = now - order.submit_started() >= self.give_up_after;
         let next = now + backoff(order.check_attempts);
         match self
             .store

@@ -125,6 +125,9 @@ struct ErrorBody<'a> {
     /// The payout the answer is about, so a retry can name it (it may have been generated).
     #[serde(skip_serializing_if = "Option::is_none")]
     trade_no: Option<&'a str>,
+    /// The batch the answer is about (it may have been generated): retry with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_id: Option<&'a str>,
 }
 
 impl Outcome {
@@ -240,6 +243,7 @@ impl Outcome {
                         message: &message,
                         fields: None,
                         trade_no: None,
+                        batch_id: None,
                     },
                 );
             }
@@ -254,6 +258,7 @@ impl Outcome {
                         message: &message,
                         fields: None,
                         trade_no: Some(trade_no.as_str()),
+                        batch_id: None,
                     },
                 );
             }
@@ -342,6 +347,7 @@ impl Outcome {
                 message,
                 fields,
                 trade_no: self.trade_no().map(TradeNo::as_str),
+                batch_id: self.batch_id(),
             },
         );
         if let Self::MethodNotAllowed(allow) = self {

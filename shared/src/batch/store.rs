@@ -47,6 +47,12 @@ pub trait BatchStore: Send + Sync {
         record: &BatchRecord,
     ) -> impl Future<Output = Result<Option<BatchRecord>, StoreError>> + Send;
 
+    /// Marks a stored batch committed (every item stored): from now on its items are queued.
+    fn commit_batch(
+        &self,
+        batch_id: &BatchId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     fn get_batch(
         &self,
         batch_id: &BatchId,

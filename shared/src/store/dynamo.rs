@@ -362,6 +362,7 @@ fn batch_to_item(record: &crate::batch::BatchRecord) -> super::codec::Item {
             attr::CREATED_AT,
             s(&super::codec::timestamp(record.created_at)),
         ),
+        (attr::COMMITTED, AttributeValue::Bool(record.committed)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -391,6 +392,7 @@ fn batch_from_item(item: &super::codec::Item) -> Result<crate::batch::BatchRecor
         fingerprint: get_s(item, attr::FINGERPRINT)?.to_owned(),
         trade_nos,
         created_at,
+        committed: matches!(item.get(attr::COMMITTED), Some(AttributeValue::Bool(true))),
     })
 }
 
@@ -497,6 +499,21 @@ impl crate::batch::BatchStore for DynamoOrderStore {
             .await?
             .map(|existing| batch_from_item(&existing))
             .transpose()
+    }
+
+    async fn commit_batch(&self, batch_id: &crate::batch::BatchId) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(&batch_id.record_key()))
+            .update_expression("SET #committed = :yes")
+            .condition_expression("attribute_exists(#key)")
+            .expression_attribute_names("#committed", attr::COMMITTED)
+            .expression_attribute_names("#key", attr::TRADE_NO)
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await?;
+        Ok(())
     }
 
     async fn get_batch(

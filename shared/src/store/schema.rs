@@ -57,6 +57,7 @@ pub mod attr {
     pub const SENT_AT: &str = "sentAt";
     /// A batch's own record ([`crate::batch::BatchRecord`]): its item keys and fingerprint.
     pub const ITEMS: &str = "items";
+    pub const COMMITTED: &str = "committed";
     pub const LAST_WRITE: &str = "lastWrite";
     pub const INTENT_ID: &str = "intentId";
     /// How many status events this order's changes stand for ([`crate::events`]): every move

@@ -48,6 +48,14 @@ impl InMemoryStore {
             .insert(operation);
     }
 
+    /// Ends every failure [`InMemoryStore::fail_operation`] set up.
+    pub fn heal(&self) {
+        self.failing_operations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// Makes the named operation apply its write and then report an error, `times` times (a
     /// write that landed but whose answer was lost).
     pub fn fail_after_applying(&self, operation: &'static str, times: usize) {
@@ -494,6 +502,17 @@ impl crate::batch::BatchStore for InMemoryStore {
         }
         batches.insert(record.batch_id.as_str().to_owned(), record.clone());
         Ok(None)
+    }
+
+    async fn commit_batch(&self, batch_id: &crate::batch::BatchId) -> Result<(), StoreError> {
+        self.enter("commit_batch")?;
+        match guarded(&self.batches).get_mut(batch_id.as_str()) {
+            Some(record) => {
+                record.committed = true;
+                Ok(())
+            }
+            None => Err(StoreError::Corrupt("batch")),
+        }
     }
 
     async fn get_batch(

@@ -437,6 +437,13 @@ async fn a_queued_batch_item_whose_message_was_lost_goes_on_the_queue_again_once
         )
         .await
         .unwrap();
+    // Its batch was never committed (the request failed half-way): nothing is queued.
+    r.store.put_batch(&batch.record(long_ago)).await.unwrap();
+    let report = r.run(now_ms(), no_deadline()).await.unwrap();
+    assert_eq!(report.requeued, 0, "{report:?}");
+    assert!(queue.taken().is_empty());
+    make_due(&r, "QB-0").await;
+    r.store.commit_batch(&batch.batch_id).await.unwrap();
 
     let report = r.run(now_ms(), no_deadline()).await.unwrap();
     assert_eq!(report.requeued, 1, "{report:?}");
@@ -458,4 +465,16 @@ async fn a_queued_batch_item_whose_message_was_lost_goes_on_the_queue_again_once
     let report = r.run(now_ms(), no_deadline()).await.unwrap();
     assert_eq!(report.requeued, 0);
     assert!(queue.taken().is_empty());
+}
+
+/// Moves an unresolved order's next check to the past, as time passing would.
+async fn make_due(r: &RealReconciler, trade_no: &str) {
+    let order = status(r, trade_no).await;
+    let claim = payout_core::store::CheckClaim {
+        seen: order.check_after.unwrap(),
+        next: now_ms() - Duration::minutes(1),
+        now: now_ms(),
+        manual_review: false,
+    };
+    assert!(r.store.claim_check(&tn(trade_no), &claim).await.unwrap());
 }

@@ -37,17 +37,23 @@ where
             Err(ValidationErrors(fields)) => return Outcome::Invalid(fields),
         };
         let batch_id = batch.batch_id.clone();
-        // A batch stored before: the same items are a replay, others a mismatch.
-        match self.store.get_batch(&batch_id).await {
-            Ok(Some(record)) => return self.replayed(&batch, &record).await,
-            Ok(None) => {}
+        // A batch stored before: committed with the same items is a replay, other items a
+        // mismatch; still open (a request that failed half-way) is completed by this one.
+        let open = match self.store.get_batch(&batch_id).await {
+            Ok(Some(record)) if record.fingerprint != batch.fingerprint() => {
+                return Outcome::BatchMismatch(batch_id);
+            }
+            Ok(Some(record)) if record.committed => return self.replayed(&batch, &record).await,
+            Ok(Some(_)) => true,
+            Ok(None) => false,
             Err(e) => {
                 tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the batch failed");
                 return Outcome::BatchUnavailable(batch_id);
             }
-        }
-        // Items that exist already (a batch half stored before, or payouts of their own): the
-        // same payout is that payout (never sent again); another one under its tradeNo is refused.
+        };
+        // Items that exist already: this batch's own (an earlier try) or the same payout of the
+        // merchant's (that payout, never sent again); another payout under an item's tradeNo is
+        // refused.
         let keys: Vec<TradeNo> = batch.items.iter().map(|i| i.trade_no.clone()).collect();
         let existing = match self.store.get_many(&keys).await {
             Ok(existing) => existing,
@@ -57,19 +63,24 @@ where
             }
         };
         let mut new_items = Vec::with_capacity(batch.items.len());
+        let mut queued = Vec::new();
         for (i, item) in batch.items.iter().enumerate() {
             match existing.iter().find(|o| o.trade_no == item.trade_no) {
                 Some(order) if order.fingerprint != item.payout.fingerprint() => {
                     return Outcome::ItemMismatch(item.trade_no.clone(), i);
                 }
-                Some(_) => {}
-                None => new_items.push(item),
+                Some(order) => {
+                    if order.queued && order.batch_id.as_deref() == Some(batch_id.as_str()) {
+                        queued.push(item.trade_no.clone());
+                    }
+                }
+                None => new_items.push((i, item)),
             }
         }
         // The balance before anything is stored: a batch that cannot be paid whole is refused whole.
         let total = new_items
             .iter()
-            .map(|i| i.payout.amount.yen())
+            .map(|(_, i)| i.payout.amount.yen())
             .fold(0u64, u64::saturating_add);
         if total > 0 {
             match self
@@ -87,22 +98,47 @@ where
                 Err(_) => return Outcome::BalanceUnavailable,
             }
         }
-        let mut queued = Vec::with_capacity(new_items.len());
+        // The record first, open: it claims the batchId (a concurrent other batch under it is
+        // refused before any of its items is stored) and nothing of an open batch is ever sent.
+        if !open {
+            match self.store.put_batch(&batch.record(now)).await {
+                Ok(None) => {}
+                Ok(Some(other)) if other.fingerprint == batch.fingerprint() => {}
+                Ok(Some(_)) => return Outcome::BatchMismatch(batch_id),
+                Err(e) => {
+                    tracing::error!(batch_id = batch_id.as_str(), error = %e, "storing the batch failed");
+                    return Outcome::BatchUnavailable(batch_id);
+                }
+            }
+        }
         let mut failed = false;
         for group in new_items.chunks(STORE_CONCURRENCY) {
-            let orders: Vec<_> = group.iter().map(|item| batch.order(item, now)).collect();
+            let orders: Vec<_> = group
+                .iter()
+                .map(|(_, item)| batch.order(item, now))
+                .collect();
             let writes = group
                 .iter()
                 .zip(&orders)
-                .map(|(item, order)| self.store.create_queued(order, &item.payload));
-            for (item, result) in group
+                .map(|((_, item), order)| self.store.create_queued(order, &item.payload));
+            for ((i, item), result) in group
                 .iter()
                 .zip(futures_util::future::join_all(writes).await)
             {
                 match result {
                     Ok(Created::Created) => queued.push(item.trade_no.clone()),
-                    // Stored meanwhile by a concurrent request: whatever it is, it is not sent here.
-                    Ok(Created::AlreadyExists(_)) => {}
+                    // Stored meanwhile: ours (a write whose answer was lost, a concurrent retry
+                    // of this batch) or another payout, which leaves this batch open (unsent).
+                    Ok(Created::AlreadyExists(order)) => {
+                        let ours = order.batch_id.as_deref() == Some(batch_id.as_str())
+                            && order.fingerprint == item.payout.fingerprint();
+                        if !ours {
+                            return Outcome::ItemMismatch(item.trade_no.clone(), *i);
+                        }
+                        if order.queued {
+                            queued.push(item.trade_no.clone());
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(trade_no = item.trade_no.as_str(), error = %e, "storing a batch item failed");
                         failed = true;
@@ -111,17 +147,13 @@ where
             }
         }
         if failed {
-            // What was stored stays queued: a retry with the same batchId completes the batch.
+            // What was stored stays queued and unsent under the open batch: a retry with the
+            // same batchId completes it.
             return Outcome::BatchUnavailable(batch_id);
         }
-        match self.store.put_batch(&batch.record(now)).await {
-            Ok(None) => {}
-            Ok(Some(other)) if other.fingerprint == batch.fingerprint() => {}
-            Ok(Some(_)) => return Outcome::BatchMismatch(batch_id),
-            Err(e) => {
-                tracing::error!(batch_id = batch_id.as_str(), error = %e, "storing the batch failed");
-                return Outcome::BatchUnavailable(batch_id);
-            }
+        if let Err(e) = self.store.commit_batch(&batch_id).await {
+            tracing::error!(batch_id = batch_id.as_str(), error = %e, "committing the batch failed");
+            return Outcome::BatchUnavailable(batch_id);
         }
         self.enqueue(queue.as_ref(), &batch_id, &queued).await;
         tracing::info!(
@@ -202,8 +234,9 @@ where
             return Outcome::NotFound(None);
         };
         let record = match self.store.get_batch(&batch_id).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return Outcome::NotFound(None),
+            Ok(Some(record)) if record.committed => record,
+            // Never accepted (its request failed half-way): nothing of it is sent.
+            Ok(_) => return Outcome::NotFound(None),
             Err(e) => {
                 tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the batch failed");
                 return Outcome::BatchUnavailable(batch_id);

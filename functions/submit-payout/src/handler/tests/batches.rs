@@ -207,3 +207,27 @@ async fn without_a_queue_batches_are_503_and_nothing_is_stored() {
     assert_eq!(answer.status, 503);
     assert!(stored(&app, "NOQ-0").is_none());
 }
+
+#[tokio::test]
+async fn a_batch_whose_request_failed_half_way_sends_nothing_until_a_retry_completes_it() {
+    let (app, queue) = batch_app();
+    app.store.fail_operation("commit_batch");
+    let body = json!({"items": items(3, 1500)});
+    let failed = send(&app, post_batch(&body)).await;
+    assert_eq!(failed.status, 503, "{}", failed.body);
+    let batch_id = failed.body["batchId"].as_str().unwrap().to_owned();
+    assert!(
+        queue.taken().is_empty(),
+        "nothing of an open batch is queued"
+    );
+    assert!(stored(&app, &format!("{batch_id}-0")).unwrap().queued);
+    assert_eq!(send(&app, get_batch(&batch_id, "")).await.status, 404);
+
+    app.store.heal();
+    let retry = json!({"batchId": batch_id, "items": items(3, 1500)});
+    let done = send(&app, post_batch(&retry)).await;
+    assert_eq!(done.status, 202, "{}", done.body);
+    assert_eq!(queue.taken().len(), 3, "the retry queues every item, once");
+    assert_eq!(send(&app, get_batch(&batch_id, "")).await.status, 200);
+    assert!(app.gateway.submits().is_empty());
+}
