@@ -12,6 +12,7 @@ pub mod intent;
 pub mod json;
 pub mod metrics;
 pub mod order;
+pub mod partial_batch;
 pub mod permissions;
 pub mod resolve;
 pub mod review;

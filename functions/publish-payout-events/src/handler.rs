@@ -10,21 +10,8 @@ use std::time::{Duration, Instant};
 use payout_core::events::stream::StreamRecord;
 use payout_core::events::{EventSink, MAX_ENTRIES, PayoutEvent};
 use payout_core::metrics::{self, Metrics};
-use serde::Serialize;
 
-/// Lambda's answer for a stream batch with partial failures.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct BatchResponse {
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<ItemFailure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ItemFailure {
-    /// The record's `SequenceNumber`.
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
+pub use payout_core::partial_batch::{BatchResponse, ItemFailure};
 
 /// Why a whole batch fails (Lambda then delivers all of it again).
 #[derive(Debug, thiserror::Error)]

@@ -17,22 +17,9 @@ use payout_core::order::OrderStatus;
 use payout_core::secrets::{SecretStore, Secrets};
 use payout_core::store::OrderStore;
 use payout_core::vexora::{self, PayoutGateway};
-use serde::Serialize;
 use url::Url;
 
-/// Lambda's answer for an SQS batch with partial failures.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct BatchResponse {
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<ItemFailure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ItemFailure {
-    /// The message's `messageId`.
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
+pub use payout_core::partial_batch::{BatchResponse, ItemFailure};
 
 /// The worker's dependencies, built once at init.
 #[derive(Debug)]

@@ -122,27 +122,7 @@ where
 
 impl OrderStore for DynamoOrderStore {
     async fn create(&self, order: &Order) -> Result<Created, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(order)))
-            .condition_expression("attribute_not_exists(#key)")
-            .expression_attribute_names("#key", attr::TRADE_NO)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Created::Created),
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                PutItemError::ConditionalCheckFailedException(failed) => {
-                    let item = failed.item.ok_or(StoreError::Corrupt(attr::TRADE_NO))?;
-                    Ok(Created::AlreadyExists(Box::new(from_item(&item)?)))
-                }
-                other => Err(other.into()),
-            },
-            Err(e) => Err(e.into()),
-        }
+        self.create_item(to_item(order)).await
     }
 
     async fn get(&self, trade_no: &TradeNo) -> Result<Option<Order>, StoreError> {
@@ -316,6 +296,14 @@ impl OrderStore for DynamoOrderStore {
 }
 
 impl DynamoOrderStore {
+    /// Stores an order's item unless its `tradeNo` exists; the existing order otherwise.
+    async fn create_item(&self, item: super::codec::Item) -> Result<Created, StoreError> {
+        match self.put_new(item).await? {
+            None => Ok(Created::Created),
+            Some(existing) => Ok(Created::AlreadyExists(Box::new(from_item(&existing)?))),
+        }
+    }
+
     /// Puts `item` unless its key exists; the existing item otherwise.
     async fn put_new(
         &self,
@@ -400,10 +388,7 @@ impl crate::batch::BatchStore for DynamoOrderStore {
     async fn create_queued(&self, order: &Order, payload: &str) -> Result<Created, StoreError> {
         let mut item = to_item(order);
         item.insert(attr::QUEUED_PAYLOAD.to_owned(), s(payload));
-        match self.put_new(item).await? {
-            None => Ok(Created::Created),
-            Some(existing) => Ok(Created::AlreadyExists(Box::new(from_item(&existing)?))),
-        }
+        self.create_item(item).await
     }
 
     async fn claim_queued(
