@@ -154,7 +154,6 @@ impl BatchRequest {
             },
         };
         let mut items = Vec::with_capacity(raw_items.len());
-        let mut seen = std::collections::HashMap::new();
         for (i, raw) in raw_items.iter().enumerate() {
             match PayoutRequest::from_json(raw.get().as_bytes()) {
                 Ok(payout) => {
@@ -167,12 +166,6 @@ impl BatchRequest {
                             Err(_) => continue,
                         },
                     };
-                    if let Some(first) = seen.insert(trade_no.as_str().to_owned(), i) {
-                        errors.push(FieldError::new(
-                            &format!("items[{i}].tradeNo"),
-                            format!("{trade_no} is also items[{first}]'s: each item is one payout"),
-                        ));
-                    }
                     items.push(BatchItem {
                         trade_no,
                         payout,
@@ -195,6 +188,17 @@ impl BatchRequest {
             }),
             _ => Err(ValidationErrors(errors)),
         }
+    }
+
+    /// The first item whose `tradeNo` an earlier item already has, and its index: one
+    /// `tradeNo` is one payout, so a batch naming it twice reuses an idempotency key (`422`).
+    pub fn repeated_trade_no(&self) -> Option<(&TradeNo, usize)> {
+        let mut seen = std::collections::HashSet::new();
+        self.items
+            .iter()
+            .enumerate()
+            .find(|(_, item)| !seen.insert(item.trade_no.as_str()))
+            .map(|(i, item)| (&item.trade_no, i))
     }
 
     /// The sum of the items' amounts in yen.

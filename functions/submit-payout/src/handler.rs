@@ -249,7 +249,7 @@ impl Outcome {
             }
             Self::ItemMismatch(trade_no, i) => {
                 let message = format!(
-                    "items[{i}]'s tradeNo was already used for a different payout; nothing was stored"
+                    "items[{i}]'s tradeNo is already another payout's (a stored one, or an earlier item of this batch); nothing was stored"
                 );
                 return json(
                     StatusCode::UNPROCESSABLE_ENTITY,

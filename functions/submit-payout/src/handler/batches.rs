@@ -37,6 +37,9 @@ where
             Err(ValidationErrors(fields)) => return Outcome::Invalid(fields),
         };
         let batch_id = batch.batch_id.clone();
+        if let Some((trade_no, i)) = batch.repeated_trade_no() {
+            return Outcome::ItemMismatch(trade_no.clone(), i);
+        }
         // A batch stored before: committed with the same items is a replay, other items a
         // mismatch; still open (a request that failed half-way) is completed by this one.
         let open = match self.store.get_batch(&batch_id).await {

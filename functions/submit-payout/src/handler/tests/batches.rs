@@ -126,13 +126,14 @@ async fn every_invalid_item_is_named_and_nothing_is_stored() {
         assert_eq!(answer.status, 400, "{field}");
         assert_eq!(answer.body["fields"][0]["field"], field);
     }
-    // Two items with one tradeNo are two payouts claiming one key.
+    // Two items with one tradeNo reuse one idempotency key: 422, nothing stored.
     let mut twins = items(2, 1500);
     twins[0]["tradeNo"] = json!("SAME");
     twins[1]["tradeNo"] = json!("SAME");
     let answer = send(&app, post_batch(&json!({"items": twins}))).await;
-    assert_eq!(answer.status, 400);
-    assert_eq!(answer.body["fields"][0]["field"], "items[1].tradeNo");
+    assert_eq!(answer.status, 422);
+    assert_eq!(answer.body["tradeNo"], "SAME");
+    assert!(stored(&app, "SAME").is_none());
 }
 
 #[tokio::test]
