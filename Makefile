@@ -112,7 +112,8 @@ bench: venv ## Performance table: init, CPU per request, AWS calls, peak RSS, ar
 	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --bin $$f --output-format zip || exit 1; \
 	done
 	cargo build --release -p payout-e2e --bin bench
-	./target/release/bench
+	# moto keeps connections alive here, as DynamoDB does (scripts/moto_server.py).
+	MOTO_KEEP_ALIVE=1 ./target/release/bench
 
 FUZZ_SECONDS ?= 60
 fuzz: ## Fuzz the webhook parse-and-verify path and payout validation, FUZZ_SECONDS each

@@ -149,6 +149,63 @@ def _serialized(self, environ, start_response):
 
 DomainDispatcherApplication.__call__ = _serialized
 
+
+class _KeepAliveHandler(server.MotoRequestHandler):
+    """With MOTO_KEEP_ALIVE=1 (`make bench`): HTTP/1.1 connections stay open, as DynamoDB's
+    endpoint keeps them. werkzeug's development server closes every connection after one answer,
+    so each SDK call would pay a TCP connect and the benchmark would measure the emulator's
+    habit, not the function. Whatever of a request body the application left unread is drained
+    before the next request line is read."""
+
+    # Headers and body are separate writes: without TCP_NODELAY the body of every answer on a
+    # kept connection waits for the client's delayed ACK (tens of milliseconds).
+    disable_nagle_algorithm = True
+
+    def send_header(self, keyword, value):
+        if keyword.lower() == "connection" and value.lower() == "close":
+            return
+        super().send_header(keyword, value)
+
+    def run_wsgi(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        stream = _CountingReader(self.rfile, length)
+        self.rfile = stream
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = stream.raw
+            stream.drain()
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+
+
+class _CountingReader:
+    """The request's input stream, counting what was read of `length` body bytes."""
+
+    def __init__(self, raw, length):
+        self.raw, self.left = raw, length
+
+    def read(self, size=-1):
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.raw.read(size) if size else b""
+        self.left -= len(data)
+        return data
+
+    def readline(self, size=-1):
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.raw.readline(size) if size else b""
+        self.left -= len(data)
+        return data
+
+    def drain(self):
+        while self.left > 0:
+            if not self.read(min(self.left, 65536)):
+                break
+
+
+if os.environ.get("MOTO_KEEP_ALIVE") == "1":
+    server.MotoRequestHandler = _KeepAliveHandler
+
 if __name__ == "__main__":
     _restore()
     server.main(sys.argv[1:])

@@ -289,7 +289,8 @@ pub struct Applier<'a, S, M> {
 impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
     /// Applies `report` to the order `trade_no`: one guarded write on the common path; when
     /// the guard refuses, the order it returns tells a duplicate, a stale report, a
-    /// contradiction and an amount mismatch apart, and the report is kept in one more write.
+    /// contradiction and an amount mismatch apart: the last two are kept in one more write, a
+    /// duplicate or stale report changes nothing and is only logged.
     pub async fn apply(
         &self,
         trade_no: &TradeNo,
@@ -357,8 +358,15 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             return self.keep(current, report, entry, suspicious, now).await;
         }
         match decide(current.status, reported) {
-            Decision::Duplicate | Decision::Stale => {
-                self.keep(current, report, entry, None, now).await
+            // Nothing to keep: the order already says it (or more). Not written, so a duplicate
+            // costs one call (the refused guard); the log line is its record.
+            Decision::Duplicate => {
+                unchanged(&current, report, "duplicate");
+                Ok(Applied::Duplicate(current))
+            }
+            Decision::Stale => {
+                unchanged(&current, report, "stale");
+                Ok(Applied::Stale(current))
             }
             Decision::Anomaly => {
                 self.keep(
@@ -459,6 +467,19 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             "anomaly recorded"
         );
     }
+}
+
+/// A report that changed nothing, at debug level: each function's own line for the request
+/// (the webhook's `notification`, submit's answer, the reconciler's action) already names the
+/// verdict. No personal data.
+fn unchanged(order: &Order, report: &Report, verdict: &'static str) {
+    tracing::debug!(
+        trade_no = order.trade_no.as_str(),
+        source = report.source.label(),
+        status = order.status.as_str(),
+        verdict,
+        "report changed nothing"
+    );
 }
 
 /// Stores an abandoned `PENDING` order ([`Order::is_abandoned`]) as `UNCONFIRMED`, so what the

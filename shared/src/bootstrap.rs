@@ -1,8 +1,6 @@
 //! Init for every function, once per sandbox: configuration, AWS clients, the Vexora client and
 //! the first read of the secret. A failure stops init with a message that names its cause.
 
-use aws_config::BehaviorVersion;
-
 use crate::budget;
 use crate::config::{Config, ConfigError};
 use crate::secrets::{DEFAULT_TTL, SecretError, Secrets, SecretsManagerStore};
@@ -54,7 +52,7 @@ impl Runtime {
     /// warm request never calls Secrets Manager.
     pub async fn init() -> Result<Self, InitError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+        let sdk = crate::aws::sdk_defaults()
             .timeout_config(budget::aws_timeouts())
             .load()
             .await;

@@ -1,6 +1,7 @@
 //! The payout core: everything the payout functions share.
 
 pub mod apply;
+pub mod aws;
 pub mod balance;
 pub mod batch;
 pub mod bootstrap;

@@ -713,6 +713,7 @@ impl VexoraClient {
     /// `timeout` bounds a whole call; connecting is bounded by the smaller of it and 3 s so
     /// that an unreachable host is reported as "not sent" quickly.
     pub fn new(base_url: &Url, timeout: Duration) -> Result<Self, ClientBuildError> {
+        crate::aws::install_crypto();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(crate::budget::VEXORA_CONNECT))

@@ -82,6 +82,18 @@ impl Function {
         env: &[(String, String)],
         instances: usize,
     ) -> Result<Self, String> {
+        Self::start_program(binary, &[], name, env, instances).await
+    }
+
+    /// [`Function::start`] for a program run with arguments (e.g. an interpreter and a
+    /// script: the bench's Python yardstick).
+    pub async fn start_program(
+        binary: PathBuf,
+        args: &[String],
+        name: &str,
+        env: &[(String, String)],
+        instances: usize,
+    ) -> Result<Self, String> {
         if !binary.exists() {
             return Err(format!(
                 "{} is missing: run `make test` (it builds the function binaries first)",
@@ -116,6 +128,7 @@ impl Function {
         for _ in 0..instances {
             let mut command = Command::new(&binary);
             command
+                .args(args)
                 .env_remove("RUST_LOG")
                 .env("AWS_LAMBDA_RUNTIME_API", runtime_addr.to_string())
                 .env("AWS_LAMBDA_FUNCTION_NAME", name)

@@ -8,7 +8,7 @@ use payout_core::bootstrap::Runtime;
 use payout_core::secrets::{Keyring, MIN_REFRESH_INTERVAL};
 use payout_webhook::handler::{App, handle};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
     let config = &runtime.config;

@@ -1,7 +1,6 @@
 //! Wiring only: logs, configuration and the EventBridge client once, then one batch of stream
 //! records per invocation, within the invocation's deadline.
 
-use aws_config::BehaviorVersion;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use payout_core::budget;
 use payout_core::config::EventsConfig;
@@ -9,12 +8,12 @@ use payout_core::events::EventBridgeSink;
 use payout_core::metrics::EmfMetrics;
 use publish_payout_events::handler::Publisher;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     payout_core::telemetry::init();
     let config =
         EventsConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    let sdk = payout_core::aws::sdk_defaults()
         .timeout_config(budget::aws_timeouts())
         .load()
         .await;

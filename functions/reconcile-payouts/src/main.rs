@@ -7,7 +7,7 @@ use payout_core::bootstrap::Runtime;
 use payout_core::order::pending_abandoned_after;
 use reconcile_payouts::handler::{Reconciler, deadline_of};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
     let config = &runtime.config;

@@ -7,7 +7,7 @@ use payout_core::budget;
 use payout_core::order::pending_abandoned_after;
 use submit_batch_items::handler::Worker;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
     let worker = Worker {

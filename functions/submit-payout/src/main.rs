@@ -8,7 +8,7 @@ use payout_core::bootstrap::Runtime;
 use payout_core::order::pending_abandoned_after;
 use submit_payout::handler::{App, handle};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
     let app = App {

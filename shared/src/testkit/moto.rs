@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 
 /// A running moto server.
 #[derive(Debug, Clone)]
@@ -158,7 +158,7 @@ impl Moto {
             );
         };
         // The server exits inside this request, so it gets no answer.
-        let _ = reqwest::Client::new()
+        let _ = http()
             .post(format!("{}/_moto_state/save-and-exit", self.endpoint))
             .send()
             .await;
@@ -191,7 +191,7 @@ impl Moto {
 
     /// Injects a fault (see [`Fault`]).
     pub async fn inject(&self, fault: &Fault<'_>) -> Result<(), String> {
-        let answer = reqwest::Client::new()
+        let answer = http()
             .post(format!("{}/_moto_state/faults", self.endpoint))
             .json(fault)
             .send()
@@ -206,7 +206,7 @@ impl Moto {
 
     /// Requests per operation the server answered (by X-Amz-Target).
     pub async fn calls(&self) -> Result<std::collections::BTreeMap<String, u64>, String> {
-        reqwest::Client::new()
+        http()
             .get(format!("{}/_moto_state/calls", self.endpoint))
             .send()
             .await
@@ -323,7 +323,7 @@ fn die_with_parent_thread(command: &mut Command) {
 
 /// SDK configuration pointing every client at `endpoint`, with a region and fake credentials.
 pub async fn aws_config_for(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    crate::aws::sdk_defaults()
         .endpoint_url(endpoint)
         .region(Region::new("ap-northeast-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -331,4 +331,11 @@ pub async fn aws_config_for(endpoint: &str) -> SdkConfig {
         ))
         .load()
         .await
+}
+
+/// A plain-HTTP client for the server's own endpoints (rustls' provider installed first, as
+/// every process of the workspace does).
+fn http() -> reqwest::Client {
+    crate::aws::install_crypto();
+    reqwest::Client::new()
 }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lambda_http::Request;
 use payout_core::apply::Schedule;
@@ -258,6 +258,133 @@ async fn post(http: &reqwest::Client, url: &str, body: String) -> Result<u16> {
     Ok(response.status().as_u16())
 }
 
+/// CPU per request of the whole process and client-side latency over a warm phase.
+#[derive(Debug, Clone, Copy)]
+struct Warm {
+    cpu_us: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs `one(i)` for `i` in `0..WARM_REQUESTS`, one after another, measuring the process `pid`.
+async fn phase<F, Fut>(pid: u32, mut one: F) -> Result<Warm>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let (before, _) = proc_usage(pid)?;
+    let mut millis = Vec::with_capacity(WARM_REQUESTS);
+    for i in 0..WARM_REQUESTS {
+        let started = Instant::now();
+        one(i).await?;
+        millis.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let (after, _) = proc_usage(pid)?;
+    millis.sort_by(f64::total_cmp);
+    Ok(Warm {
+        cpu_us: (after - before) / WARM_REQUESTS as f64 * 1e6,
+        p50_ms: percentile(&millis, 0.5),
+        p99_ms: percentile(&millis, 0.99),
+    })
+}
+
+async fn webhook_acknowledged(stack: &Stack, trade_no: &str) -> Result<()> {
+    match stack.sandbox.send_webhook(trade_no, "0000").await {
+        Some(d) if d.acknowledged => Ok(()),
+        other => Err(format!(
+            "webhook for {trade_no} not acknowledged: {other:?}"
+        )),
+    }
+}
+
+/// New payouts through `submit`, their success notifications to `webhook` (sent by the
+/// sandbox to the notify URL `submit` gave), then the same notifications again.
+async fn warm_run(
+    stack: &Stack,
+    http: &reqwest::Client,
+    submit: &Function,
+    webhook: &Function,
+    prefix: &str,
+) -> Result<Vec<Warm>> {
+    let submit_url = format!("{}/payouts", submit.url);
+    let trade_no = |i: usize| format!("{prefix}{i:05}");
+    let new = phase(submit.pids()[0], |i| {
+        let body = payout_json(&trade_no(i), 1500);
+        let url = submit_url.clone();
+        async move {
+            match post(http, &url, body).await? {
+                201 => Ok(()),
+                other => Err(format!("warm submit answered {other}")),
+            }
+        }
+    })
+    .await?;
+    let success = phase(webhook.pids()[0], |i| {
+        let t = trade_no(i);
+        async move { webhook_acknowledged(stack, &t).await }
+    })
+    .await?;
+    let duplicate = phase(webhook.pids()[0], |i| {
+        let t = trade_no(i);
+        async move { webhook_acknowledged(stack, &t).await }
+    })
+    .await?;
+    Ok(vec![new, success, duplicate])
+}
+
+const PYTHON_INIT_STARTS: usize = 5;
+
+/// The Python + boto3 implementation (`bench/payouts.py`) on the same harness, moto and
+/// sandbox.
+struct Yardstick {
+    warm: Vec<Warm>,
+    rss_mb: [f64; 2],
+    init_ms: [f64; 2],
+}
+
+async fn python_yardstick(stack: &Stack, http: &reqwest::Client) -> Result<Yardstick> {
+    let python = workspace().join(".venv/bin/python");
+    let script = workspace().join("bench/payouts.py").display().to_string();
+    let start = |name: &'static str, notify: String| {
+        let env = stack.env(&notify);
+        let (python, script) = (python.clone(), script.clone());
+        async move { Function::start_program(python, &[script, name.to_owned()], name, &env, 1).await }
+    };
+    let mut init_ms = [0.0; 2];
+    for (i, name) in ["submit-payout", "payout-webhook"].into_iter().enumerate() {
+        let mut times = Vec::new();
+        for _ in 0..PYTHON_INIT_STARTS {
+            let mut f = start(name, "http://127.0.0.1/n".into()).await?;
+            times.push(f.init_time().ok_or("no init time")?.as_secs_f64() * 1000.0);
+            f.stop().await;
+        }
+        times.sort_by(f64::total_cmp);
+        init_ms[i] = percentile(&times, 0.5);
+    }
+    let mut webhook = start("payout-webhook", "http://127.0.0.1/unused".into()).await?;
+    let mut submit = start("submit-payout", format!("{}/vexora/notify", webhook.url)).await?;
+    // Warm up as the Rust functions were.
+    post(
+        http,
+        &format!("{}/payouts", submit.url),
+        payout_json("PY-WARMUP", 1500),
+    )
+    .await?;
+    webhook_acknowledged(stack, "PY-WARMUP").await?;
+    let warm = warm_run(stack, http, &submit, &webhook, "PY-W").await?;
+    let rss_mb = [
+        proc_usage(submit.pids()[0])?.1 as f64 / 1024.0,
+        proc_usage(webhook.pids()[0])?.1 as f64 / 1024.0,
+    ];
+    submit.stop().await;
+    webhook.stop().await;
+    Ok(Yardstick {
+        warm,
+        rss_mb,
+        init_ms,
+    })
+}
+
 #[allow(clippy::too_many_lines)] // the table, top to bottom
 async fn bench() -> Result<Vec<Row>> {
     for name in FUNCTIONS {
@@ -314,96 +441,105 @@ async fn bench() -> Result<Vec<Row>> {
     post(&http, &submit_url, payout_json("BENCH-WARMUP", 1500)).await?;
     stack.sandbox.send_webhook("BENCH-WARMUP", "0000").await;
 
-    let (new_calls, duplicate_calls, webhook_calls) = (
-        count(&moto, async {
-            match post(&http, &submit_url, payout_json("BENCH-CALLS", 1500)).await? {
-                201 => Ok(()),
-                other => Err(format!("new submit answered {other}")),
-            }
-        })
-        .await?,
-        count(&moto, async {
-            match post(&http, &submit_url, payout_json("BENCH-CALLS", 1500)).await? {
-                200 => Ok(()),
-                other => Err(format!("duplicate submit answered {other}")),
-            }
-        })
-        .await?,
-        count(&moto, async {
-            match stack.sandbox.send_webhook("BENCH-CALLS", "0000").await {
-                Some(d) if d.acknowledged => Ok(()),
-                other => Err(format!("webhook not acknowledged: {other:?}")),
-            }
-        })
-        .await?,
-    );
+    let new_calls = count(&moto, async {
+        match post(&http, &submit_url, payout_json("BENCH-CALLS", 1500)).await? {
+            201 => Ok(()),
+            other => Err(format!("new submit answered {other}")),
+        }
+    })
+    .await?;
+    let duplicate_calls = count(&moto, async {
+        match post(&http, &submit_url, payout_json("BENCH-CALLS", 1500)).await? {
+            200 => Ok(()),
+            other => Err(format!("duplicate submit answered {other}")),
+        }
+    })
+    .await?;
+    let webhook_calls = count(&moto, webhook_acknowledged(&stack, "BENCH-CALLS")).await?;
+    let duplicate_webhook_calls = count(&moto, webhook_acknowledged(&stack, "BENCH-CALLS")).await?;
     for (what, calls, target) in [
         ("AWS calls, new submit", &new_calls, 2),
         ("AWS calls, duplicate submit", &duplicate_calls, 1),
         ("AWS calls, webhook", &webhook_calls, 1),
+        ("AWS calls, duplicate webhook", &duplicate_webhook_calls, 1),
     ] {
         let (total, text) = describe(calls);
         rows.push(row(what, text, &target.to_string(), Some(total == target)));
     }
 
-    // A warm run: new payouts, then their success notifications.
-    let (submit_pid, webhook_pid) = (submit.pids()[0], webhook.pids()[0]);
-    let (submit_cpu_before, _) = proc_usage(submit_pid)?;
-    let (webhook_cpu_before, _) = proc_usage(webhook_pid)?;
+    // A warm run of each: new payouts, their success notifications, the same notifications
+    // again (duplicates); then the same three with the Python + boto3 yardstick.
+    let mut rust = Vec::new();
     let warm_calls = count(&moto, async {
-        for i in 0..WARM_REQUESTS {
-            let status = post(
-                &http,
-                &submit_url,
-                payout_json(&format!("BENCH-W{i:05}"), 1500),
-            )
-            .await?;
-            if status != 201 {
-                return Err(format!("warm submit answered {status}"));
-            }
-        }
-        for i in 0..WARM_REQUESTS {
-            let delivered = stack
-                .sandbox
-                .send_webhook(&format!("BENCH-W{i:05}"), "0000")
-                .await;
-            if !delivered.is_some_and(|d| d.acknowledged) {
-                return Err("warm webhook not acknowledged".into());
-            }
-        }
+        rust = warm_run(&stack, &http, submit, webhook, "BENCH-W").await?;
         Ok(())
     })
     .await?;
-    let (submit_cpu_after, submit_rss) = proc_usage(submit_pid)?;
-    let (webhook_cpu_after, webhook_rss) = proc_usage(webhook_pid)?;
     let secrets = warm_calls.get("GetSecretValue").copied().unwrap_or(0);
     rows.push(row(
-        format!("Secrets Manager calls, {} warm requests", 2 * WARM_REQUESTS),
+        format!("Secrets Manager calls, {} warm requests", 3 * WARM_REQUESTS),
         secrets.to_string(),
         "0",
         Some(secrets == 0),
     ));
-    for (name, before, after) in [
-        ("submit-payout", submit_cpu_before, submit_cpu_after),
-        ("payout-webhook", webhook_cpu_before, webhook_cpu_after),
-    ] {
+    let python = python_yardstick(&stack, &http).await?;
+    for (i, (what, cpu_target)) in [
+        ("submit-payout, new payout", Some(400.0)),
+        ("payout-webhook, success notification", Some(400.0)),
+        ("payout-webhook, duplicate notification", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (r, py) = (&rust[i], &python.warm[i]);
         rows.push(row(
-            format!("CPU per request, {name} process, with the AWS SDK and HTTP (mean of {WARM_REQUESTS})"),
-            format!("{:.0} µs", (after - before) / WARM_REQUESTS as f64 * 1e6),
-            "",
+            format!("CPU per request, whole process, {what} (mean of {WARM_REQUESTS})"),
+            format!(
+                "{:.0} µs; Python + boto3 {:.0} µs ({:.1}× less)",
+                r.cpu_us,
+                py.cpu_us,
+                py.cpu_us / r.cpu_us
+            ),
+            if cpu_target.is_some() {
+                "≤ 400 µs"
+            } else {
+                ""
+            },
+            cpu_target.map(|t| r.cpu_us <= t),
+        ));
+        rows.push(row(
+            format!("latency through the runtime API, {what} (of {WARM_REQUESTS})"),
+            format!(
+                "p50 {:.2} ms, p99 {:.2} ms; Python + boto3 p50 {:.2} ms, p99 {:.2} ms",
+                r.p50_ms, r.p99_ms, py.p50_ms, py.p99_ms
+            ),
+            "reported",
             None,
         ));
     }
-    for (name, rss) in [
-        ("submit-payout", submit_rss),
-        ("payout-webhook", webhook_rss),
+    for (name, pid, py_rss) in [
+        ("submit-payout", submit.pids()[0], python.rss_mb[0]),
+        ("payout-webhook", webhook.pids()[0], python.rss_mb[1]),
     ] {
+        let (_, rss) = proc_usage(pid)?;
         let mb = rss as f64 / 1024.0;
         rows.push(row(
-            format!("peak RSS, {name} (after {WARM_REQUESTS} warm requests)"),
-            format!("{mb:.1} MB"),
+            format!(
+                "peak RSS, {name} (after {} warm requests)",
+                2 * WARM_REQUESTS
+            ),
+            format!("{mb:.1} MB; Python + boto3 {py_rss:.1} MB"),
             "≤ 30 MB",
             Some(mb <= 30.0),
+        ));
+    }
+    for (i, name) in ["submit-payout", "payout-webhook"].into_iter().enumerate() {
+        let py = python.init_ms[i];
+        rows.push(row(
+            format!("init, {name}, Python + boto3 (median of {PYTHON_INIT_STARTS} starts)"),
+            format!("{py:.0} ms"),
+            "reported",
+            None,
         ));
     }
     let reconcile = &stack.reconcile;
@@ -424,9 +560,16 @@ async fn bench() -> Result<Vec<Row>> {
     // Deployment zips.
     for name in FUNCTIONS {
         let zip = workspace().join(format!("target/lambda/{name}/bootstrap.zip"));
-        let size = std::fs::metadata(&zip)
-            .map_err(|e| format!("{}: {e} (run `make bench`)", zip.display()))?
-            .len();
+        let Ok(meta) = std::fs::metadata(&zip) else {
+            rows.push(row(
+                format!("zip, {name} (arm64)"),
+                "not built (`make bench` builds it)",
+                "≤ 3.3 MB",
+                Some(false),
+            ));
+            continue;
+        };
+        let size = meta.len();
         let mb = size as f64 / 1e6;
         rows.push(row(
             format!("zip, {name} (arm64)"),
@@ -487,6 +630,14 @@ fn main() -> std::process::ExitCode {
                     r.what, r.measured, r.target, r.verdict
                 );
             }
+            println!(
+                "\nThe emulator (moto) {} connections.",
+                if std::env::var("MOTO_KEEP_ALIVE").is_ok_and(|v| v == "1") {
+                    "keeps HTTP/1.1"
+                } else {
+                    "closes (werkzeug's default) its"
+                }
+            );
             let missed = rows.iter().filter(|r| r.verdict == "MISSED").count();
             println!("\n{missed} target(s) missed");
             std::process::ExitCode::SUCCESS

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use payout_e2e::batches::{SqsPump, create_queue};
 use payout_e2e::events::HttpInvoke;
 
@@ -20,7 +19,7 @@ fn var(name: &str) -> Result<String, String> {
 #[tokio::main]
 async fn main() -> Result<(), String> {
     var("AWS_ENDPOINT_URL")?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = payout_core::aws::sdk_defaults().load().await;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
         .iter()

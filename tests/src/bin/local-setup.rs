@@ -2,8 +2,6 @@
 //! (idempotent), from the same definitions the functions and the SAM template use.
 #![allow(clippy::print_stdout)]
 
-use aws_config::BehaviorVersion;
-
 fn var(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("local-setup: {name} is not set"))
 }
@@ -15,7 +13,7 @@ async fn main() -> Result<(), String> {
     let merchant_no = var("SANDBOX_MERCHANT_NO")?;
     let app_secret = var("SANDBOX_APP_SECRET")?;
     var("AWS_ENDPOINT_URL")?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = payout_core::aws::sdk_defaults().load().await;
     payout_e2e::local::setup(&sdk, &table, &secret_id, &merchant_no, &app_secret).await?;
     println!("table {table} and secret {secret_id} are ready");
     Ok(())

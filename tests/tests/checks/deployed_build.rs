@@ -44,3 +44,39 @@ fn the_deployed_build_compiles_no_test_support() {
         "the test crate takes part in the deployed build's resolution:\n{tree}"
     );
 }
+
+/// Every crate of the deployed build that `invert` reaches, or "" when it is not in the build.
+fn deployed_tree_if_present(invert: &str) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(workspace())
+        .args(["tree", "-e", "no-dev", "-i", invert])
+        .args(["--target", "aarch64-unknown-linux-gnu"])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn the_deployed_build_links_one_tls_stack_with_one_crypto_library() {
+    // rustls with ring for the SDK and for Vexora (payout_core::aws); aws-lc-rs (the SDK's
+    // default HTTPS client), OpenSSL and a second rustls major would each add to every zip.
+    let ring = deployed_tree_if_present("ring");
+    assert!(
+        ring.contains("rustls"),
+        "rustls with ring is the TLS stack:\n{ring}"
+    );
+    for absent in [
+        "aws-lc-rs",
+        "aws-lc-sys",
+        "openssl",
+        "native-tls",
+        "hyper-tls",
+    ] {
+        let tree = deployed_tree_if_present(absent);
+        assert!(
+            tree.trim().is_empty(),
+            "{absent} reaches the deployed build:\n{tree}"
+        );
+    }
+}

@@ -10,7 +10,6 @@ mod output;
 
 use std::process::ExitCode;
 
-use aws_config::BehaviorVersion;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use payout_core::apply::{Applied, Applier, Schedule, settle_abandoned};
@@ -215,7 +214,7 @@ fn japan_midnight(date: NaiveDate) -> DateTime<Utc> {
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    payout_core::aws::sdk_defaults()
         .timeout_config(payout_core::budget::aws_timeouts())
         .load()
         .await
