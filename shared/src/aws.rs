@@ -1,36 +1,256 @@
-//! The one TLS stack of the process: rustls with ring, for every AWS client and for Vexora.
+//! One HTTP client and one TLS stack for the whole process: reqwest (HTTP/1.1) over rustls with
+//! ring, for every AWS client and for Vexora.
 //!
-//! The SDK's own `default-https-client` feature brings rustls with aws-lc-rs; linking both
-//! crypto libraries (or aws-lc-rs for the SDK and ring elsewhere) costs about a megabyte of
-//! every deployment zip. Every SDK configuration in the workspace is loaded through
-//! [`sdk_defaults`], so each client gets [`https_client`].
+//! The SDK's own `default-https-client` feature brings a second client (hyper with HTTP/2) and
+//! rustls with aws-lc-rs; together they cost about a megabyte of every deployment zip, for
+//! endpoints (DynamoDB, SQS, Secrets Manager, EventBridge) that this service reaches over
+//! HTTP/1.1. Every SDK configuration in the workspace is loaded through [`sdk_defaults`], so
+//! each client gets [`https_client`].
+
+use std::time::Duration;
 
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::{BehaviorVersion, ConfigLoader};
-use aws_sdk_dynamodb::config::SharedHttpClient;
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::ErrorKind;
 
-/// Makes ring rustls' process-wide provider (the Vexora client's TLS). Idempotent: a provider
-/// already installed stays.
+/// Makes ring rustls' process-wide provider (reqwest's TLS). Idempotent: a provider already
+/// installed stays.
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// HTTPS (and plain HTTP, for emulators) over rustls with ring, system root certificates, one
-/// connection pool.
+/// The SDK's HTTP client: [`ReqwestHttpClient`] with the SDK's connect timeout.
 pub fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    SharedHttpClient::new(ReqwestHttpClient::default())
 }
 
 /// `aws_config::defaults` with [`https_client`], and without stalled-stream protection: it wraps
 /// every request and response body in a throughput monitor with its own timers, for bodies of a
 /// few hundred bytes whose whole call is already bounded by the attempt and operation timeouts
-/// ([`crate::budget::aws_timeouts`]). Without the wrapper hyper also writes a request's head
-/// and body in one system call (one loopback wake-up instead of two).
+/// ([`crate::budget::aws_timeouts`]).
 pub fn sdk_defaults() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+}
+
+/// An SDK HTTP client over reqwest: one connection pool per connect timeout the SDK asks for
+/// (in practice one), no proxy taken from the environment, no redirects. Bodies are in memory
+/// (every request this service makes is); a streaming body is refused, never half-sent.
+#[derive(Debug, Default)]
+pub struct ReqwestHttpClient {
+    pools: std::sync::Mutex<Vec<(Option<Duration>, reqwest::Client)>>,
+}
+
+impl ReqwestHttpClient {
+    fn pool(&self, connect_timeout: Option<Duration>) -> Result<reqwest::Client, reqwest::Error> {
+        let mut pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, client)) = pools.iter().find(|(t, _)| *t == connect_timeout) {
+            return Ok(client.clone());
+        }
+        install_crypto();
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true);
+        if let Some(timeout) = connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        let client = builder.build()?;
+        pools.push((connect_timeout, client.clone()));
+        Ok(client)
+    }
+}
+
+impl HttpClient for ReqwestHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(ReqwestConnector {
+            http: self
+                .pool(settings.connect_timeout())
+                .map_err(|e| e.to_string()),
+            read_timeout: settings.read_timeout(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct ReqwestConnector {
+    http: Result<reqwest::Client, String>,
+    read_timeout: Option<Duration>,
+}
+
+impl HttpConnector for ReqwestConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let http = self.http.clone();
+        let read_timeout = self.read_timeout;
+        HttpConnectorFuture::new(async move {
+            let http = http.map_err(|e| ConnectorError::user(e.into()))?;
+            let request = request
+                .try_into_http1x()
+                .map_err(|e| ConnectorError::user(e.into()))?;
+            let (parts, body) = request.into_parts();
+            let Some(bytes) = body.bytes() else {
+                return Err(ConnectorError::user(
+                    "a streaming request body: this client sends bodies held in memory".into(),
+                ));
+            };
+            let mut builder = http
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(bytes.to_vec());
+            if let Some(timeout) = read_timeout {
+                builder = builder.timeout(timeout);
+            }
+            let response = builder.send().await.map_err(connector_error)?;
+            let mut answer = http::Response::builder().status(response.status());
+            if let Some(headers) = answer.headers_mut() {
+                headers.extend(
+                    response
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
+            }
+            let body = response.bytes().await.map_err(connector_error)?;
+            let answer = answer
+                .body(SdkBody::from(body))
+                .map_err(|e| ConnectorError::other(e.into(), None))?;
+            HttpResponse::try_from(answer).map_err(|e| ConnectorError::other(e.into(), None))
+        })
+    }
+}
+
+/// As the SDK's own client classifies them: a timeout, an I/O failure (retried as transient),
+/// or anything else.
+fn connector_error(e: reqwest::Error) -> ConnectorError {
+    if e.is_timeout() {
+        ConnectorError::timeout(e.into())
+    } else if e.is_connect() || e.is_request() || e.is_body() {
+        ConnectorError::io(e.into())
+    } else {
+        ConnectorError::other(e.into(), Some(ErrorKind::TransientError))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_smithy_runtime_api::client::http::HttpConnector;
+    use wiremock::matchers::{body_string, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+
+    fn connector(read_timeout: Option<Duration>) -> ReqwestConnector {
+        ReqwestConnector {
+            http: ReqwestHttpClient::default()
+                .pool(Some(Duration::from_secs(2)))
+                .map_err(|e| e.to_string()),
+            read_timeout,
+        }
+    }
+
+    fn request(url: &str, body: SdkBody) -> HttpRequest {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(url)
+            .header("x-amz-target", "DynamoDB_20120810.PutItem")
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(body)
+            .unwrap();
+        HttpRequest::try_from(request).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_call_sends_method_headers_and_body_and_returns_the_whole_answer() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/"))
+            .and(header("x-amz-target", "DynamoDB_20120810.PutItem"))
+            .and(body_string("{\"TableName\":\"t\"}"))
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .insert_header("x-amzn-requestid", "R1")
+                    .set_body_string("{\"__type\":\"ConditionalCheckFailedException\"}"),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let answer = connector(None)
+            .call(request(
+                &format!("{}/", server.uri()),
+                SdkBody::from("{\"TableName\":\"t\"}"),
+            ))
+            .await
+            .unwrap();
+
+        assert_eq!(answer.status().as_u16(), 400);
+        assert_eq!(answer.headers().get("x-amzn-requestid"), Some("R1"));
+        assert_eq!(
+            answer.body().bytes(),
+            Some(&b"{\"__type\":\"ConditionalCheckFailedException\"}"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_an_io_error_the_sdk_retries() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+
+        let e = connector(None)
+            .call(request(&url, SdkBody::from("{}")))
+            .await
+            .unwrap_err();
+
+        assert!(e.is_io(), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_is_a_timeout() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+            .mount(&server)
+            .await;
+
+        let e = connector(Some(Duration::from_millis(100)))
+            .call(request(&server.uri(), SdkBody::from("{}")))
+            .await
+            .unwrap_err();
+
+        assert!(e.is_timeout(), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_not_held_in_memory_is_refused_before_anything_is_sent() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+
+        let e = connector(None)
+            .call(request(&server.uri(), SdkBody::taken()))
+            .await
+            .unwrap_err();
+
+        assert!(e.is_user(), "{e:?}");
+    }
 }

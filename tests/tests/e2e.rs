@@ -279,6 +279,63 @@ async fn a_duplicate_submit_is_answered_from_storage_without_a_second_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicate_webhook_costs_one_dynamodb_call_and_writes_nothing() {
+    // A moto server of its own: its call counts are this test's alone.
+    let moto = Moto::start().unwrap();
+    let mut config = StackConfig::new(&moto, APP_SECRET);
+    config.sandbox.processing_time = Duration::from_secs(24 * 3600);
+    let s = Stack::spawn(config).await.unwrap();
+    let (status, order) = s.submit(&payout("E2E-DUPHOOK", 1500)).await;
+    assert_eq!(status, 201, "{order}");
+    let first = s.sandbox.send_webhook("E2E-DUPHOOK", "0000").await.unwrap();
+    assert!(first.acknowledged, "{first:?}");
+    let item = |s: &Stack| {
+        let dynamodb = s.dynamodb.clone();
+        let table = s.config.table.clone();
+        async move {
+            dynamodb
+                .get_item()
+                .table_name(table)
+                .key(
+                    "tradeNo",
+                    aws_sdk_dynamodb::types::AttributeValue::S("E2E-DUPHOOK".into()),
+                )
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap()
+        }
+    };
+    let stored = item(&s).await;
+    assert_eq!(stored["status"].as_s().unwrap(), "SUCCEEDED");
+
+    let before = moto.calls().await.unwrap();
+    for _ in 0..3 {
+        let again = s.sandbox.send_webhook("E2E-DUPHOOK", "0000").await.unwrap();
+        assert!(
+            again.acknowledged,
+            "a duplicate is answered 200 OK: {again:?}"
+        );
+    }
+    let after = moto.calls().await.unwrap();
+
+    let made: Vec<(String, u64)> = after
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v - before.get(&k).copied().unwrap_or(0)))
+        .filter(|(_, d)| *d > 0)
+        .collect();
+    assert_eq!(
+        made,
+        [("DynamoDB_20120810.UpdateItem".to_owned(), 3)],
+        "each duplicate is one refused guarded write"
+    );
+    assert_eq!(item(&s).await, stored, "the duplicates wrote nothing");
+    assert!(logged(&s.webhook, "\"verdict\":\"duplicate\"").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forged_webhook_is_rejected_and_changes_nothing() {
     let s = stack(3000).await;
     s.submit(&payout("E2E-FORGE", Behaviour::QueryOnly.amount()))

@@ -402,7 +402,6 @@ async fn bench() -> Result<Vec<Row>> {
     let mut config = StackConfig::new(&moto, SECRET);
     config.profile = "release";
     config.sandbox.processing_time = Duration::from_secs(24 * 3600);
-    config.extra_env.push(("RUST_LOG".into(), "info".into()));
     let stack = Stack::spawn(config).await?;
 
     // Init: process start until the first request for an event.

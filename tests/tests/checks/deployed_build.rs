@@ -59,8 +59,9 @@ fn deployed_tree_if_present(invert: &str) -> String {
 
 #[test]
 fn the_deployed_build_links_one_tls_stack_with_one_crypto_library() {
-    // rustls with ring for the SDK and for Vexora (payout_core::aws); aws-lc-rs (the SDK's
-    // default HTTPS client), OpenSSL and a second rustls major would each add to every zip.
+    // reqwest over rustls with ring for the SDK and for Vexora (payout_core::aws); the SDK's
+    // default HTTPS client (hyper with HTTP/2, aws-lc-rs), OpenSSL or native TLS would each add
+    // to every zip.
     let ring = deployed_tree_if_present("ring");
     assert!(
         ring.contains("rustls"),
