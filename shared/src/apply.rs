@@ -358,6 +358,13 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             return self.keep(current, report, entry, suspicious, now).await;
         }
         match decide(current.status, reported) {
+            // A report that tells what the order does not hold yet is kept (one more write): that
+            // the payout was paid (`reportedPaidAt`, which refuses an operator's FAILED; e.g. a
+            // submit answer `5000` whose data says `0000`, stale behind a webhook) or Vexora's
+            // reference for an order without one.
+            Decision::Duplicate | Decision::Stale if adds_evidence(&current, report, &entry) => {
+                self.keep(current, report, entry, None, now).await
+            }
             // Nothing to keep: the order already says it (or more). Not written, so a duplicate
             // costs one call (the refused guard); the log line is its record.
             Decision::Duplicate => {
@@ -467,6 +474,17 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             "anomaly recorded"
         );
     }
+}
+
+/// Whether a report that moves nothing still tells something the order does not hold: that the
+/// payout was paid, before the order noted it, or a Vexora reference the order lacks.
+fn adds_evidence(order: &Order, report: &Report, entry: &HistoryEntry) -> bool {
+    (order.reported_paid_at.is_none() && crate::review::says_paid(Some(entry), None))
+        || (order.plat_form_trade_no.is_none()
+            && report
+                .plat_form_trade_no
+                .as_ref()
+                .is_some_and(|p| !p.is_empty()))
 }
 
 /// A report that changed nothing, at debug level: each function's own line for the request

@@ -19,7 +19,6 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::retry::ErrorKind;
 
 /// Makes ring rustls' process-wide provider (reqwest's TLS). Idempotent: a provider already
 /// installed stays.
@@ -109,6 +108,8 @@ impl HttpConnector for ReqwestConnector {
                     "a streaming request body: this client sends bodies held in memory".into(),
                 ));
             };
+            // The URI goes through `url::Url`, which normalizes paths: fine for the JSON
+            // protocols this service calls (path `/`), not for S3-style keys.
             let mut builder = http
                 .request(parts.method, parts.uri.to_string())
                 .headers(parts.headers)
@@ -135,15 +136,17 @@ impl HttpConnector for ReqwestConnector {
     }
 }
 
-/// As the SDK's own client classifies them: a timeout, an I/O failure (retried as transient),
-/// or anything else.
+/// As the SDK's own client classifies them: a request that could not be built (never sent, not
+/// retried), a timeout, an I/O failure (retried as transient), or anything else (not retried).
 fn connector_error(e: reqwest::Error) -> ConnectorError {
-    if e.is_timeout() {
+    if e.is_builder() {
+        ConnectorError::user(e.into())
+    } else if e.is_timeout() {
         ConnectorError::timeout(e.into())
     } else if e.is_connect() || e.is_request() || e.is_body() {
         ConnectorError::io(e.into())
     } else {
-        ConnectorError::other(e.into(), Some(ErrorKind::TransientError))
+        ConnectorError::other(e.into(), None)
     }
 }
 

@@ -109,7 +109,13 @@ async fn a_webhook_moves_a_pending_order_in_one_write_with_its_history() {
 #[tokio::test]
 async fn duplicates_and_stale_reports_change_nothing_and_are_not_written() {
     let w = World::new(&[("A2", OrderStatus::Succeeded)]);
+    // As a success stores it: paid noted, Vexora's reference kept.
+    let mut order = w.order("A2");
+    order.reported_paid_at = Some(t0());
+    order.plat_form_trade_no = Some("PF-A2".into());
+    w.store.insert(order);
     let before = w.order("A2");
+    let calls = w.store.calls();
 
     let duplicate = w
         .apply("A2", &webhook("A2", "0000", ReportedAmount::Whole(1500)))
@@ -123,7 +129,80 @@ async fn duplicates_and_stale_reports_change_nothing_and_are_not_written() {
     // The refused guard is the only call: the stored order is exactly as before (no history
     // entry, no new version, no lastWrite), so a duplicate delivery costs one DynamoDB call.
     assert_eq!(w.order("A2"), before);
+    assert_eq!(
+        w.store.calls() - calls,
+        2,
+        "one refused guard each, nothing more"
+    );
     assert_eq!(w.anomalies(), 0);
+}
+
+#[tokio::test]
+async fn a_stale_report_that_says_paid_is_kept_so_no_operator_can_fail_the_payout() {
+    // The webhook's `0015` arrived first; the submit's own answer then says code 5000 (outcome
+    // unknown) with data status 0000: stale for the state machine, but the only word that the
+    // payout was paid.
+    let w = World::new(&[("A3", OrderStatus::Processing)]);
+    let mut order = w.order("A3");
+    order.plat_form_trade_no = Some("PF-A3".into());
+    w.store.insert(order);
+    let late = answer(
+        Operation::Submit,
+        "A3",
+        &vexora_answer("5000", Some("0000"), "A3"),
+    );
+
+    let applied = w.apply("A3", &late).await;
+
+    assert!(matches!(applied, Applied::Stale(_)), "{applied:?}");
+    let order = w.order("A3");
+    assert_eq!(order.status, OrderStatus::Processing);
+    assert_eq!(
+        order.reported_paid_at,
+        Some(t0()),
+        "noted: refuses resolve FAILED"
+    );
+    let in_review = Order {
+        manual_review: true,
+        ..order.clone()
+    };
+    assert!(
+        matches!(
+            crate::review::resolution(
+                &in_review,
+                OrderStatus::Failed,
+                "arn:op",
+                "bank said no",
+                t0()
+            ),
+            Err(crate::review::Refusal::ReportedPaid(_))
+        ),
+        "an operator cannot call it failed"
+    );
+    assert_eq!(
+        order.history.last().map(|h| h.status.as_str()),
+        Some("0000")
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_carrying_a_reference_the_order_lacks_is_kept() {
+    let w = World::new(&[("A4", OrderStatus::Processing)]);
+    assert_eq!(w.order("A4").plat_form_trade_no, None);
+
+    let applied = w
+        .apply("A4", &webhook("A4", "0015", ReportedAmount::Whole(1500)))
+        .await;
+
+    assert!(matches!(applied, Applied::Duplicate(_)), "{applied:?}");
+    let order = w.order("A4");
+    assert_eq!(
+        order
+            .history
+            .last()
+            .and_then(|h| h.plat_form_trade_no.as_deref()),
+        Some("PF-A4")
+    );
 }
 
 #[tokio::test]
