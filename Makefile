@@ -30,7 +30,7 @@ SAM_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 CONFIRM ?=
 EXTRA_PARAMETERS ?=
 
-.PHONY: help venv test lint validate build deploy package fuzz reliability bench fmt dev clean deny
+.PHONY: help venv test lint validate build deploy package fuzz reliability bench fmt dev clean deny simulate
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -97,6 +97,12 @@ test: venv $(SCHEMATHESIS_STAMP) lint validate deny ## Every check and test (wha
 	cargo build --workspace --bins
 	cargo test --workspace 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "total: %d passed, %d failed\n", p, f}' target/test-output.log
+
+SEEDS ?= 100000
+SEED ?=
+simulate: ## Deterministic simulation over the real handlers: SEEDS seeds (100000), or replay SEED with its trace
+	cargo build --profile simulate -p payout-simulation --bin simulate
+	./target/simulate/simulate $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
 
 PAYOUTS ?= 1000
 reliability: venv ## Load-and-fault run, PAYOUTS payouts (1000), three-way ledger report; fails on any violation
