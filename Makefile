@@ -102,7 +102,7 @@ SEEDS ?= 100000
 SEED ?=
 simulate: ## Deterministic simulation over the real handlers: SEEDS seeds (100000), or replay SEED with its trace
 	cargo build --profile simulate -p payout-simulation --bin simulate
-	./target/simulate/simulate $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
+	./target/simulate/simulate $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --coverage)
 
 PAYOUTS ?= 1000
 reliability: venv ## Load-and-fault run, PAYOUTS payouts (1000), three-way ledger report; fails on any violation

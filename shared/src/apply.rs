@@ -159,6 +159,7 @@ impl Report {
             | Outcome::Accepted
             | Outcome::Succeeded
             | Outcome::Failed
+            | Outcome::Refused
             | Outcome::NotReceived(_) => None,
         }
     }
@@ -334,6 +335,7 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             check_after: self.schedule.next_check(report.source, to, now),
             write_id: Some(write_id()),
             expected_intent: report.intent.clone(),
+            refusal: report.outcome == Outcome::Refused,
             ..Transition::to(to, now)
         };
         let current = match self.store.transition(trade_no, &transition).await? {
@@ -356,6 +358,15 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
         }
         if suspicious.is_some() {
             return self.keep(current, report, entry, suspicious, now).await;
+        }
+        // Evidence ranks: a failure that stronger evidence outranks is kept, and moves nothing.
+        if to == OrderStatus::Failed
+            && !current.status.is_final()
+            && (current.reported_paid_at.is_some()
+                || (transition.refusal && !Transition::knows_nothing(&current)))
+        {
+            let reason = Some(AnomalyReason::OutrankedFailure);
+            return self.keep(current, report, entry, reason, now).await;
         }
         match decide(current.status, reported) {
             // A report that tells what the order does not hold yet is kept (one more write): that
@@ -450,9 +461,9 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             anomaly.map(|reason| report.anomaly(reason, now)),
             write_id(),
         );
-        if !self.store.keep(&order.trade_no, &keep).await? {
+        let Some(order) = self.store.keep(&order.trade_no, &keep).await? else {
             return Ok(Applied::NotFound);
-        }
+        };
         if let Some(reason) = anomaly {
             self.raise(&order.trade_no, report.source, reason);
             return Ok(Applied::Flagged(order, reason));

@@ -25,7 +25,7 @@ mod queue;
 mod store;
 
 pub use queue::{BatchMessage, BatchQueue, MemoryQueue, QueueError, SqsBatchQueue};
-pub use store::BatchStore;
+pub use store::{Adopted, BatchStore};
 
 /// Items per batch.
 pub const MAX_ITEMS: usize = 1000;
@@ -38,6 +38,10 @@ pub const PAGE_SIZE: usize = 100;
 pub const REQUEUE_AFTER: chrono::Duration = chrono::Duration::minutes(10);
 /// The key prefix of a batch's own record in the payouts table (`#` is never in a `tradeNo`).
 pub const RECORD_PREFIX: &str = "batch#";
+/// How long a half-stored item (queued, listed by no accepted batch) is kept after a batch last
+/// listed it, waiting for a retry of the batch; then the reconciler withdraws it (contract:
+/// Half-stored batches: within 24 h).
+pub const HALF_STORED_KEPT: chrono::Duration = chrono::Duration::hours(23);
 
 /// `[A-Za-z0-9_]{1,27}`: with `-i` (i < 1000) it stays a valid 32-character `tradeNo`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -242,6 +246,7 @@ impl BatchRequest {
             now + REQUEUE_AFTER,
         );
         order.batch_id = Some(self.batch_id.as_str().to_owned());
+        order.batch_ids = vec![self.batch_id.as_str().to_owned()];
         order.queued = true;
         order
     }

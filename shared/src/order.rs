@@ -208,6 +208,9 @@ pub struct Order {
     /// timestamp and the abandoned clock); `None` for a `POST /payouts` order, whose submit
     /// starts at `created_at`.
     pub sent_at: Option<DateTime<Utc>>,
+    /// Every batch that listed this payout while it was queued (contract: Half-stored batches):
+    /// it is sent if any of them was accepted, withdrawn if none ever was.
+    pub batch_ids: Vec<String>,
 }
 
 /// One Vexora report as received (PII-free): the order's audit trail.
@@ -281,6 +284,18 @@ pub fn pending_abandoned_after(vexora_timeout: std::time::Duration) -> chrono::D
 }
 
 impl Order {
+    /// The batches that listed this order (the first one included, for items stored before
+    /// `batchIds` was kept).
+    pub fn listed_by(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.batch_ids.iter().map(String::as_str).collect();
+        if let Some(first) = self.batch_id.as_deref()
+            && !ids.contains(&first)
+        {
+            ids.push(first);
+        }
+        ids
+    }
+
     /// How many status events this order stands for ([`crate::events`]): one per move out of a
     /// state (counted in `version`, which is 1 while `PENDING`) and one per recorded anomaly
     /// (`anomaly_count`, counted also when the list is full), each counted by the very write
@@ -339,6 +354,7 @@ impl Order {
             batch_id: None,
             queued: false,
             sent_at: None,
+            batch_ids: Vec::new(),
         }
     }
 }
@@ -366,15 +382,20 @@ pub enum AnomalyReason {
     UndocumentedAnswer,
     /// An answer about another `tradeNo` than the one asked about.
     TradeNoMismatch,
+    /// A report of failure against stronger evidence (contract: Evidence ranks): a request-level
+    /// refusal about an order Vexora already reported on, or any failure of an order a report
+    /// said was paid. Kept; the order does not move.
+    OutrankedFailure,
 }
 
 impl AnomalyReason {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::ContradictsFinalState,
         Self::AmountMismatch,
         Self::UndocumentedStatus,
         Self::UndocumentedAnswer,
         Self::TradeNoMismatch,
+        Self::OutrankedFailure,
     ];
 
     pub fn from_label(label: &str) -> Option<Self> {
@@ -388,6 +409,7 @@ impl AnomalyReason {
             Self::UndocumentedStatus => "undocumented_status",
             Self::UndocumentedAnswer => "undocumented_answer",
             Self::TradeNoMismatch => "trade_no_mismatch",
+            Self::OutrankedFailure => "outranked_failure",
         }
     }
 }

@@ -17,6 +17,8 @@ pub mod store {
     pub const CREATE_QUEUED: &str = "dynamodb:PutItem";
     pub const CLAIM_QUEUED: &str = "dynamodb:UpdateItem";
     pub const REQUEUE: &str = "dynamodb:UpdateItem";
+    pub const ADOPT_QUEUED: &str = "dynamodb:UpdateItem";
+    pub const WITHDRAW_QUEUED: &str = "dynamodb:DeleteItem";
     pub const PUT_BATCH: &str = "dynamodb:PutItem";
     pub const GET_BATCH: &str = "dynamodb:GetItem";
     pub const GET_MANY: &str = "dynamodb:BatchGetItem";
@@ -91,10 +93,10 @@ pub const PAYOUT_WEBHOOK: Needs = Needs {
 };
 
 /// `reconcile-payouts`: due_for_check, get, claim_check and the resolver; a queued batch item
-/// whose message was lost goes on the queue again.
+/// whose message was lost goes on the queue again; one no accepted batch lists is withdrawn.
 pub const RECONCILE_PAYOUTS: Needs = Needs {
     binary: "reconcile-payouts",
-    table: &[store::GET, store::CLAIM_CHECK],
+    table: &[store::GET, store::CLAIM_CHECK, store::WITHDRAW_QUEUED],
     index: &[store::DUE_FOR_CHECK],
     secret: &SECRET_READ,
     bus: NOTHING,

@@ -99,6 +99,9 @@ pub struct Transition {
     /// flagged for manual review, and a move to `FAILED` only if no report ever said it was
     /// paid (`reportedPaidAt` absent), both checked in the write itself.
     pub operator_resolution: bool,
+    /// A request-level refusal (a submit `code 8000` without data): the move happens only if
+    /// nothing else is known of the order ([`Transition::knows_nothing`]), checked in the write.
+    pub refusal: bool,
 }
 
 impl Transition {
@@ -116,17 +119,29 @@ impl Transition {
             write_id: None,
             expected_intent: None,
             operator_resolution: false,
+            refusal: false,
         }
     }
 
-    /// Whether the guard of this transition lets `order` move (state, version, amount).
+    /// Whether nothing is known of `order` but that its submit was sent: `PENDING`, no platform
+    /// order, no earlier report, no report of payment. Only then may a request-level refusal
+    /// fail it (contract: Evidence ranks).
+    pub fn knows_nothing(order: &Order) -> bool {
+        order.status == OrderStatus::Pending
+            && order.plat_form_trade_no.is_none()
+            && order.history.is_empty()
+            && order.reported_paid_at.is_none()
+    }
+
+    /// Whether the guard of this transition lets `order` move (state, version, amount, evidence).
+    /// Nothing moves to `FAILED` once a report said the payout was paid.
     pub fn allows(&self, order: &Order) -> bool {
         order.status.may_move_to(self.to)
             && self.expected_version.is_none_or(|v| v == order.version)
             && self.expected_amount.is_none_or(|a| a == order.amount)
-            && (!self.operator_resolution
-                || (order.manual_review
-                    && (self.to != OrderStatus::Failed || order.reported_paid_at.is_none())))
+            && (self.to != OrderStatus::Failed || order.reported_paid_at.is_none())
+            && (!self.refusal || Self::knows_nothing(order))
+            && (!self.operator_resolution || order.manual_review)
     }
 
     /// Whether `order` is another intent than the one this transition is for.
@@ -271,12 +286,13 @@ pub trait OrderStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Keeps a report (history, anomaly) on an order without changing its state, in one
-    /// write. `false` when the order does not exist.
+    /// write, once: a retry of a keep that landed (whatever was written since) writes nothing.
+    /// The order as stored after it; `None` when the order does not exist.
     fn keep(
         &self,
         trade_no: &TradeNo,
         keep: &Keep,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
 
     /// Unresolved orders whose next check is at or before `now`, oldest first.
     fn due_for_check(

@@ -238,8 +238,12 @@ pub enum Outcome {
     Accepted,
     /// `0000`: the money was sent.
     Succeeded,
-    /// `00029`, or a submit `code 8000` with no platform order: no money was sent.
+    /// `00029`: the payout failed, no money was sent.
     Failed,
+    /// A submit `code 8000` with no platform order: Vexora refused the request. A request-level
+    /// refusal, outranked by any report about the payout itself (contract: Evidence ranks): it
+    /// fails only an order about which nothing else is known.
+    Refused,
     /// Vexora may or may not have the payout; only a later query or webhook can tell.
     Unconfirmed(Unknown),
     /// Vexora certainly did not receive the call.
@@ -253,7 +257,7 @@ impl Outcome {
         match self {
             Self::Accepted => Reported::Processing,
             Self::Succeeded => Reported::Succeeded,
-            Self::Failed => Reported::Failed,
+            Self::Failed | Self::Refused => Reported::Failed,
             Self::Unconfirmed(_) | Self::NotReceived(_) => Reported::Unknown,
         }
     }
@@ -264,6 +268,7 @@ impl Outcome {
             Self::Accepted => "accepted",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Refused => "refused",
             Self::Unconfirmed(_) => "unconfirmed",
             Self::NotReceived(_) => "not_received",
         }
@@ -595,7 +600,7 @@ pub fn outcome(operation: Operation, trade_no: &TradeNo, exchange: &Exchange) ->
             None => Outcome::Unconfirmed(Unknown::MissingStatus),
         },
         (VexoraCode::SystemError, _) => Outcome::Unconfirmed(Unknown::ProviderError),
-        (VexoraCode::Rejected, Operation::Submit) if !platform_order => Outcome::Failed,
+        (VexoraCode::Rejected, Operation::Submit) if !platform_order => Outcome::Refused,
         (VexoraCode::Rejected, Operation::Submit) => {
             Outcome::Unconfirmed(Unknown::RejectedWithPlatformOrder)
         }

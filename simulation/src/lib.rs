@@ -22,39 +22,55 @@ pub fn in_runtime<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// Runs seeds `from..from + count` on `threads` threads; returns how many passed and the
-/// reports of those that failed (lowest seed first).
-pub fn sweep(from: u64, count: u64, threads: u64, options: Options) -> (u64, Vec<Report>) {
+/// What a sweep found: how many seeds passed, the failures (lowest seed first), and how often
+/// each kind of event happened over all seeds.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    pub passed: u64,
+    pub failed: Vec<Report>,
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// Runs seeds `from..from + count` on `threads` threads.
+pub fn sweep(from: u64, count: u64, threads: u64, options: Options) -> Sweep {
     let threads = threads.max(1);
-    let results: Vec<(u64, Vec<Report>)> = std::thread::scope(|scope| {
+    let results: Vec<Sweep> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|k| {
                 scope.spawn(move || {
                     in_runtime(|| {
-                        let mut passed = 0;
-                        let mut failed = Vec::new();
+                        let mut sweep = Sweep::default();
                         let mut seed = from + k;
                         while seed < from + count {
-                            let report = run(seed, options);
+                            let mut report = run(seed, options);
+                            for (what, n) in std::mem::take(&mut report.counts) {
+                                *sweep.counts.entry(what).or_default() += n;
+                            }
                             if report.violations.is_empty() {
-                                passed += 1;
+                                sweep.passed += 1;
                             } else {
-                                failed.push(report);
+                                sweep.failed.push(report);
                             }
                             seed += threads;
                         }
-                        (passed, failed)
+                        sweep
                     })
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| (0, Vec::new())))
+            .map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let passed = results.iter().map(|(p, _)| p).sum();
-    let mut failed: Vec<Report> = results.into_iter().flat_map(|(_, f)| f).collect();
-    failed.sort_by_key(|r| r.seed);
-    (passed, failed)
+    let mut total = Sweep::default();
+    for sweep in results {
+        total.passed += sweep.passed;
+        total.failed.extend(sweep.failed);
+        for (what, n) in sweep.counts {
+            *total.counts.entry(what).or_default() += n;
+        }
+    }
+    total.failed.sort_by_key(|r| r.seed);
+    total
 }

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use payout_core::batch::{BatchId, BatchMessage, BatchQueue, BatchRecord, BatchStore, QueueError};
+use payout_core::batch::{Adopted, BatchId, BatchMessage, BatchQueue, BatchRecord, BatchStore, QueueError};
 use payout_core::domain::TradeNo;
 use payout_core::order::Order;
 use payout_core::secrets::VexoraCredentials;
@@ -150,7 +150,7 @@ impl OrderStore for SimStore {
         .await
     }
 
-    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<bool, StoreError> {
+    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<Option<Order>, StoreError> {
         self.call("keep", trade_no.as_str(), Some(trade_no), || {
             self.inner.keep(trade_no, keep)
         })
@@ -200,6 +200,29 @@ impl BatchStore for SimStore {
     ) -> Result<bool, StoreError> {
         self.call("requeue", trade_no.as_str(), Some(trade_no), || {
             self.inner.requeue(trade_no, attempt, check_after)
+        })
+        .await
+    }
+
+    async fn adopt_queued(
+        &self,
+        trade_no: &TradeNo,
+        batch_id: &BatchId,
+        now: DateTime<Utc>,
+    ) -> Result<Adopted, StoreError> {
+        self.call("adopt_queued", trade_no.as_str(), Some(trade_no), || {
+            self.inner.adopt_queued(trade_no, batch_id, now)
+        })
+        .await
+    }
+
+    async fn withdraw_queued(
+        &self,
+        trade_no: &TradeNo,
+        listed_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.call("withdraw_queued", trade_no.as_str(), Some(trade_no), || {
+            self.inner.withdraw_queued(trade_no, listed_at)
         })
         .await
     }

@@ -43,6 +43,7 @@ type Recon =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub seed: u64,
+    pub counts: BTreeMap<String, u64>,
     pub violations: Vec<String>,
     pub trace: Vec<String>,
     pub steps: usize,
@@ -508,6 +509,14 @@ impl Sim {
             w.waiting.remove(&gate);
             w.grants.insert(gate, grant);
             w.note(|| format!("  task {id} goes on at {}: {grant:?}", point.label()));
+            match grant {
+                Grant::Store(StoreFate::Ok) | Grant::Answer | Grant::Query(QueryFate::Answer) => {}
+                Grant::Queue(true) => {}
+                Grant::Request(RequestFate::Arrives { create, answer }) => {
+                    w.count(format!("vexora {create:?}, answers {answer:?}"));
+                }
+                other => w.count(format!("fault {other:?}")),
+            }
         }
         self.fresh.insert(id);
         self.run_ready();
@@ -532,6 +541,7 @@ impl Sim {
             }
             self.fresh.remove(&id);
             w.note(|| format!("  task {id} ends without answering ({:?})", task.kind));
+            w.count("task ended between two awaits");
         }
         match task.kind {
             Kind::Post(i) => self.payouts[i].in_flight = false,
@@ -580,7 +590,10 @@ impl Sim {
             }
             (Kind::Batch(b), Out::Http(status, _, _)) => {
                 self.batches[b].in_flight = false;
-                if matches!(status, 200 | 202) {
+                if status == 200 || status == 202 {
+                    if self.batches[b].ids > 1 {
+                        lock(&self.world).count("batch accepted under a new batchId");
+                    }
                     let items: Vec<String> = self.batches[b]
                         .items
                         .iter()
@@ -1075,6 +1088,7 @@ impl Sim {
         let w = lock(&self.world);
         Report {
             seed,
+            counts: w.counts.clone(),
             violations: w.violations.clone(),
             trace: w.trace.clone(),
             steps: self.step,

@@ -187,6 +187,8 @@ pub struct World {
     pub submits: BTreeMap<String, u32>,
     /// Orders failed on a submit `8000` while nothing else was known (contract: Evidence ranks).
     pub refused_unknown: BTreeSet<String>,
+    /// How often each kind of event happened (what the seeds explored).
+    pub counts: BTreeMap<String, u64>,
 }
 
 /// Whether `old` → `new` is the move the contract allows on a request-level refusal: a submit
@@ -211,6 +213,10 @@ impl World {
         }
     }
 
+    pub fn count(&mut self, what: impl Into<String>) {
+        *self.counts.entry(what.into()).or_default() += 1;
+    }
+
     pub fn violation(&mut self, what: String) {
         self.trace.push(format!("VIOLATION: {what}"));
         self.violations.push(what);
@@ -222,6 +228,21 @@ impl World {
     pub fn stored(&mut self, key: &str, old: Option<&Order>, new: Option<&Order>) {
         if old == new {
             return;
+        }
+        match (old, new) {
+            (Some(o), None) if o.queued => self.count("half-stored item withdrawn"),
+            (Some(_), None) => self.count("unsent intent withdrawn"),
+            (Some(o), Some(n)) if o.status != n.status => {
+                self.count(format!("move {} -> {}", o.status, n.status));
+            }
+            (Some(o), Some(n)) if n.anomaly_count > o.anomaly_count => {
+                let reason = n.last_anomaly.as_ref().map_or("?", |a| a.reason.label());
+                self.count(format!("anomaly kept: {reason}"));
+            }
+            (Some(o), Some(n)) if n.batch_ids.len() > o.batch_ids.len() => {
+                self.count("queued item listed by another batch");
+            }
+            _ => {}
         }
         if let Some(old) = old
             && old.status.is_final()

@@ -9,7 +9,8 @@ fn thousands_of_seeded_runs_keep_the_promise() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000);
-    let (passed, failed) = sweep(1_000_000, seeds, 2, Options::default());
+    let result = sweep(1_000_000, seeds, 2, Options::default());
+    let (passed, failed) = (result.passed, result.failed);
     if let Some(first) = failed.first() {
         panic!(
             "{} of {seeds} seeds broke the promise; first: seed {}: {}\n  replay: make simulate SEED={}",

@@ -56,6 +56,12 @@ pub struct RunReport {
     pub out_of_time: bool,
     /// Queued batch items put on the batch queue again (their message was lost).
     pub requeued: u32,
+    /// Queued items that no accepted batch lists (a batch request failed half-way), waiting
+    /// for a retry of the batch; counted in `StuckOrders`.
+    pub half_stored: u32,
+    /// Half-stored items withdrawn (personal data removed): no accepted batch listed them
+    /// within a day.
+    pub withdrawn: u32,
     /// Vexora's available balance, read after the orders (published as the
     /// `VexoraAvailableBalance` metric); absent when Vexora could not tell or time ran out.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,7 +165,7 @@ where
             (metrics::RECONCILE_CHECKED, report.checked),
             (metrics::RECONCILE_RESOLVED, report.resolved),
             (metrics::RECONCILE_STILL_PENDING, report.still_pending),
-            (metrics::STUCK_ORDERS, report.flagged),
+            (metrics::STUCK_ORDERS, report.flagged + report.half_stored),
         ] {
             self.metrics.count(name, u64::from(value));
         }
@@ -189,28 +195,54 @@ where
             report.skipped += 1;
             return;
         };
-        // Only a committed batch's items are sent. An open batch's request failed half-way:
-        // its items wait for a retry with the same batchId, and are flagged for a person after
-        // a day (they were never sent).
-        let committed = match order
-            .batch_id
-            .as_deref()
-            .map(payout_core::batch::BatchId::parse)
-        {
-            Some(Ok(batch_id)) => match self.store.get_batch(&batch_id).await {
-                Ok(record) => record.is_some_and(|r| r.committed),
+        // Only an item that an accepted (committed) batch lists is sent. One that none lists is
+        // half-stored (its batch request failed half-way): it waits for a batch that lists it,
+        // and is withdrawn once none did for a day (contract: Half-stored batches).
+        let mut committed = false;
+        for id in order.listed_by() {
+            let Ok(batch_id) = payout_core::batch::BatchId::parse(id) else {
+                continue;
+            };
+            match self.store.get_batch(&batch_id).await {
+                Ok(Some(record)) if record.committed => {
+                    committed = true;
+                    break;
+                }
+                Ok(_) => {}
                 Err(_) => {
                     report.skipped += 1;
                     return;
                 }
-            },
-            _ => false,
-        };
+            }
+        }
+        let withdraw_at = order.updated_at + payout_core::batch::HALF_STORED_KEPT;
+        if !committed && now >= withdraw_at {
+            match self
+                .store
+                .withdraw_queued(&order.trade_no, order.updated_at)
+                .await
+            {
+                Ok(true) => {
+                    report.withdrawn += 1;
+                    tracing::warn!(
+                        trade_no = order.trade_no.as_str(),
+                        action = "withdrawn",
+                        "a half-stored batch item that no accepted batch lists was withdrawn"
+                    );
+                }
+                Ok(false) | Err(_) => report.skipped += 1,
+            }
+            return;
+        }
+        if !committed {
+            report.half_stored += 1;
+        }
+        let next = now + payout_core::batch::REQUEUE_AFTER.max(backoff(order.check_attempts));
         let claim = CheckClaim {
             seen,
-            next: now + payout_core::batch::REQUEUE_AFTER.max(backoff(order.check_attempts)),
+            next: if committed { next } else { next.min(withdraw_at) },
             now,
-            manual_review: !committed && now - order.created_at >= chrono::Duration::hours(24),
+            manual_review: false,
         };
         match self.store.claim_check(&order.trade_no, &claim).await {
             Ok(true) => {}

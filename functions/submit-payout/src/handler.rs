@@ -416,7 +416,7 @@ fn route_path(request: &Request) -> String {
 
 impl<S, G, K, M> App<S, G, K, M>
 where
-    S: OrderStore,
+    S: OrderStore + BatchStore,
     G: PayoutGateway,
     K: SecretStore,
     M: Metrics,
@@ -464,7 +464,16 @@ where
         let credentials = &version.credentials;
         let order = match self.store_new(&payout).await {
             Ok(Intent::New(order)) => order,
-            Ok(Intent::Existing(existing)) => return self.repeat(&payout, existing).await,
+            Ok(Intent::Existing(existing)) => match self.half_stored(existing).await {
+                // A half-stored batch item, withdrawn: this payout is stored as never before.
+                Ok(None) => match self.store_new(&payout).await {
+                    Ok(Intent::New(order)) => order,
+                    Ok(Intent::Existing(existing)) => return self.repeat(&payout, existing).await,
+                    Err(trade_no) => return Outcome::StorageUnavailable(trade_no),
+                },
+                Ok(Some(existing)) => return self.repeat(&payout, existing).await,
+                Err(trade_no) => return Outcome::StorageUnavailable(Some(trade_no)),
+            },
             Err(trade_no) => return Outcome::StorageUnavailable(trade_no),
         };
         let exchange = payout_core::submit::send(
@@ -519,6 +528,42 @@ where
         }
         tracing::error!("generated tradeNo collided {GENERATED_TRADE_NO_ATTEMPTS} times");
         Err(last)
+    }
+
+    /// An existing order that is a half-stored batch item (queued, listed by no accepted batch:
+    /// its batch request failed half-way) is withdrawn, so `POST /payouts` answers as for a
+    /// payout never stored (contract: Half-stored batches): `None`. Any other order is returned
+    /// as it is. The `tradeNo` when storage failed (nothing was sent).
+    async fn half_stored(&self, existing: Order) -> Result<Option<Order>, TradeNo> {
+        if !existing.queued {
+            return Ok(Some(existing));
+        }
+        for id in existing.listed_by() {
+            let Ok(batch_id) = BatchId::parse(id) else {
+                continue;
+            };
+            match self.store.get_batch(&batch_id).await {
+                Ok(Some(record)) if record.committed => return Ok(Some(existing)),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(trade_no = existing.trade_no.as_str(), error = %e, "reading a batch failed");
+                    return Err(existing.trade_no);
+                }
+            }
+        }
+        match self
+            .store
+            .withdraw_queued(&existing.trade_no, existing.updated_at)
+            .await
+        {
+            Ok(true) => Ok(None),
+            // Listed or taken meanwhile: answered as it stands.
+            Ok(false) => Ok(Some(existing)),
+            Err(e) => {
+                tracing::error!(trade_no = existing.trade_no.as_str(), error = %e, "withdrawing a half-stored item failed");
+                Err(existing.trade_no)
+            }
+        }
     }
 
     /// A second submit of a known `tradeNo`, answered from the stored order without a call.
@@ -597,6 +642,13 @@ where
                 Some(stored) => Outcome::Recorded(Box::new(stored.clone()), report.outcome.label()),
                 None => unrecorded(order),
             },
+            // Certainly never sent, and whether the intent is still there cannot be told: the
+            // truthful answer is that nothing was sent (a retry finds the order, if any, in
+            // flight until it is abandoned, then answered as it stands).
+            Err(e) if not_received => {
+                tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording an unsent submit failed");
+                Outcome::VexoraUnreachable(trade_no)
+            }
             Err(e) => {
                 tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording Vexora's answer failed");
                 unrecorded(order)

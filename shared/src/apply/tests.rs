@@ -520,3 +520,118 @@ async fn a_submit_answer_is_applied_to_its_own_intent_only() {
         "another intent's order is untouched"
     );
 }
+
+/// A submit `code 8000` with no data: Vexora's request-level refusal.
+fn refused(trade_no: &str) -> Report {
+    let body = serde_json::json!({"code": "8000", "msg": "system error", "success": false, "data": null});
+    let exchange = Exchange::Answered {
+        http_status: 200,
+        envelope: crate::vexora::parse_envelope(body.to_string().as_bytes()),
+    };
+    answer(Operation::Submit, trade_no, &exchange)
+}
+
+#[tokio::test]
+async fn a_webhook_0015_then_a_submit_8000_leaves_the_payout_processing_with_an_anomaly() {
+    // Issue 22's first break: Vexora created the payout, told us by webhook, then answered the
+    // submit 8000. The report about the payout outranks the refusal of the request.
+    let w = World::new(&[("EV1", OrderStatus::Pending)]);
+    w.apply("EV1", &webhook("EV1", "0015", ReportedAmount::Whole(1500)))
+        .await;
+
+    let applied = w.apply("EV1", &refused("EV1")).await;
+
+    assert!(
+        matches!(applied, Applied::Flagged(ref o, AnomalyReason::OutrankedFailure) if o.status == OrderStatus::Processing),
+        "{applied:?}"
+    );
+    let order = w.order("EV1");
+    assert_eq!(order.status, OrderStatus::Processing);
+    assert_eq!(order.anomaly_count, 1);
+    assert_eq!(w.anomalies(), 1);
+    // Vexora's 0000 a second later settles it.
+    w.apply("EV1", &webhook("EV1", "0000", ReportedAmount::Whole(1500)))
+        .await;
+    assert_eq!(w.order("EV1").status, OrderStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_kept_report_of_payment_then_a_submit_8000_never_fails_the_order() {
+    // A 5000 answer whose data says 0000 leaves the order UNCONFIRMED with `reportedPaidAt`.
+    let w = World::new(&[("EV2", OrderStatus::Pending)]);
+    let paid_5000 = Exchange::Answered {
+        http_status: 200,
+        envelope: crate::vexora::parse_envelope(
+            serde_json::json!({"code": "5000", "data": {"tradeNo": "EV2", "status": "0000"}})
+                .to_string()
+                .as_bytes(),
+        ),
+    };
+    w.apply("EV2", &answer(Operation::Submit, "EV2", &paid_5000))
+        .await;
+    let mut order = w.order("EV2");
+    assert!(order.reported_paid_at.is_some(), "{order:?}");
+    // Even a PENDING order (the same evidence kept by a write that moved nothing).
+    order.status = OrderStatus::Pending;
+    w.store.insert(order);
+
+    let applied = w.apply("EV2", &refused("EV2")).await;
+
+    assert!(
+        matches!(applied, Applied::Flagged(_, AnomalyReason::OutrankedFailure)),
+        "{applied:?}"
+    );
+    assert_ne!(w.order("EV2").status, OrderStatus::Failed);
+}
+
+#[tokio::test]
+async fn no_report_of_failure_moves_an_order_that_a_report_said_was_paid() {
+    let w = World::new(&[("EV3", OrderStatus::Unconfirmed)]);
+    let mut order = w.order("EV3");
+    order.reported_paid_at = Some(t0());
+    w.store.insert(order);
+
+    let applied = w
+        .apply("EV3", &webhook("EV3", "00029", ReportedAmount::Whole(1500)))
+        .await;
+
+    assert!(
+        matches!(applied, Applied::Flagged(ref o, AnomalyReason::OutrankedFailure) if o.status == OrderStatus::Unconfirmed),
+        "{applied:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_submit_8000_fails_an_order_of_which_nothing_else_is_known() {
+    let w = World::new(&[("EV4", OrderStatus::Pending)]);
+
+    let applied = w.apply("EV4", &refused("EV4")).await;
+
+    assert!(
+        matches!(applied, Applied::Moved(ref o) if o.status == OrderStatus::Failed),
+        "{applied:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_keep_retried_after_another_write_lands_once() {
+    // Issue 22 item 5: a keep whose answer was lost is sent again by the SDK after another write
+    // landed; it must not be kept (nor its anomaly counted and published) twice.
+    let w = World::new(&[("EV5", OrderStatus::Succeeded)]);
+    let known = w.order("EV5");
+    let anomaly = Anomaly {
+        at: t0(),
+        source: ReportSource::Webhook,
+        reason: AnomalyReason::ContradictsFinalState,
+        report: Default::default(),
+    };
+    let keep = Keep::new(&known, None, Some(anomaly.clone()), "keep-1".into());
+    assert!(w.store.keep(&tn("EV5"), &keep).await.unwrap().is_some());
+    let other = Keep::new(&known, None, Some(anomaly), "keep-2".into());
+    assert!(w.store.keep(&tn("EV5"), &other).await.unwrap().is_some());
+
+    let again = w.store.keep(&tn("EV5"), &keep).await.unwrap();
+
+    assert_eq!(again.map(|o| o.anomaly_count), Some(2));
+    assert_eq!(w.order("EV5").anomaly_count, 2, "kept once each");
+}

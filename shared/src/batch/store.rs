@@ -10,7 +10,37 @@ use crate::domain::TradeNo;
 use crate::order::Order;
 use crate::store::{Created, StoreError};
 
+/// What [`BatchStore::adopt_queued`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adopted {
+    /// Still queued, now listed by the batch too; the order as stored.
+    Listed(Box<Order>),
+    /// Taken by a worker or a submit already: it is being (or was) sent once.
+    Taken,
+    /// No such item (withdrawn meanwhile): store it anew.
+    Gone,
+}
+
 pub trait BatchStore: Send + Sync {
+    /// A later batch lists a payout still queued (never sent): the item is listed by that batch
+    /// too (`batchIds`) and its `updatedAt` becomes `now`, in one conditional write while it is
+    /// still queued. Whichever batch is accepted sends it (contract: Half-stored batches).
+    fn adopt_queued(
+        &self,
+        trade_no: &TradeNo,
+        batch_id: &BatchId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Adopted, StoreError>> + Send;
+
+    /// Removes a queued item, personal data and all, if it is still queued and no batch listed
+    /// it since `listed_at` (its `updatedAt` as read): a half-stored batch's item that no
+    /// accepted batch ever listed. `false` when it was not removed.
+    fn withdraw_queued(
+        &self,
+        trade_no: &TradeNo,
+        listed_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Stores a queued item (its order and the request to send) unless its `tradeNo` exists.
     fn create_queued(
         &self,

@@ -124,6 +124,10 @@ pub fn to_item(o: &Order) -> Item {
         (attr::LAST_WRITE, o.last_write.as_deref().map(s)),
         (attr::INTENT_ID, o.intent_id.as_deref().map(s)),
         (attr::BATCH_ID, o.batch_id.as_deref().map(s)),
+        (
+            attr::BATCH_IDS,
+            (!o.batch_ids.is_empty()).then(|| AttributeValue::Ss(o.batch_ids.clone())),
+        ),
         (attr::SENT_AT, o.sent_at.map(|at| s(&timestamp(at)))),
         (
             attr::REPORTED_PAID_AT,
@@ -306,6 +310,15 @@ pub fn from_item(item: &Item) -> Result<Order, StoreError> {
         // Queued: its request is here and no worker has taken it.
         queued: item.contains_key(attr::QUEUED_PAYLOAD) && !item.contains_key(attr::INTENT_ID),
         sent_at: get_time_opt(item, attr::SENT_AT)?,
+        batch_ids: match item.get(attr::BATCH_IDS) {
+            Some(AttributeValue::Ss(ids)) => {
+                let mut ids = ids.clone();
+                ids.sort();
+                ids
+            }
+            Some(_) => return Err(StoreError::Corrupt(attr::BATCH_IDS)),
+            None => Vec::new(),
+        },
     })
 }
 

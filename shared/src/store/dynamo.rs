@@ -248,14 +248,11 @@ impl OrderStore for DynamoOrderStore {
         conditional(result)
     }
 
-    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<bool, StoreError> {
+    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<Option<Order>, StoreError> {
         // Refused with an item: this very write already landed; without one: no such order.
-        Ok(
-            match self.update(trade_no, plan::keep(keep), false).await? {
-                Ok(_) | Err(Some(_)) => true,
-                Err(None) => false,
-            },
-        )
+        Ok(match self.update(trade_no, plan::keep(keep), true).await? {
+            Ok(order) | Err(order) => order,
+        })
     }
 
     async fn due_for_check(
@@ -404,7 +401,9 @@ impl crate::batch::BatchStore for DynamoOrderStore {
             .table_name(&self.table)
             .key(attr::TRADE_NO, s(trade_no.as_str()))
             .update_expression(
-                "SET #intentId = :attempt, #lastWrite = :attempt, #sentAt = :now, #checkAfter = :checkAfter",
+                // Sent now: a review flag set on the queued item (and any operator's reading
+                // of it) no longer holds.
+                "SET #intentId = :attempt, #lastWrite = :attempt, #sentAt = :now, #checkAfter = :checkAfter REMOVE #manualReview",
             )
             .condition_expression(
                 "#status = :pending AND attribute_exists(#payload) AND attribute_not_exists(#intentId)",
@@ -415,6 +414,7 @@ impl crate::batch::BatchStore for DynamoOrderStore {
             .expression_attribute_names("#checkAfter", attr::CHECK_AFTER)
             .expression_attribute_names("#payload", attr::QUEUED_PAYLOAD)
             .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#manualReview", attr::MANUAL_REVIEW)
             .expression_attribute_values(":attempt", s(attempt))
             .expression_attribute_values(":now", s(&super::codec::timestamp(now)))
             .expression_attribute_values(":checkAfter", n(check_after.timestamp_millis()))
@@ -471,6 +471,74 @@ impl crate::batch::BatchStore for DynamoOrderStore {
             .expression_attribute_values(":checkAfter", n(check_after.timestamp_millis()))
             .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
             .expression_attribute_values(":attempt", s(attempt))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    async fn adopt_queued(
+        &self,
+        trade_no: &TradeNo,
+        batch_id: &crate::batch::BatchId,
+        now: DateTime<Utc>,
+    ) -> Result<crate::batch::Adopted, StoreError> {
+        use crate::batch::Adopted;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(trade_no.as_str()))
+            .update_expression("SET #updatedAt = :now ADD #batchIds :batch")
+            .condition_expression(
+                "#status = :pending AND attribute_exists(#payload) AND attribute_not_exists(#intentId)",
+            )
+            .expression_attribute_names("#updatedAt", attr::UPDATED_AT)
+            .expression_attribute_names("#batchIds", attr::BATCH_IDS)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#payload", attr::QUEUED_PAYLOAD)
+            .expression_attribute_names("#intentId", attr::INTENT_ID)
+            .expression_attribute_values(":now", s(&super::codec::timestamp(now)))
+            .expression_attribute_values(":batch", AttributeValue::Ss(vec![batch_id.as_str().to_owned()]))
+            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Adopted::Listed(Box::new(from_item(
+                &out.attributes.unwrap_or_default(),
+            )?))),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => Ok(match failed.item {
+                    Some(_) => Adopted::Taken,
+                    None => Adopted::Gone,
+                }),
+                other => Err(other.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn withdraw_queued(
+        &self,
+        trade_no: &TradeNo,
+        listed_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(attr::TRADE_NO, s(trade_no.as_str()))
+            .condition_expression(
+                "#status = :pending AND attribute_exists(#payload) \
+                 AND attribute_not_exists(#intentId) AND #updatedAt = :listed",
+            )
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#payload", attr::QUEUED_PAYLOAD)
+            .expression_attribute_names("#intentId", attr::INTENT_ID)
+            .expression_attribute_names("#updatedAt", attr::UPDATED_AT)
+            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
+            .expression_attribute_values(":listed", s(&super::codec::timestamp(listed_at)))
             .send()
             .await;
         conditional(result)

@@ -130,10 +130,23 @@ pub fn transition(t: &Transition) -> Result<UpdatePlan, StoreError> {
             p.value("review", AttributeValue::Bool(true)),
         );
         p.conditions.push(format!("{name} = {value}"));
-        if t.to == OrderStatus::Failed {
-            let paid = p.name(attr::REPORTED_PAID_AT);
-            p.conditions.push(format!("attribute_not_exists({paid})"));
-        }
+    }
+    // Evidence ranks: nothing moves to FAILED once a report said paid; a request-level refusal
+    // moves only an order of which nothing else is known (`Transition::knows_nothing`).
+    if t.to == OrderStatus::Failed || t.refusal {
+        let paid = p.name(attr::REPORTED_PAID_AT);
+        p.conditions.push(format!("attribute_not_exists({paid})"));
+    }
+    if t.refusal {
+        let pending = p.value("pending", s(OrderStatus::Pending.as_str()));
+        p.conditions.push(format!("{status} = {pending}"));
+        let platform = p.name(attr::PLATFORM_TRADE_NO);
+        p.conditions
+            .push(format!("attribute_not_exists({platform})"));
+        let (count, zero) = (p.name(attr::HISTORY_COUNT), p.value("zero", n(0)));
+        p.conditions.push(format!(
+            "(attribute_not_exists({count}) OR {count} = {zero})"
+        ));
     }
     if crate::review::says_paid(t.history.as_ref(), t.anomaly.as_ref()) {
         p.reported_paid(t.at);
@@ -204,11 +217,16 @@ pub fn keep(k: &Keep) -> UpdatePlan {
     let key = p.name(attr::TRADE_NO);
     let last = p.name(attr::LAST_WRITE);
     let write = p.value("write", s(&k.write_id));
+    let kept = p.name(attr::KEPT_WRITES);
+    let ids = p.value("kept", AttributeValue::Ss(vec![k.write_id.clone()]));
     p.conditions.push(format!("attribute_exists({key})"));
+    // A keep lands once: its id stays in the item's set of kept writes, so an SDK retry that
+    // comes after other writes still finds it.
     p.conditions.push(format!(
-        "(attribute_not_exists({last}) OR {last} <> {write})"
+        "(attribute_not_exists({kept}) OR NOT contains({kept}, {write}))"
     ));
     p.set.push(format!("{last} = {write}"));
+    p.add.push(format!("{kept} {ids}"));
     if crate::review::says_paid(k.history.as_ref(), k.anomaly.as_ref()) {
         let at = k
             .history
@@ -401,7 +419,7 @@ mod tests {
         );
         assert_eq!(
             room.condition_expression(),
-            "attribute_exists(#tradeNo) AND (attribute_not_exists(#lastWrite) OR #lastWrite <> :write)"
+            "attribute_exists(#tradeNo) AND (attribute_not_exists(#keptWrites) OR NOT contains(#keptWrites, :write))"
         );
         assert_consistent(&room);
 
@@ -414,7 +432,7 @@ mod tests {
         });
         assert_eq!(
             full.update_expression(),
-            "SET #lastWrite = :write, #reportedPaidAt = if_not_exists(#reportedPaidAt, :paidAt), #lastAnomaly = :lastAnomaly ADD #historyCount :one, #anomalyCount :one",
+            "SET #lastWrite = :write, #reportedPaidAt = if_not_exists(#reportedPaidAt, :paidAt), #lastAnomaly = :lastAnomaly ADD #keptWrites :kept, #historyCount :one, #anomalyCount :one",
             "an anomaly past the kept list is still counted, kept as the last one, and an event; \
              a report of 0000 is noted as paid once"
         );

@@ -54,11 +54,15 @@ pub mod attr {
     /// when a worker takes the item), and when the worker took it.
     pub const BATCH_ID: &str = "batchId";
     pub const QUEUED_PAYLOAD: &str = "queuedPayload";
+    /// Every batch that listed a queued item (a string set; contract: Half-stored batches).
+    pub const BATCH_IDS: &str = "batchIds";
     pub const SENT_AT: &str = "sentAt";
     /// A batch's own record ([`crate::batch::BatchRecord`]): its item keys and fingerprint.
     pub const ITEMS: &str = "items";
     pub const COMMITTED: &str = "committed";
     pub const LAST_WRITE: &str = "lastWrite";
+    /// The ids of every keep write that landed (a string set), so a retried keep lands once.
+    pub const KEPT_WRITES: &str = "keptWrites";
     pub const INTENT_ID: &str = "intentId";
     /// How many status events this order's changes stand for ([`crate::events`]): every move
     /// and every recorded anomaly counts one, in the same write.

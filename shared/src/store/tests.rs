@@ -3,6 +3,7 @@
 
 use super::codec::s;
 use super::*;
+use crate::batch::BatchStore;
 use crate::order::{AnomalyReason, ReportSource};
 use crate::testkit::{self, InMemoryStore, Moto, aws_config_for};
 use aws_sdk_dynamodb::Client;
@@ -45,6 +46,7 @@ fn move_to(to: OrderStatus, minutes: i64) -> Transition {
         write_id: None,
         expected_intent: None,
         operator_resolution: false,
+        refusal: false,
     }
 }
 
@@ -63,6 +65,7 @@ async fn keep(
         )
         .await
         .unwrap()
+        .is_some()
 }
 
 fn notification(i: i64) -> HistoryEntry {
@@ -131,7 +134,213 @@ store_behaviour!(
     a_transition_for_one_intent_never_moves_another,
     each_move_and_each_anomaly_counts_one_event_in_the_same_write,
     an_operators_resolution_is_kept_with_its_decision_and_only_once,
+    a_keep_retried_after_another_write_lands_once,
+    a_refusal_moves_only_an_order_of_which_nothing_else_is_known,
+    nothing_moves_to_failed_once_a_report_said_paid,
+    a_queued_item_is_claimed_once_and_its_review_flag_cleared,
+    a_queued_item_is_listed_by_later_batches_and_withdrawn_only_as_last_read,
+    a_batch_record_is_stored_once_and_committed,
 );
+
+async fn a_keep_retried_after_another_write_lands_once(store: &(impl OrderStore + BatchStore)) {
+    store.create(&order("KR1", 1500)).await.unwrap();
+    let known = store.get(&tn("KR1")).await.unwrap().unwrap();
+    let first = Keep::new(&known, Some(notification(1)), None, "keep-a".into());
+    let second = Keep::new(&known, Some(notification(2)), None, "keep-b".into());
+    store.keep(&tn("KR1"), &first).await.unwrap();
+    store.keep(&tn("KR1"), &second).await.unwrap();
+
+    // The SDK sends the first again (its answer was lost) after the second landed.
+    let again = store.keep(&tn("KR1"), &first).await.unwrap();
+
+    assert_eq!(again.map(|o| o.history.len()), Some(2));
+    assert_eq!(store.get(&tn("KR1")).await.unwrap().unwrap().history.len(), 2);
+}
+
+async fn a_refusal_moves_only_an_order_of_which_nothing_else_is_known(
+    store: &(impl OrderStore + BatchStore),
+) {
+    let refusal = |minutes| Transition {
+        refusal: true,
+        write_id: Some(format!("r-{minutes}")),
+        ..Transition::to(OrderStatus::Failed, t0() + Duration::minutes(minutes))
+    };
+    store.create(&order("RF1", 1500)).await.unwrap();
+    assert!(matches!(
+        store.transition(&tn("RF1"), &refusal(1)).await.unwrap(),
+        Transitioned::Applied(ref o) if o.status == OrderStatus::Failed
+    ));
+    // Known to Vexora (a webhook moved it): refused, in the write itself.
+    store.create(&order("RF2", 1500)).await.unwrap();
+    let mut processing = move_to(OrderStatus::Processing, 1);
+    processing.history = Some(notification(1));
+    store.transition(&tn("RF2"), &processing).await.unwrap();
+    assert!(matches!(
+        store.transition(&tn("RF2"), &refusal(2)).await.unwrap(),
+        Transitioned::Rejected(ref o) if o.status == OrderStatus::Processing
+    ));
+    // PENDING still, but a report was kept on it (history): refused too.
+    store.create(&order("RF3", 1500)).await.unwrap();
+    assert!(keep(store, "RF3", Some(notification(1)), None).await);
+    assert!(matches!(
+        store.transition(&tn("RF3"), &refusal(3)).await.unwrap(),
+        Transitioned::Rejected(_)
+    ));
+}
+
+async fn nothing_moves_to_failed_once_a_report_said_paid(store: &(impl OrderStore + BatchStore)) {
+    store.create(&order("PD1", 1500)).await.unwrap();
+    let mut paid = notification(1);
+    paid.status = "0000".into();
+    let mut unknown = move_to(OrderStatus::Unconfirmed, 1);
+    unknown.history = Some(paid);
+    store.transition(&tn("PD1"), &unknown).await.unwrap();
+    assert!(
+        store
+            .get(&tn("PD1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .reported_paid_at
+            .is_some()
+    );
+
+    let failed = store
+        .transition(&tn("PD1"), &move_to(OrderStatus::Failed, 2))
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(failed, Transitioned::Rejected(ref o) if o.status == OrderStatus::Unconfirmed),
+        "{failed:?}"
+    );
+    assert!(matches!(
+        store
+            .transition(&tn("PD1"), &move_to(OrderStatus::Succeeded, 3))
+            .await
+            .unwrap(),
+        Transitioned::Applied(_)
+    ));
+}
+
+fn queued(trade_no: &str, batch: &str) -> Order {
+    let mut o = order(trade_no, 1500);
+    o.intent_id = None;
+    o.queued = true;
+    o.batch_id = Some(batch.to_owned());
+    o.batch_ids = vec![batch.to_owned()];
+    o
+}
+
+async fn a_queued_item_is_claimed_once_and_its_review_flag_cleared(
+    store: &(impl OrderStore + BatchStore),
+) {
+    let mut item = queued("QC1", "B1");
+    item.manual_review = true;
+    store.create_queued(&item, "{\"payload\":1}").await.unwrap();
+    let read = store.get(&tn("QC1")).await.unwrap().unwrap();
+    assert!(read.queued && read.manual_review);
+
+    let claimed = store
+        .claim_queued(&tn("QC1"), "attempt-1", t0(), t0() + Duration::minutes(1))
+        .await
+        .unwrap();
+
+    let (order, payload) = claimed.expect("claimed");
+    assert_eq!(payload, "{\"payload\":1}");
+    assert!(!order.queued);
+    let stored = store.get(&tn("QC1")).await.unwrap().unwrap();
+    assert!(!stored.manual_review, "a review flag set before it was sent no longer holds");
+    // An operator who read it before the claim cannot resolve it on that reading.
+    let stale = crate::review::resolution(&read, OrderStatus::Failed, "op", "ticket", t0()).unwrap();
+    assert!(matches!(
+        store.transition(&tn("QC1"), &stale).await.unwrap(),
+        Transitioned::Rejected(_)
+    ));
+    // The same attempt again finds it ours; another finds nothing.
+    assert!(
+        store
+            .claim_queued(&tn("QC1"), "attempt-1", t0(), t0())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .claim_queued(&tn("QC1"), "attempt-2", t0(), t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn a_queued_item_is_listed_by_later_batches_and_withdrawn_only_as_last_read(
+    store: &(impl OrderStore + BatchStore),
+) {
+    use crate::batch::{Adopted, BatchId};
+    store.create_queued(&queued("QL1", "B1"), "{}").await.unwrap();
+    let first = store.get(&tn("QL1")).await.unwrap().unwrap();
+    let later = t0() + Duration::minutes(5);
+
+    let adopted = store
+        .adopt_queued(&tn("QL1"), &BatchId::parse("B2").unwrap(), later)
+        .await
+        .unwrap();
+
+    let Adopted::Listed(order) = adopted else {
+        panic!("not listed: {adopted:?}")
+    };
+    assert_eq!(order.batch_ids, vec!["B1".to_owned(), "B2".to_owned()]);
+    assert_eq!(order.listed_by(), vec!["B1", "B2"]);
+    // A withdrawal decided on the earlier reading is refused: a batch listed it since.
+    assert!(!store.withdraw_queued(&tn("QL1"), first.updated_at).await.unwrap());
+    let now = store.get(&tn("QL1")).await.unwrap().unwrap();
+    assert!(store.withdraw_queued(&tn("QL1"), now.updated_at).await.unwrap());
+    assert!(store.get(&tn("QL1")).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .adopt_queued(&tn("QL1"), &BatchId::parse("B3").unwrap(), later)
+            .await
+            .unwrap(),
+        Adopted::Gone
+    );
+    // Taken by a worker: neither listed nor withdrawn.
+    store.create_queued(&queued("QL2", "B1"), "{}").await.unwrap();
+    store
+        .claim_queued(&tn("QL2"), "a", t0(), t0())
+        .await
+        .unwrap();
+    let taken = store.get(&tn("QL2")).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .adopt_queued(&tn("QL2"), &BatchId::parse("B2").unwrap(), later)
+            .await
+            .unwrap(),
+        Adopted::Taken
+    );
+    assert!(!store.withdraw_queued(&tn("QL2"), taken.updated_at).await.unwrap());
+}
+
+async fn a_batch_record_is_stored_once_and_committed(store: &(impl OrderStore + BatchStore)) {
+    use crate::batch::{BatchId, BatchRecord};
+    let record = BatchRecord {
+        batch_id: BatchId::parse("BR1").unwrap(),
+        fingerprint: "f".into(),
+        trade_nos: vec![tn("BR1-0"), tn("BR1-1")],
+        created_at: t0(),
+        committed: false,
+    };
+    assert_eq!(store.put_batch(&record).await.unwrap(), None);
+    let again = store.put_batch(&BatchRecord { fingerprint: "g".into(), ..record.clone() }).await.unwrap();
+    assert_eq!(again.map(|r| r.fingerprint), Some("f".to_owned()));
+    store.commit_batch(&record.batch_id).await.unwrap();
+    let stored = store.get_batch(&record.batch_id).await.unwrap().unwrap();
+    assert!(stored.committed);
+    assert_eq!(stored.trade_nos, record.trade_nos);
+    store.create_queued(&queued("BR1-0", "BR1"), "{}").await.unwrap();
+    let many = store.get_many(&[tn("BR1-0"), tn("BR1-1")]).await.unwrap();
+    assert_eq!(many.len(), 1, "only what exists");
+}
 
 async fn a_created_order_reads_back_unchanged(store: &impl OrderStore) {
     let o = order("READ1", 1500);
@@ -481,6 +690,7 @@ async fn keep_absent(store: &impl OrderStore) -> bool {
         )
         .await
         .unwrap()
+        .is_some()
 }
 
 async fn a_retried_write_recognizes_its_own_landed_write(store: &impl OrderStore) {
@@ -503,8 +713,8 @@ async fn a_retried_write_recognizes_its_own_landed_write(store: &impl OrderStore
     assert_eq!(order.history.len(), 1);
     let known = store.get(&tn("RETRY1")).await.unwrap().unwrap();
     let k = Keep::new(&known, Some(notification(2)), None, "w-2".into());
-    assert!(store.keep(&tn("RETRY1"), &k).await.unwrap());
-    assert!(store.keep(&tn("RETRY1"), &k).await.unwrap());
+    assert!(store.keep(&tn("RETRY1"), &k).await.unwrap().is_some());
+    assert!(store.keep(&tn("RETRY1"), &k).await.unwrap().is_some());
     let stored = store.get(&tn("RETRY1")).await.unwrap().unwrap();
     assert_eq!(stored.history.len(), 2, "kept once");
     assert_eq!(stored.last_write.as_deref(), Some("w-2"));

@@ -28,6 +28,8 @@ pub struct InMemoryStore {
     /// Queued batch items' requests, by `tradeNo` ([`crate::batch`]).
     payloads: Mutex<BTreeMap<String, String>>,
     batches: Mutex<BTreeMap<String, crate::batch::BatchRecord>>,
+    /// The ids of the keep writes that landed, per order (the item's `keptWrites`).
+    kept: Mutex<BTreeSet<(String, String)>>,
 }
 
 impl InMemoryStore {
@@ -259,14 +261,15 @@ impl OrderStore for InMemoryStore {
         }
     }
 
-    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<bool, StoreError> {
+    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<Option<Order>, StoreError> {
         self.enter("keep")?;
         let mut orders = self.lock();
         let Some(order) = orders.get_mut(trade_no) else {
-            return Ok(false);
+            return Ok(None);
         };
-        if order.last_write.as_deref() == Some(keep.write_id.as_str()) {
-            return Ok(true);
+        let id = (trade_no.as_str().to_owned(), keep.write_id.clone());
+        if !guarded(&self.kept).insert(id) {
+            return Ok(Some(order.clone()));
         }
         if crate::review::says_paid(keep.history.as_ref(), keep.anomaly.as_ref())
             && let Some(at) = keep
@@ -290,9 +293,10 @@ impl OrderStore for InMemoryStore {
             order.last_anomaly = Some(anomaly.clone());
         }
         order.last_write = Some(keep.write_id.clone());
+        let kept = order.clone();
         drop(orders);
         self.applied_then_failed("keep")?;
-        Ok(true)
+        Ok(Some(kept))
     }
 
     async fn due_for_check(
@@ -457,6 +461,7 @@ impl crate::batch::BatchStore for InMemoryStore {
             );
         }
         order.queued = false;
+        order.manual_review = false;
         order.intent_id = Some(attempt.to_owned());
         order.last_write = Some(attempt.to_owned());
         order.sent_at = Some(now);
@@ -485,6 +490,60 @@ impl crate::batch::BatchStore for InMemoryStore {
                 order.intent_id = None;
                 order.sent_at = None;
                 order.check_after = Some(check_after);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn adopt_queued(
+        &self,
+        trade_no: &TradeNo,
+        batch_id: &crate::batch::BatchId,
+        now: DateTime<Utc>,
+    ) -> Result<crate::batch::Adopted, StoreError> {
+        use crate::batch::Adopted;
+        self.enter("adopt_queued")?;
+        let mut orders = self.lock();
+        let Some(order) = orders.get_mut(trade_no) else {
+            return Ok(Adopted::Gone);
+        };
+        let queued = order.status == OrderStatus::Pending
+            && order.intent_id.is_none()
+            && guarded(&self.payloads).contains_key(trade_no.as_str());
+        if !queued {
+            return Ok(Adopted::Taken);
+        }
+        if !order.batch_ids.iter().any(|b| b == batch_id.as_str()) {
+            order.batch_ids.push(batch_id.as_str().to_owned());
+            order.batch_ids.sort();
+        }
+        order.updated_at = now;
+        let adopted = order.clone();
+        drop(orders);
+        self.applied_then_failed("adopt_queued")?;
+        Ok(Adopted::Listed(Box::new(adopted)))
+    }
+
+    async fn withdraw_queued(
+        &self,
+        trade_no: &TradeNo,
+        listed_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.enter("withdraw_queued")?;
+        let mut orders = self.lock();
+        let mut payloads = guarded(&self.payloads);
+        match orders.get(trade_no) {
+            Some(o)
+                if o.status == OrderStatus::Pending
+                    && o.intent_id.is_none()
+                    && payloads.contains_key(trade_no.as_str())
+                    && o.updated_at.timestamp_millis() == listed_at.timestamp_millis() =>
+            {
+                orders.remove(trade_no);
+                payloads.remove(trade_no.as_str());
+                drop((orders, payloads));
+                self.applied_then_failed("withdraw_queued")?;
                 Ok(true)
             }
             _ => Ok(false),

@@ -78,13 +78,13 @@ fn every_answer_maps_to_the_documented_outcome() {
             "8000 without platform order",
             Operation::Submit,
             answered(json!("8000"), Value::Null),
-            Outcome::Failed,
+            Outcome::Refused,
         ),
         (
             "8000 as a number",
             Operation::Submit,
             answered(json!(8000), json!({})),
-            Outcome::Failed,
+            Outcome::Refused,
         ),
         (
             "8000 with platform order",

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use payout_simulation::{Options, in_runtime, run, sweep};
+use payout_simulation::{Options, Sweep, in_runtime, run, sweep};
 
 fn arg(args: &[String], name: &str) -> Option<u64> {
     args.iter()
@@ -35,13 +35,23 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
     });
     let started = Instant::now();
-    let (passed, failed) = sweep(from, seeds, threads, Options { steps, trace: false });
+    let Sweep {
+        passed,
+        failed,
+        counts,
+    } = sweep(from, seeds, threads, Options { steps, trace: false });
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "simulated {seeds} seeds ({from}..{}) in {seconds:.1} s: {:.0} seeds/s on {threads} threads",
         from + seeds,
         seeds as f64 / seconds.max(1e-9)
     );
+    if args.iter().any(|a| a == "--coverage") {
+        println!("what the seeds explored (events over all runs):");
+        for (what, n) in &counts {
+            println!("{n:>10}  {what}");
+        }
+    }
     // Failures by kind (the first violation of each seed, names and numbers blanked), with the
     // lowest seed of each.
     let mut kinds: std::collections::BTreeMap<String, (usize, u64)> = Default::default();

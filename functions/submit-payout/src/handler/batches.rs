@@ -3,7 +3,8 @@
 
 use lambda_http::{Request, RequestExt};
 use payout_core::batch::{
-    BatchId, BatchMessage, BatchRecord, BatchRequest, BatchStore, BatchView, MAX_BODY_BYTES,
+    Adopted, BatchId, BatchMessage, BatchRecord, BatchRequest, BatchStore, BatchView,
+    MAX_BODY_BYTES,
 };
 use payout_core::domain::{TradeNo, ValidationErrors};
 use payout_core::metrics::Metrics;
@@ -54,9 +55,10 @@ where
                 return Outcome::BatchUnavailable(batch_id);
             }
         };
-        // Items that exist already: this batch's own (an earlier try) or the same payout of the
-        // merchant's (that payout, never sent again); another payout under an item's tradeNo is
-        // refused.
+        // Items that exist already: the same payout still queued (an earlier try of this batch,
+        // or a half-stored batch under another batchId) is listed by this batch too and sent once
+        // when this batch is accepted; the same payout already sent is never sent again; another
+        // payout under an item's tradeNo is refused (contract: Half-stored batches).
         let keys: Vec<TradeNo> = batch.items.iter().map(|i| i.trade_no.clone()).collect();
         let existing = match self.store.get_many(&keys).await {
             Ok(existing) => existing,
@@ -66,17 +68,15 @@ where
             }
         };
         let mut new_items = Vec::with_capacity(batch.items.len());
+        let mut unsent = Vec::new();
         let mut queued = Vec::new();
         for (i, item) in batch.items.iter().enumerate() {
             match existing.iter().find(|o| o.trade_no == item.trade_no) {
                 Some(order) if order.fingerprint != item.payout.fingerprint() => {
                     return Outcome::ItemMismatch(item.trade_no.clone(), i);
                 }
-                Some(order) => {
-                    if order.queued && order.batch_id.as_deref() == Some(batch_id.as_str()) {
-                        queued.push(item.trade_no.clone());
-                    }
-                }
+                Some(order) if order.queued => unsent.push((i, item)),
+                Some(_) => {}
                 None => new_items.push((i, item)),
             }
         }
@@ -115,6 +115,27 @@ where
             }
         }
         let mut failed = false;
+        // Queued items of an earlier try are listed by this batch (a withdrawn one is stored
+        // anew).
+        for group in unsent.chunks(STORE_CONCURRENCY) {
+            let writes = group
+                .iter()
+                .map(|(_, item)| self.store.adopt_queued(&item.trade_no, &batch_id, now));
+            for (&(i, item), result) in group
+                .iter()
+                .zip(futures_util::future::join_all(writes).await)
+            {
+                match result {
+                    Ok(Adopted::Listed(_)) => queued.push(item.trade_no.clone()),
+                    Ok(Adopted::Taken) => {}
+                    Ok(Adopted::Gone) => new_items.push((i, item)),
+                    Err(e) => {
+                        tracing::error!(trade_no = item.trade_no.as_str(), error = %e, "listing a queued item failed");
+                        failed = true;
+                    }
+                }
+            }
+        }
         for group in new_items.chunks(STORE_CONCURRENCY) {
             let orders: Vec<_> = group
                 .iter()
@@ -130,16 +151,23 @@ where
             {
                 match result {
                     Ok(Created::Created) => queued.push(item.trade_no.clone()),
-                    // Stored meanwhile: ours (a write whose answer was lost, a concurrent retry
-                    // of this batch) or another payout, which leaves this batch open (unsent).
+                    // Stored meanwhile: the same payout (a write whose answer was lost, a
+                    // concurrent try of this or another batch), listed by this batch too while
+                    // it is queued; or another payout, which leaves this batch open (unsent).
                     Ok(Created::AlreadyExists(order)) => {
-                        let ours = order.batch_id.as_deref() == Some(batch_id.as_str())
-                            && order.fingerprint == item.payout.fingerprint();
-                        if !ours {
+                        if order.fingerprint != item.payout.fingerprint() {
                             return Outcome::ItemMismatch(item.trade_no.clone(), *i);
                         }
                         if order.queued {
-                            queued.push(item.trade_no.clone());
+                            match self
+                                .store
+                                .adopt_queued(&item.trade_no, &batch_id, now)
+                                .await
+                            {
+                                Ok(Adopted::Listed(_)) => queued.push(item.trade_no.clone()),
+                                Ok(Adopted::Taken) => {}
+                                Ok(Adopted::Gone) | Err(_) => failed = true,
+                            }
                         }
                     }
                     Err(e) => {
