@@ -33,6 +33,8 @@ pub const MAX_ITEMS: usize = 1000;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Items per page of `GET /batches/{batchId}`.
 pub const PAGE_SIZE: usize = 100;
+/// One item's most bytes as sent: `POST /payouts`' body limit; far below a table item's 400 KB.
+pub const MAX_ITEM_BYTES: usize = 16 * 1024;
 /// How long a queued item waits for its message before the reconciler puts it on the queue
 /// again (a message lost between the store and the queue, or gone to the dead-letter queue).
 pub const REQUEUE_AFTER: chrono::Duration = chrono::Duration::minutes(10);
@@ -159,6 +161,18 @@ impl BatchRequest {
         };
         let mut items = Vec::with_capacity(raw_items.len());
         for (i, raw) in raw_items.iter().enumerate() {
+            // Each item is kept as sent until it is taken: one must fit in a table item (and is
+            // held to `POST /payouts`' own limit), whatever padding the body carries.
+            if raw.get().len() > MAX_ITEM_BYTES {
+                errors.push(FieldError::new(
+                    &format!("items[{i}]"),
+                    format!(
+                        "is {} bytes; a payout must be at most {MAX_ITEM_BYTES} bytes (as for POST /payouts)",
+                        raw.get().len()
+                    ),
+                ));
+                continue;
+            }
             match PayoutRequest::from_json(raw.get().as_bytes()) {
                 Ok(payout) => {
                     let Some(batch_id) = &batch_id else { continue };

@@ -9,88 +9,153 @@ use crate::order::{Decision, OrderStatus, Reported, decide};
 use crate::signing::{ReceivedFields, canonical_string, sign, verify};
 use crate::vexora::Notification;
 
-/// Every way to read `canonical` as `name=value` pairs with names `[A-Za-z][A-Za-z0-9]*` in
-/// ascending order and non-empty values (what a verifier that sorts and joins fields cannot
-/// tell apart) that could pass the contract's shape rules: `amount`, `status` and `tradeNo`
-/// present, no submit-only field. At most `cap` splits (`None` beyond).
-fn resplits(canonical: &str, cap: usize) -> Option<Vec<Vec<(String, String)>>> {
-    fn walk(
-        s: &str,
-        pos: usize,
-        last: &str,
-        acc: &mut Vec<(String, String)>,
-        out: &mut Vec<Vec<(String, String)>>,
-        cap: usize,
-    ) -> bool {
-        if out.len() > cap {
-            return false;
+/// Walks the ways to read `canonical` as `name=value` pairs in ascending name order with
+/// non-empty values (what a verifier that sorts, drops empty values and joins fields cannot tell
+/// apart), calling `visit` with each whole split. Only what signing itself implies is assumed (a
+/// name ends at its first `=`, names ascend, no field is called `sign`); a name the webhook's own
+/// rule refuses ([`Notification::check_names`], called, not copied) ends that branch, and every
+/// other rule is left to the webhook, which `visit` asks. `order` shuffles which value ends are
+/// tried first (0: shortest first). Stops after `budget` whole splits; returns how many it saw.
+fn resplits(
+    canonical: &str,
+    order: u64,
+    budget: usize,
+    visit: &mut dyn FnMut(&[(String, String)]),
+) -> usize {
+    struct Walk<'a> {
+        s: &'a str,
+        order: u64,
+        seen: usize,
+        budget: usize,
+        acc: Vec<(String, String)>,
+        visit: &'a mut dyn FnMut(&[(String, String)]),
+    }
+    impl Walk<'_> {
+        fn walk(&mut self, pos: usize, last: &str) {
+            if self.seen >= self.budget {
+                return;
+            }
+            if pos == self.s.len() {
+                self.seen += 1;
+                (self.visit)(&self.acc);
+                return;
+            }
+            // A name cannot hold `=`: it ends at the first one.
+            let Some(eq) = self.s[pos..].find('=').map(|i| pos + i) else {
+                return;
+            };
+            let name = self.s[pos..eq].to_owned();
+            if name.is_empty()
+                || name == "sign"
+                || name.as_str() <= last
+                || Notification::check_names([name.as_str()]).is_err()
+            {
+                return;
+            }
+            let mut ends: Vec<usize> = self.s[eq + 1..]
+                .char_indices()
+                .map(|(i, c)| eq + 1 + i + c.len_utf8())
+                .collect();
+            if self.order != 0 {
+                // A small deterministic shuffle: each case explores another corner first.
+                let mut x = self.order ^ (pos as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                for i in (1..ends.len()).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    ends.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+            }
+            // An attacker tries first the cuts that start a name they know (the notification's
+            // fields, the submit's): a stable sort keeps the rest in their order.
+            ends.sort_by_key(|&end| {
+                let next = self.s[end..].split('=').next().unwrap_or_default();
+                !KNOWN_NAMES.contains(&next)
+            });
+            for end in ends {
+                self.acc
+                    .push((name.clone(), self.s[eq + 1..end].to_owned()));
+                self.walk(end, &name);
+                self.acc.pop();
+            }
         }
-        // Names ascend: a required name sorting before the last one can no longer come.
-        let has = |name: &str| acc.iter().any(|(n, _)| n == name);
+    }
+    let mut walk = Walk {
+        s: canonical,
+        order,
+        seen: 0,
+        budget,
+        acc: Vec::new(),
+        visit,
+    };
+    walk.walk(0, "");
+    walk.seen
+}
+
+/// Field names an attacker re-cutting a signed body would aim for.
+const KNOWN_NAMES: [&str; 19] = [
+    "amount",
+    "bankCode",
+    "bankNumber",
+    "email",
+    "firstname",
+    "lastname",
+    "message",
+    "mobile",
+    "notifyUrl",
+    "platFormTradeNo",
+    "remark",
+    "status",
+    "successTime",
+    "timestamp",
+    "tradeNo",
+    "userId",
+    "utr",
+    "zz",
+    "x",
+];
+
+/// The signed submit body the re-split tests start from (every submit field, `remark` and
+/// `tradeNo` chosen by the test).
+fn submit_fields(remark: String, trade_no: String) -> Vec<(String, String)> {
+    [
+        ("amount", "1000"),
+        ("bankCode", "0005"),
+        ("bankNumber", "12"),
+        ("email", "a@b.jp"),
+        ("firstname", "ア"),
+        ("lastname", "イ"),
+        ("mobile", "09012345678"),
+        ("notifyUrl", "https://n.jp/h"),
+        ("timestamp", "1764000000000"),
+        ("userId", "u"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .chain([
+        ("remark".to_owned(), remark),
+        ("tradeNo".to_owned(), trade_no),
+    ])
+    .collect()
+}
+
+#[test]
+fn the_resplit_enumeration_reaches_whole_splits_of_a_submit_body() {
+    // The property below checks each split the webhook is handed; it must be handed some. (Before
+    // issue 22 the enumeration died at the second field of every submit body.)
+    let fields = submit_fields("xstatus=00029".into(), "T1".into());
+    let canonical = canonical_string(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut naming_all = 0;
+    let seen = resplits(&canonical, 0, 20_000, &mut |split| {
         if ["amount", "status", "tradeNo"]
             .iter()
-            .any(|required| *required < last && !has(required))
+            .all(|n| split.iter().any(|(k, _)| k == n))
         {
-            return true;
+            naming_all += 1;
         }
-        if pos == s.len() {
-            if ["amount", "status", "tradeNo"].iter().all(|r| has(r)) {
-                out.push(acc.clone());
-            }
-            return true;
-        }
-        // A name cannot hold `=`: it ends at the first one.
-        let Some(eq) = s[pos..].find('=').map(|i| pos + i) else {
-            return true;
-        };
-        let name = &s[pos..eq];
-        let valid = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-            && name.bytes().all(|b| b.is_ascii_alphanumeric())
-            && name != "sign"
-            && ![
-                "bankCode",
-                "bankNumber",
-                "mobile",
-                "email",
-                "firstname",
-                "lastname",
-                "notifyUrl",
-                "userId",
-            ]
-            .contains(&name);
-        if !valid || name <= last {
-            return true;
-        }
-        for end in s[eq + 1..]
-            .char_indices()
-            .map(|(i, c)| eq + 1 + i + c.len_utf8())
-        {
-            let value = &s[eq + 1..end];
-            // The contract's shapes: a tradeNo is `[A-Za-z0-9_-]{1,32}`, an amount a number.
-            let fits = match name {
-                "tradeNo" => {
-                    value.len() <= 32
-                        && value
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-                }
-                "amount" => value.bytes().all(|b| b.is_ascii_digit() || b == b'.'),
-                _ => true,
-            };
-            if !fits {
-                break;
-            }
-            acc.push((name.to_owned(), value.to_owned()));
-            let ok = walk(s, end, name, acc, out, cap);
-            acc.pop();
-            if !ok {
-                return false;
-            }
-        }
-        true
-    }
-    let mut out = Vec::new();
-    walk(canonical, 0, "", &mut Vec::new(), &mut out, cap).then_some(out)
+    });
+    assert!(seen > 100, "only {seen} splits");
+    assert!(naming_all > 0, "no split names tradeNo, status and amount");
 }
 
 /// Whether the webhook accepts `fields` as a notification signed with `secret`, and if so with
@@ -130,6 +195,20 @@ fn tricky_value() -> impl Strategy<Value = String> {
         .prop_map(str::to_owned),
     ];
     prop::collection::vec(piece, 1..4).prop_map(|parts| parts.concat())
+}
+
+/// A remark an attacker would write into a payout to re-cut its signed body later: some text,
+/// then a notification field's name and `=`, digits, and maybe more tricky text.
+fn attacker_remark() -> impl Strategy<Value = String> {
+    (
+        "[a-z]{1,2}",
+        prop::sample::select(vec!["status=", "amount=", "tradeNo=", "utr=", "x="]),
+        "[0-9]{0,5}",
+        prop::option::of(tricky_value()),
+    )
+        .prop_map(|(a, name, digits, rest)| {
+            format!("{a}{name}{digits}{}", rest.unwrap_or_default())
+        })
 }
 
 fn extra_name() -> impl Strategy<Value = String> {
@@ -182,6 +261,7 @@ proptest! {
         amount in prop::sample::select(vec!["1500", "1500.00", "100", "1500.5"]),
         extras in prop::collection::btree_map(extra_name(), tricky_value(), 0..4),
         secret in "[a-z]{8}",
+        order in any::<u64>(),
     ) {
         let secret = SecretString::from(secret);
         let mut fields: Vec<(String, String)> = extras.into_iter().collect();
@@ -190,41 +270,36 @@ proptest! {
         fields.push(("status".into(), status.to_owned()));
         fields.push(("amount".into(), amount.to_owned()));
         let canonical = canonical_string(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let splits = resplits(&canonical, 20_000);
-        prop_assume!(splits.is_some());
-        for split in splits.unwrap_or_default() {
-            if let Some(seen) = accepted(&split, &secret) {
-                prop_assert_eq!(
-                    &seen,
-                    &(trade_no.clone(), status.to_owned(), amount.to_owned()),
-                    "re-split {:?} of {:?} was accepted", split, canonical
-                );
+        let expected = (trade_no.clone(), status.to_owned(), amount.to_owned());
+        let mut wrong = None;
+        resplits(&canonical, order, 2_000, &mut |split| {
+            if let Some(seen) = accepted(split, &secret)
+                && seen != expected
+                && wrong.is_none()
+            {
+                wrong = Some((split.to_vec(), seen));
             }
-        }
+        });
+        prop_assert!(wrong.is_none(), "re-split {:?} of {:?} was accepted", wrong, canonical);
     }
 
     #[test]
     fn no_resplit_of_a_signed_submit_body_is_ever_accepted_as_a_notification(
-        remark in tricky_value(),
+        remark in attacker_remark(),
         trade_no in "[A-Za-z0-9]{1,4}",
         secret in "[a-z]{8}",
+        order in any::<u64>(),
     ) {
         let secret = SecretString::from(secret);
-        let fields: Vec<(String, String)> = [
-            ("amount", "1000"), ("bankCode", "0005"), ("bankNumber", "12"), ("email", "a@b.jp"),
-            ("firstname", "ア"), ("lastname", "イ"), ("mobile", "09012345678"),
-            ("notifyUrl", "https://n.jp/h"), ("timestamp", "1764000000000"), ("userId", "u"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .chain([("remark".to_owned(), remark), ("tradeNo".to_owned(), trade_no)])
-        .collect();
+        let fields = submit_fields(remark, trade_no);
         let canonical = canonical_string(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let splits = resplits(&canonical, 20_000);
-        prop_assume!(splits.is_some());
-        for split in splits.unwrap_or_default() {
-            prop_assert_eq!(accepted(&split, &secret), None, "re-split {:?} was accepted", split);
-        }
+        let mut wrong = None;
+        resplits(&canonical, order, 2_000, &mut |split| {
+            if wrong.is_none() && let Some(seen) = accepted(split, &secret) {
+                wrong = Some((split.to_vec(), seen));
+            }
+        });
+        prop_assert!(wrong.is_none(), "re-split {:?} was accepted", wrong);
     }
 
     #[test]

@@ -131,6 +131,12 @@ pub enum SecretError {
         "the Vexora secret (VEXORA_SECRET_ID) still holds a placeholder: put the merchant's {{\"merchantNo\", \"appSecret\"}} from Vexora"
     )]
     Placeholder,
+    /// The current version was replaced by one that cannot be used; the one before it only
+    /// verifies (as the previous secret) and signs nothing.
+    #[error(
+        "the current version of the Vexora secret (VEXORA_SECRET_ID) cannot be used ({0}); nothing is signed with an older version until it is fixed"
+    )]
+    Superseded(String),
 }
 
 /// One version of the secret as the store holds it.
@@ -219,6 +225,11 @@ struct Snapshot {
     current: Arc<SecretVersion>,
     /// `None` when there is none, or it is a placeholder, malformed or another merchant's.
     previous: Option<Arc<SecretVersion>>,
+    /// Set when the current stage now holds a version that cannot be used (malformed, a
+    /// placeholder): that version's creation date (or when it was first seen) and why. `current`
+    /// is then the last good version, which verifies only as the previous secret, within the
+    /// grace window from this date, and signs nothing.
+    superseded: Option<(DateTime<Utc>, String)>,
     fetched_at: Instant,
     /// After a failed read: served as it is until then.
     retry_after: Option<Instant>,
@@ -259,9 +270,15 @@ impl<S: SecretStore> Secrets<S> {
         &self.store
     }
 
-    /// The current credentials, from memory while fresh.
+    /// The current credentials, from memory while fresh. An error when the current version
+    /// cannot be used, even with a good older one in memory: nothing is signed with a secret
+    /// that is no longer current.
     pub async fn current(&self) -> Result<Arc<SecretVersion>, SecretError> {
-        Ok(self.fresh().await?.current.clone())
+        let snapshot = self.fresh().await?;
+        match &snapshot.superseded {
+            Some((_, why)) => Err(SecretError::Superseded(why.clone())),
+            None => Ok(snapshot.current.clone()),
+        }
     }
 
     fn cached(&self) -> Option<Arc<Snapshot>> {
@@ -302,13 +319,15 @@ impl<S: SecretStore> Secrets<S> {
             Some(s) => Snapshot {
                 current: s.current.clone(),
                 previous: s.previous.clone(),
+                superseded: None,
                 fetched_at: Instant::now(),
                 retry_after: None,
             },
             None => {
+                let created_at = current.created_at;
                 let current = match parse(current) {
                     Ok(current) => Arc::new(current),
-                    Err(e) => return self.keep_serving(known, e),
+                    Err(e) => return self.superseded(known, created_at, e),
                 };
                 // A failed read of the previous stage must not hold the new current back.
                 let previous = match self.store.fetch(Stage::Previous).await {
@@ -321,6 +340,7 @@ impl<S: SecretStore> Secrets<S> {
                 Snapshot {
                     current,
                     previous,
+                    superseded: None,
                     fetched_at: Instant::now(),
                     retry_after: None,
                 }
@@ -350,6 +370,7 @@ impl<S: SecretStore> Secrets<S> {
         let retry_soon = Arc::new(Snapshot {
             current: known.current.clone(),
             previous: known.previous.clone(),
+            superseded: known.superseded.clone(),
             fetched_at: known.fetched_at,
             retry_after: Some(Instant::now() + RETRY_AFTER_FAILED_READ),
         });
@@ -358,6 +379,42 @@ impl<S: SecretStore> Secrets<S> {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(retry_soon.clone());
         Ok(retry_soon)
+    }
+}
+
+impl<S: SecretStore> Secrets<S> {
+    /// The current stage now holds a version that cannot be used (malformed, a placeholder): the
+    /// last good version is no longer current. It verifies only as the previous secret, within
+    /// the grace window counted from the new version's creation date, and signs nothing; read
+    /// again in 30 s. With nothing known, the error.
+    fn superseded(
+        &self,
+        known: Option<Arc<Snapshot>>,
+        created_at: Option<DateTime<Utc>>,
+        error: SecretError,
+    ) -> Result<Arc<Snapshot>, SecretError> {
+        let Some(known) = known else {
+            return Err(error);
+        };
+        tracing::error!(error = %error, "the current Vexora secret cannot be used; the one before it only verifies, within its grace window");
+        let since = known
+            .superseded
+            .as_ref()
+            .map(|(at, _)| *at)
+            .or(created_at)
+            .unwrap_or_else(Utc::now);
+        let snapshot = Arc::new(Snapshot {
+            current: known.current.clone(),
+            previous: None,
+            superseded: Some((since, error.to_string())),
+            fetched_at: known.fetched_at,
+            retry_after: Some(Instant::now() + RETRY_AFTER_FAILED_READ),
+        });
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(snapshot.clone());
+        Ok(snapshot)
     }
 }
 
@@ -450,6 +507,14 @@ impl<S: SecretStore> Keyring<S> {
         fields: &ReceivedFields,
         now: DateTime<Utc>,
     ) -> Option<Verified> {
+        if let Some((since, _)) = &snapshot.superseded {
+            // The last good version, no longer current: the previous secret, in its window.
+            let in_grace = since
+                .checked_add_signed(self.grace)
+                .is_some_and(|end| now < end);
+            return (in_grace && fields.verify(&snapshot.current.credentials.app_secret))
+                .then_some(Verified::Previous);
+        }
         if fields.verify(&snapshot.current.credentials.app_secret) {
             return Some(Verified::Current);
         }

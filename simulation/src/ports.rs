@@ -7,13 +7,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use payout_core::batch::{Adopted, BatchId, BatchMessage, BatchQueue, BatchRecord, BatchStore, QueueError};
+use payout_core::batch::{
+    Adopted, BatchId, BatchMessage, BatchQueue, BatchRecord, BatchStore, QueueError,
+};
 use payout_core::domain::TradeNo;
 use payout_core::order::Order;
 use payout_core::secrets::VexoraCredentials;
 use payout_core::store::{
-    CheckClaim, Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition,
-    Transitioned,
+    CheckClaim, Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned,
 };
 use payout_core::testkit::{InMemoryStore, balance_answer};
 use payout_core::vexora::{
@@ -124,14 +125,22 @@ impl OrderStore for SimStore {
         .await
     }
 
-    async fn delete_pending(&self, trade_no: &TradeNo, intent_id: &str) -> Result<bool, StoreError> {
+    async fn delete_pending(
+        &self,
+        trade_no: &TradeNo,
+        intent_id: &str,
+    ) -> Result<bool, StoreError> {
         self.call("delete_pending", trade_no.as_str(), Some(trade_no), || {
             self.inner.delete_pending(trade_no, intent_id)
         })
         .await
     }
 
-    async fn claim_check(&self, trade_no: &TradeNo, claim: &CheckClaim) -> Result<bool, StoreError> {
+    async fn claim_check(
+        &self,
+        trade_no: &TradeNo,
+        claim: &CheckClaim,
+    ) -> Result<bool, StoreError> {
         self.call("claim_check", trade_no.as_str(), Some(trade_no), || {
             self.inner.claim_check(trade_no, claim)
         })
@@ -302,7 +311,11 @@ impl PayoutGateway for SimVexora {
             *w.submits.entry(t.clone()).or_default() += 1;
             match create {
                 Create::Processing | Create::Paid => {
-                    let status = if create == Create::Paid { "0000" } else { "0015" };
+                    let status = if create == Create::Paid {
+                        "0000"
+                    } else {
+                        "0015"
+                    };
                     let platform = format!("PF{}", w.vexora.len() + 1);
                     let p = w.vexora.entry(t.clone()).or_insert(VexoraPayout {
                         platform,

@@ -89,9 +89,7 @@ impl Kind {
                 chrono::Duration::seconds(20)
             }
             Self::Webhook(_) => chrono::Duration::seconds(9),
-            Self::Worker(_) | Self::Reconciler | Self::Operator(_) => {
-                chrono::Duration::minutes(5)
-            }
+            Self::Worker(_) | Self::Reconciler | Self::Operator(_) => chrono::Duration::minutes(5),
         }
     }
 }
@@ -786,7 +784,12 @@ impl Sim {
             Some("0000") => OrderStatus::Succeeded,
             Some(_) => return,
         };
-        self.note(|| format!("  operator looks at {trade_no}: {} (Vexora {at_vexora:?}), decides {to}", order.status));
+        self.note(|| {
+            format!(
+                "  operator looks at {trade_no}: {} (Vexora {at_vexora:?}), decides {to}",
+                order.status
+            )
+        });
         self.looks.push(Look { order, to });
     }
 
@@ -873,7 +876,10 @@ impl Sim {
             }
         }
         for (i, p) in self.payouts.iter().enumerate() {
-            if p.batch.is_none() && !p.in_flight && p.attempts < 4 && (!p.accepted || p.attempts < 2)
+            if p.batch.is_none()
+                && !p.in_flight
+                && p.attempts < 4
+                && (!p.accepted || p.attempts < 2)
             {
                 options.push((6, Action::Post(i)));
             }
@@ -910,7 +916,10 @@ impl Sim {
             })
             .collect();
         if !review.is_empty() {
-            options.push((3, Action::Look(review[self.rng.random_range(0..review.len())])));
+            options.push((
+                3,
+                Action::Look(review[self.rng.random_range(0..review.len())]),
+            ));
         }
         if !self.looks.is_empty() {
             options.push((3, Action::Act(self.rng.random_range(0..self.looks.len()))));

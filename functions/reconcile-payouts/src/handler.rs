@@ -240,7 +240,11 @@ where
         let next = now + payout_core::batch::REQUEUE_AFTER.max(backoff(order.check_attempts));
         let claim = CheckClaim {
             seen,
-            next: if committed { next } else { next.min(withdraw_at) },
+            next: if committed {
+                next
+            } else {
+                next.min(withdraw_at)
+            },
             now,
             manual_review: false,
         };

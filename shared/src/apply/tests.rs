@@ -523,7 +523,8 @@ async fn a_submit_answer_is_applied_to_its_own_intent_only() {
 
 /// A submit `code 8000` with no data: Vexora's request-level refusal.
 fn refused(trade_no: &str) -> Report {
-    let body = serde_json::json!({"code": "8000", "msg": "system error", "success": false, "data": null});
+    let body =
+        serde_json::json!({"code": "8000", "msg": "system error", "success": false, "data": null});
     let exchange = Exchange::Answered {
         http_status: 200,
         envelope: crate::vexora::parse_envelope(body.to_string().as_bytes()),
@@ -578,7 +579,10 @@ async fn a_kept_report_of_payment_then_a_submit_8000_never_fails_the_order() {
     let applied = w.apply("EV2", &refused("EV2")).await;
 
     assert!(
-        matches!(applied, Applied::Flagged(_, AnomalyReason::OutrankedFailure)),
+        matches!(
+            applied,
+            Applied::Flagged(_, AnomalyReason::OutrankedFailure)
+        ),
         "{applied:?}"
     );
     assert_ne!(w.order("EV2").status, OrderStatus::Failed);

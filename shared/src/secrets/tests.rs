@@ -293,7 +293,8 @@ async fn an_expired_cache_is_read_again_once() {
 }
 
 #[tokio::test]
-async fn an_unusable_current_secret_keeps_the_last_good_one_and_is_not_read_on_every_request() {
+async fn a_rotation_to_an_unusable_value_signs_nothing_and_is_not_read_on_every_request() {
+    // Issue 22 item 4: a warm instance must not keep the old secret as current.
     let store = FakeSecretStore::new(&secret_json("0000000001", "good"), t0());
     let secrets = Secrets::load(store, Duration::ZERO).await.unwrap();
     secrets
@@ -302,8 +303,11 @@ async fn an_unusable_current_secret_keeps_the_last_good_one_and_is_not_read_on_e
     let before = secrets.store().fetches();
 
     for _ in 0..20 {
-        let current = secrets.current().await.unwrap();
-        assert_eq!(current.credentials.app_secret.expose_secret(), "good");
+        let current = secrets.current().await;
+        assert!(
+            matches!(current, Err(SecretError::Superseded(_))),
+            "{current:?}"
+        );
     }
 
     assert_eq!(
@@ -311,6 +315,47 @@ async fn an_unusable_current_secret_keeps_the_last_good_one_and_is_not_read_on_e
         1,
         "retried after a while, not per request"
     );
+}
+
+#[tokio::test]
+async fn after_a_rotation_to_an_unusable_value_the_old_secret_verifies_only_as_previous_within_grace()
+ {
+    let store = FakeSecretStore::new(
+        &secret_json("0000000001", "good"),
+        t0() - chrono::Duration::days(30),
+    );
+    let ring = Keyring::new(
+        Secrets::load(store, Duration::ZERO).await.unwrap(),
+        GRACE,
+        Duration::ZERO,
+    );
+    assert_eq!(
+        ring.verify(&signed_with("good"), t0()).await.unwrap(),
+        Some(Verified::Current)
+    );
+    // Malformed JSON put as the new current version at t0.
+    ring.secrets().store().put("{not json", t0());
+
+    let within = ring
+        .verify(&signed_with("good"), t0() + chrono::Duration::hours(23))
+        .await;
+    let after = ring
+        .verify(&signed_with("good"), t0() + chrono::Duration::hours(25))
+        .await;
+
+    assert_eq!(within.unwrap(), Some(Verified::Previous));
+    assert_eq!(after.unwrap(), None, "never longer than the grace window");
+    // Fixed with a good version: that one is current again.
+    ring.secrets().store().put(
+        &secret_json("0000000001", "fixed"),
+        t0() + chrono::Duration::hours(26),
+    );
+    let fixed = ring
+        .verify_refreshed(&signed_with("fixed"), t0() + chrono::Duration::hours(26))
+        .await
+        .unwrap();
+    assert_eq!(fixed, Some(Verified::Current));
+    assert!(ring.secrets().current().await.is_ok());
 }
 
 #[tokio::test]

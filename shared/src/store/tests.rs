@@ -154,7 +154,10 @@ async fn a_keep_retried_after_another_write_lands_once(store: &(impl OrderStore 
     let again = store.keep(&tn("KR1"), &first).await.unwrap();
 
     assert_eq!(again.map(|o| o.history.len()), Some(2));
-    assert_eq!(store.get(&tn("KR1")).await.unwrap().unwrap().history.len(), 2);
+    assert_eq!(
+        store.get(&tn("KR1")).await.unwrap().unwrap().history.len(),
+        2
+    );
 }
 
 async fn a_refusal_moves_only_an_order_of_which_nothing_else_is_known(
@@ -250,9 +253,13 @@ async fn a_queued_item_is_claimed_once_and_its_review_flag_cleared(
     assert_eq!(payload, "{\"payload\":1}");
     assert!(!order.queued);
     let stored = store.get(&tn("QC1")).await.unwrap().unwrap();
-    assert!(!stored.manual_review, "a review flag set before it was sent no longer holds");
+    assert!(
+        !stored.manual_review,
+        "a review flag set before it was sent no longer holds"
+    );
     // An operator who read it before the claim cannot resolve it on that reading.
-    let stale = crate::review::resolution(&read, OrderStatus::Failed, "op", "ticket", t0()).unwrap();
+    let stale =
+        crate::review::resolution(&read, OrderStatus::Failed, "op", "ticket", t0()).unwrap();
     assert!(matches!(
         store.transition(&tn("QC1"), &stale).await.unwrap(),
         Transitioned::Rejected(_)
@@ -278,7 +285,10 @@ async fn a_queued_item_is_listed_by_later_batches_and_withdrawn_only_as_last_rea
     store: &(impl OrderStore + BatchStore),
 ) {
     use crate::batch::{Adopted, BatchId};
-    store.create_queued(&queued("QL1", "B1"), "{}").await.unwrap();
+    store
+        .create_queued(&queued("QL1", "B1"), "{}")
+        .await
+        .unwrap();
     let first = store.get(&tn("QL1")).await.unwrap().unwrap();
     let later = t0() + Duration::minutes(5);
 
@@ -293,9 +303,19 @@ async fn a_queued_item_is_listed_by_later_batches_and_withdrawn_only_as_last_rea
     assert_eq!(order.batch_ids, vec!["B1".to_owned(), "B2".to_owned()]);
     assert_eq!(order.listed_by(), vec!["B1", "B2"]);
     // A withdrawal decided on the earlier reading is refused: a batch listed it since.
-    assert!(!store.withdraw_queued(&tn("QL1"), first.updated_at).await.unwrap());
+    assert!(
+        !store
+            .withdraw_queued(&tn("QL1"), first.updated_at)
+            .await
+            .unwrap()
+    );
     let now = store.get(&tn("QL1")).await.unwrap().unwrap();
-    assert!(store.withdraw_queued(&tn("QL1"), now.updated_at).await.unwrap());
+    assert!(
+        store
+            .withdraw_queued(&tn("QL1"), now.updated_at)
+            .await
+            .unwrap()
+    );
     assert!(store.get(&tn("QL1")).await.unwrap().is_none());
     assert_eq!(
         store
@@ -305,7 +325,10 @@ async fn a_queued_item_is_listed_by_later_batches_and_withdrawn_only_as_last_rea
         Adopted::Gone
     );
     // Taken by a worker: neither listed nor withdrawn.
-    store.create_queued(&queued("QL2", "B1"), "{}").await.unwrap();
+    store
+        .create_queued(&queued("QL2", "B1"), "{}")
+        .await
+        .unwrap();
     store
         .claim_queued(&tn("QL2"), "a", t0(), t0())
         .await
@@ -318,7 +341,12 @@ async fn a_queued_item_is_listed_by_later_batches_and_withdrawn_only_as_last_rea
             .unwrap(),
         Adopted::Taken
     );
-    assert!(!store.withdraw_queued(&tn("QL2"), taken.updated_at).await.unwrap());
+    assert!(
+        !store
+            .withdraw_queued(&tn("QL2"), taken.updated_at)
+            .await
+            .unwrap()
+    );
 }
 
 async fn a_batch_record_is_stored_once_and_committed(store: &(impl OrderStore + BatchStore)) {
@@ -331,13 +359,22 @@ async fn a_batch_record_is_stored_once_and_committed(store: &(impl OrderStore + 
         committed: false,
     };
     assert_eq!(store.put_batch(&record).await.unwrap(), None);
-    let again = store.put_batch(&BatchRecord { fingerprint: "g".into(), ..record.clone() }).await.unwrap();
+    let again = store
+        .put_batch(&BatchRecord {
+            fingerprint: "g".into(),
+            ..record.clone()
+        })
+        .await
+        .unwrap();
     assert_eq!(again.map(|r| r.fingerprint), Some("f".to_owned()));
     store.commit_batch(&record.batch_id).await.unwrap();
     let stored = store.get_batch(&record.batch_id).await.unwrap().unwrap();
     assert!(stored.committed);
     assert_eq!(stored.trade_nos, record.trade_nos);
-    store.create_queued(&queued("BR1-0", "BR1"), "{}").await.unwrap();
+    store
+        .create_queued(&queued("BR1-0", "BR1"), "{}")
+        .await
+        .unwrap();
     let many = store.get_many(&[tn("BR1-0"), tn("BR1-1")]).await.unwrap();
     assert_eq!(many.len(), 1, "only what exists");
 }

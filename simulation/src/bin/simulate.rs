@@ -31,15 +31,22 @@ fn main() {
     }
     let seeds = arg(&args, "--seeds").unwrap_or(100_000);
     let from = arg(&args, "--from").unwrap_or(0);
-    let threads = arg(&args, "--threads").unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
-    });
+    let threads = arg(&args, "--threads")
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64));
     let started = Instant::now();
     let Sweep {
         passed,
         failed,
         counts,
-    } = sweep(from, seeds, threads, Options { steps, trace: false });
+    } = sweep(
+        from,
+        seeds,
+        threads,
+        Options {
+            steps,
+            trace: false,
+        },
+    );
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "simulated {seeds} seeds ({from}..{}) in {seconds:.1} s: {:.0} seeds/s on {threads} threads",
@@ -76,10 +83,7 @@ fn main() {
     }
     for report in failed.iter().take(3) {
         println!("seed {}: {}", report.seed, report.violations.join("; "));
-        println!(
-            "  replay: make simulate SEED={}",
-            report.seed
-        );
+        println!("  replay: make simulate SEED={}", report.seed);
     }
     println!("{passed} passed, {} failed", failed.len());
     if !failed.is_empty() {

@@ -250,3 +250,85 @@ impl Ledger for Stack {
         submits.len() == n && submits.values().all(|c| *c == 1)
     }
 }
+
+/// Ten payouts with their own tradeNos (a merchant's own references).
+fn own_items(prefix: &str, n: usize, amount: u64) -> Vec<Value> {
+    (0..n)
+        .map(|i| payout(&format!("{prefix}-{i}"), amount))
+        .collect()
+}
+
+/// Makes committing batch `batch_id` fail (DynamoDB answers 500 to every try): its request
+/// stores every item and then answers 503, the items queued under a batch never accepted.
+async fn failing_commit(batch_id: &str) {
+    let key = format!("batch#{batch_id}");
+    Moto::shared()
+        .inject(&payout_core::testkit::Fault {
+            target: "DynamoDB_20120810.UpdateItem",
+            contains: &key,
+            times: 20,
+            ..payout_core::testkit::Fault::default()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_half_stored_batch_re_sent_under_a_new_batch_id_sends_every_item_once_and_ends_done() {
+    // Issue 22's second break: a batch request fails after storing its items; the merchant,
+    // who never learnt the batch was stored, sends the same ten payouts under a new batchId.
+    let s = Stack::spawn(config(Moto::shared())).await.unwrap();
+    failing_commit("HALF_A").await;
+    let items = own_items("HALFX", 10, 1000);
+    let (status, answer) = post_batch(&s, &json!({"batchId": "HALF_A", "items": items})).await;
+    assert_eq!(status, 503, "{answer}");
+
+    let (status, answer) = post_batch(&s, &json!({"batchId": "HALF_B", "items": items})).await;
+
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["items"], 10);
+    let done = eventually(Duration::from_secs(120), || async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let view = get_json(&s, "/batches/HALF_B").await;
+        (view["status"] == "DONE")
+            .then_some(view.clone())
+            .ok_or(view)
+    })
+    .await;
+    assert_eq!(done["counts"]["SUCCEEDED"], 10, "{done}");
+    for i in 0..10 {
+        assert_eq!(
+            s.sandbox.submits(&format!("HALFX-{i}")),
+            1,
+            "HALFX-{i} sent exactly once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payout_of_a_half_stored_batch_posted_alone_is_answered_as_never_stored() {
+    let mut config = config(Moto::shared());
+    config.batch_workers = 1;
+    let s = Stack::spawn(config).await.unwrap();
+    failing_commit("HALF_C").await;
+    let items = own_items("HALFC", 2, 1000);
+    let (status, _) = post_batch(&s, &json!({"batchId": "HALF_C", "items": items})).await;
+    assert_eq!(status, 503);
+
+    let response = s
+        .http
+        .post(format!("{}/payouts", s.submit.url))
+        .json(&items[0])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "not 409 in flight for ever"
+    );
+    assert_eq!(s.sandbox.submits("HALFC-0"), 1);
+    // The other item of the batch that was never accepted is never sent.
+    assert_eq!(s.sandbox.submits("HALFC-1"), 0);
+}

@@ -478,3 +478,43 @@ async fn make_due(r: &RealReconciler, trade_no: &str) {
     };
     assert!(r.store.claim_check(&tn(trade_no), &claim).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_half_stored_item_no_accepted_batch_lists_is_counted_stuck_then_withdrawn_within_a_day() {
+    use payout_core::batch::{BatchId, BatchRequest, BatchStore, MemoryQueue};
+    let queue = Arc::new(MemoryQueue::default());
+    let r = Reconciler {
+        queue: Some(queue.clone()),
+        ..setup(10).await
+    };
+    let mut item: serde_json::Value =
+        serde_json::from_str(&testkit::payout_json("HS-0", 1500)).unwrap();
+    item.as_object_mut().unwrap().remove("tradeNo");
+    let body = serde_json::json!({"batchId": "HS", "items": [item]}).to_string();
+    let batch = BatchRequest::from_json(body.as_bytes(), BatchId::parse("x").unwrap()).unwrap();
+    let stored_at = now_ms() - Duration::hours(1);
+    r.store
+        .create_queued(
+            &batch.order(&batch.items[0], stored_at),
+            &batch.items[0].payload,
+        )
+        .await
+        .unwrap();
+    // The batch's request failed half-way: its record stays open.
+    r.store.put_batch(&batch.record(stored_at)).await.unwrap();
+
+    let report = r.run(now_ms(), no_deadline()).await.unwrap();
+
+    assert_eq!((report.half_stored, report.withdrawn), (1, 0), "{report:?}");
+    assert_eq!(r.metrics.total(metrics::STUCK_ORDERS), 1);
+    assert!(queue.taken().is_empty(), "never sent");
+
+    // No batch listed it for the day since: withdrawn, personal data and all.
+    let a_day_later = stored_at + Duration::hours(24);
+    let report = r.run(a_day_later, no_deadline()).await.unwrap();
+
+    assert_eq!(report.withdrawn, 1, "{report:?}");
+    assert!(r.store.get(&tn("HS-0")).await.unwrap().is_none());
+    assert!(queue.taken().is_empty());
+    assert!(r.gateway.submits().is_empty() && r.gateway.queries().is_empty());
+}

@@ -232,3 +232,30 @@ async fn a_batch_whose_request_failed_half_way_sends_nothing_until_a_retry_compl
     assert_eq!(send(&app, get_batch(&batch_id, "")).await.status, 200);
     assert!(app.gateway.submits().is_empty());
 }
+
+#[tokio::test]
+async fn a_batch_item_too_large_for_a_table_item_is_a_400_naming_the_item() {
+    // Whitespace inside an item is valid JSON and kept as sent: within the 1 MiB body it could
+    // outgrow DynamoDB's item, which would answer 503 for ever.
+    let (app, queue) = batch_app();
+    let padded = format!(
+        "{{\"batchId\": \"BIG\", \"items\": [{}, {{{}\"tradeNo\": \"BIG-1\", \"amount\": 1500, \"bankCode\": \"0005\", \"bankNumber\": \"1234567\", \"userId\": \"u\", \"mobile\": \"09012345678\", \"email\": \"a@example.jp\", \"firstname\": \"タロウ\", \"lastname\": \"ヤマダ\"}}]}}",
+        testkit::payout_json("BIG-0", 1500),
+        " ".repeat(500 * 1024)
+    );
+
+    let answer = send(
+        &app,
+        event("POST", "/batches", "$default", "", Some(&padded)),
+    )
+    .await;
+
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(
+        answer.body["fields"][0]["field"], "items[1]",
+        "{}",
+        answer.body
+    );
+    assert!(stored(&app, "BIG-0").is_none(), "nothing stored");
+    assert!(queue.taken().is_empty());
+}
