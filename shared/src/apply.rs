@@ -455,16 +455,22 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
         anomaly: Option<AnomalyReason>,
         now: DateTime<Utc>,
     ) -> Result<Applied, StoreError> {
-        let keep = Keep::new(
-            &order,
-            Some(entry),
-            anomaly.map(|reason| report.anomaly(reason, now)),
-            write_id(),
-        );
+        let anomaly = anomaly.map(|reason| report.anomaly(reason, now));
+        // The same anomalous report again (a replayed or redelivered body, a query asking again)
+        // is the anomaly already kept: nothing is written, nothing counted or published again.
+        if let (Some(new), Some(last)) = (&anomaly, &order.last_anomaly)
+            && new.reason == last.reason
+            && new.source == last.source
+            && new.report == last.report
+        {
+            unchanged(&order, report, "anomaly already kept");
+            return Ok(Applied::Flagged(order, new.reason));
+        }
+        let keep = Keep::new(&order, Some(entry), anomaly, write_id());
         let Some(order) = self.store.keep(&order.trade_no, &keep).await? else {
             return Ok(Applied::NotFound);
         };
-        if let Some(reason) = anomaly {
+        if let Some(reason) = keep.anomaly.as_ref().map(|a| a.reason) {
             self.raise(&order.trade_no, report.source, reason);
             return Ok(Applied::Flagged(order, reason));
         }

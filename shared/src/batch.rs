@@ -44,6 +44,9 @@ pub const RECORD_PREFIX: &str = "batch#";
 /// listed it, waiting for a retry of the batch; then the reconciler withdraws it (contract:
 /// Half-stored batches: within 24 h).
 pub const HALF_STORED_KEPT: chrono::Duration = chrono::Duration::hours(23);
+/// Longer than any batch request runs (API Gateway's integration timeout is 30 s): an item no
+/// batch listed for this long is not being stored by a request that may still accept it.
+pub const HALF_STORED_SETTLED: chrono::Duration = chrono::Duration::minutes(2);
 
 /// `[A-Za-z0-9_]{1,27}`: with `-i` (i < 1000) it stays a valid 32-character `tradeNo`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -16,19 +16,16 @@ use crate::vexora::Notification;
 /// rule refuses ([`Notification::check_names`], called, not copied) ends that branch, and every
 /// other rule is left to the webhook, which `visit` asks. `order` shuffles which value ends are
 /// tried first (0: shortest first). Stops after `budget` whole splits; returns how many it saw.
-fn resplits(
-    canonical: &str,
-    order: u64,
-    budget: usize,
-    visit: &mut dyn FnMut(&[(String, String)]),
-) -> usize {
+type Split = [(String, String)];
+
+fn resplits(canonical: &str, order: u64, budget: usize, visit: &mut dyn FnMut(&Split)) -> usize {
     struct Walk<'a> {
         s: &'a str,
         order: u64,
         seen: usize,
         budget: usize,
         acc: Vec<(String, String)>,
-        visit: &'a mut dyn FnMut(&[(String, String)]),
+        visit: &'a mut dyn FnMut(&Split),
     }
     impl Walk<'_> {
         fn walk(&mut self, pos: usize, last: &str) {

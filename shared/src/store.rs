@@ -216,6 +216,35 @@ pub struct DuePage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueCursor(HashMap<String, AttributeValue>);
 
+#[cfg(any(test, feature = "test-util"))]
+impl DueCursor {
+    /// The in-memory store's cursor: after the order `trade_no` due at `at`.
+    pub(crate) fn after(at: DateTime<Utc>, trade_no: &TradeNo) -> Self {
+        Self(HashMap::from([
+            (
+                schema::attr::CHECK_AFTER.to_owned(),
+                AttributeValue::N(at.timestamp_millis().to_string()),
+            ),
+            (
+                schema::attr::TRADE_NO.to_owned(),
+                AttributeValue::S(trade_no.as_str().to_owned()),
+            ),
+        ]))
+    }
+
+    /// Where [`DueCursor::after`] points.
+    pub(crate) fn position(&self) -> Option<(i64, String)> {
+        let at = match self.0.get(schema::attr::CHECK_AFTER) {
+            Some(AttributeValue::N(n)) => n.parse().ok()?,
+            _ => return None,
+        };
+        match self.0.get(schema::attr::TRADE_NO) {
+            Some(AttributeValue::S(t)) => Some((at, t.clone())),
+            _ => None,
+        }
+    }
+}
+
 /// Every SDK error of a DynamoDB call: the store failed or could not be reached. The SDK error is
 /// kept so its kind stays matchable.
 impl<E, R> From<SdkError<E, R>> for StoreError

@@ -308,6 +308,8 @@ impl PayoutGateway for SimVexora {
         let amount: u64 = body.amount.parse().unwrap_or(0);
         let payout = {
             let mut w = lock(&self.world);
+            let me = w.current;
+            w.sent_by.insert(me);
             *w.submits.entry(t.clone()).or_default() += 1;
             match create {
                 Create::Processing | Create::Paid => {

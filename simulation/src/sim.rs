@@ -71,9 +71,10 @@ impl Default for Options {
 #[derive(Debug, Clone)]
 #[allow(dead_code)]
 enum Kind {
-    Post(usize),
+    /// `POST /payouts` of payout `.0` for `.1` yen.
+    Post(usize, u64),
     Get(String),
-    Batch(usize),
+    Batch(usize, String),
     ReadBatch(String),
     Webhook(Note),
     Worker(Message),
@@ -85,7 +86,7 @@ impl Kind {
     /// The function's timeout: a task still running this long after it started is ended.
     fn timeout(&self) -> chrono::Duration {
         match self {
-            Self::Post(_) | Self::Get(_) | Self::Batch(_) | Self::ReadBatch(_) => {
+            Self::Post(..) | Self::Get(_) | Self::Batch(..) | Self::ReadBatch(_) => {
                 chrono::Duration::seconds(20)
             }
             Self::Webhook(_) => chrono::Duration::seconds(9),
@@ -111,9 +112,13 @@ struct Payout {
     trade_no: String,
     amount: u64,
     batch: Option<usize>,
-    in_flight: bool,
+    /// The request the merchant is waiting on.
+    waiting: Option<TaskId>,
     attempts: u32,
     accepted: bool,
+    /// The amounts the merchant was told were accepted under this `tradeNo` (a merchant with a
+    /// bug may send other content under it).
+    accepted_amounts: std::collections::BTreeSet<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,9 +126,12 @@ struct Batch {
     items: Vec<usize>,
     id: String,
     ids: u32,
-    in_flight: bool,
+    /// The request the merchant is waiting on.
+    waiting: Option<TaskId>,
     attempts: u32,
     accepted: Vec<String>,
+    /// The batchIds answered `202`/`200`.
+    accepted_ids: Vec<String>,
 }
 
 /// What an operator saw when they looked at an order in review, and what they decided.
@@ -137,7 +145,11 @@ struct Look {
 enum Action {
     Release(u64),
     Crash(TaskId),
+    /// The merchant stops waiting for a request that goes on running (a client timeout).
+    GiveUp(TaskId),
     Post(usize),
+    /// Another amount under the same `tradeNo` (a merchant's bug).
+    PostOther(usize),
     Batch(usize),
     Get(usize),
     Deliver(usize),
@@ -170,6 +182,8 @@ struct Sim {
     step: usize,
     /// Accepted batches and their sizes, read once the world is quiet.
     batch_reads: Vec<(String, usize)>,
+    /// Requests whose client stopped waiting: their answer reaches nobody.
+    detached: std::collections::BTreeSet<TaskId>,
 }
 
 fn api_request(method: &str, path: &str, body: Option<&str>) -> lambda_http::Request {
@@ -310,9 +324,10 @@ impl Sim {
                 trade_no: format!("T{i}"),
                 amount: 100 + 100 * i as u64,
                 batch: None,
-                in_flight: false,
+                waiting: None,
                 attempts: 0,
                 accepted: false,
+                accepted_amounts: std::collections::BTreeSet::new(),
             })
             .collect();
         let mut batches = Vec::new();
@@ -328,9 +343,10 @@ impl Sim {
                 items: (i..i + size).collect(),
                 id: format!("B{b}x0"),
                 ids: 1,
-                in_flight: false,
+                waiting: None,
                 attempts: 0,
                 accepted: Vec::new(),
+                accepted_ids: Vec::new(),
             });
             i += size;
         }
@@ -353,6 +369,7 @@ impl Sim {
             storm,
             step: 0,
             batch_reads: Vec::new(),
+            detached: std::collections::BTreeSet::new(),
         };
         sim.note(|| format!("seed {seed}: storm {storm}"));
         sim
@@ -541,9 +558,10 @@ impl Sim {
             w.note(|| format!("  task {id} ends without answering ({:?})", task.kind));
             w.count("task ended between two awaits");
         }
+        self.detached.remove(&id);
         match task.kind {
-            Kind::Post(i) => self.payouts[i].in_flight = false,
-            Kind::Batch(b) => self.batches[b].in_flight = false,
+            Kind::Post(i, _) => self.stop_waiting_payout(i, id),
+            Kind::Batch(b, _) => self.stop_waiting_batch(b, id),
             Kind::Webhook(note) => self.redeliver(note),
             Kind::Worker(message) => {
                 self.in_flight.remove(&message.id);
@@ -551,6 +569,33 @@ impl Sim {
             }
             Kind::Get(_) | Kind::ReadBatch(_) | Kind::Reconciler | Kind::Operator(_) => {}
         }
+    }
+
+    fn stop_waiting_payout(&mut self, i: usize, id: TaskId) {
+        if self.payouts[i].waiting == Some(id) {
+            self.payouts[i].waiting = None;
+        }
+    }
+
+    fn stop_waiting_batch(&mut self, b: usize, id: TaskId) {
+        if self.batches[b].waiting == Some(id) {
+            self.batches[b].waiting = None;
+        }
+    }
+
+    /// The merchant's client times out; the request goes on and its answer reaches nobody.
+    fn give_up(&mut self, id: TaskId) {
+        let Some(task) = self.tasks.get(&id) else {
+            return;
+        };
+        match task.kind {
+            Kind::Post(i, _) => self.stop_waiting_payout(i, id),
+            Kind::Batch(b, _) => self.stop_waiting_batch(b, id),
+            _ => return,
+        }
+        self.note(|| format!("  the merchant stops waiting for task {id}"));
+        lock(&self.world).count("merchant stopped waiting; the request went on");
+        self.detached.insert(id);
     }
 
     fn redeliver(&mut self, mut note: Note) {
@@ -565,11 +610,27 @@ impl Sim {
             let short: String = text.chars().take(160).collect();
             self.note(|| format!("  task {id} answers {status} {short}"));
         }
+        // A 5xx says nothing was sent: never after the request reached Vexora.
+        if let (Kind::Post(i, _), Out::Http(status, _, _)) = (&kind, &out)
+            && *status >= 500
+            && lock(&self.world).sent_by.contains(&id)
+        {
+            let t = self.payouts[*i].trade_no.clone();
+            lock(&self.world).violation(format!("{t}: answered {status} after sending to Vexora"));
+        }
+        if self.detached.remove(&id) {
+            // Nobody hears the answer; a redelivered webhook or message is the world's business.
+            if let (Kind::Worker(message), Out::Worker(_)) = (&kind, &out) {
+                self.in_flight.remove(&message.id);
+            }
+            return;
+        }
         match (kind, out) {
-            (Kind::Post(i), Out::Http(status, body, _)) => {
-                self.payouts[i].in_flight = false;
+            (Kind::Post(i, amount), Out::Http(status, body, _)) => {
+                self.stop_waiting_payout(i, id);
                 if matches!(status, 200..=202) {
                     self.payouts[i].accepted = true;
+                    self.payouts[i].accepted_amounts.insert(amount);
                     self.shown(&body);
                 }
             }
@@ -586,8 +647,8 @@ impl Sim {
                     }
                 }
             }
-            (Kind::Batch(b), Out::Http(status, _, _)) => {
-                self.batches[b].in_flight = false;
+            (Kind::Batch(b, batch_id), Out::Http(status, _, _)) => {
+                self.stop_waiting_batch(b, id);
                 if status == 200 || status == 202 {
                     if self.batches[b].ids > 1 {
                         lock(&self.world).count("batch accepted under a new batchId");
@@ -599,12 +660,16 @@ impl Sim {
                         .collect();
                     for &i in &self.batches[b].items {
                         self.payouts[i].accepted = true;
+                        let amount = self.payouts[i].amount;
+                        self.payouts[i].accepted_amounts.insert(amount);
                     }
                     self.batches[b].accepted = items;
+                    self.batches[b].accepted_ids.push(batch_id);
                 }
             }
             (Kind::Webhook(note), Out::Http(status, _, text)) => {
                 if status == 200 && text == "OK" {
+                    lock(&self.world).acknowledged.insert(note.trade_no.clone());
                     if self.storm > 0 && self.rng.random_range(0..20) == 0 {
                         self.redeliver(note);
                     }
@@ -646,19 +711,20 @@ impl Sim {
         }
     }
 
-    fn start_post(&mut self, i: usize) {
+    fn start_post(&mut self, i: usize, other: bool) {
         let p = &mut self.payouts[i];
-        p.in_flight = true;
         p.attempts += 1;
-        let body = testkit::payout_json(&p.trade_no, p.amount);
+        let amount = if other { p.amount + 1 } else { p.amount };
+        let body = testkit::payout_json(&p.trade_no, amount);
         let api = self.api.clone();
-        self.spawn(
-            Kind::Post(i),
+        let id = self.spawn(
+            Kind::Post(i, amount),
             Box::pin(async move {
                 let request = api_request("POST", "/payouts", Some(&body));
                 http_out(submit_payout::handler::handle(&api, request).await)
             }),
         );
+        self.payouts[i].waiting = Some(id);
     }
 
     fn start_batch(&mut self, b: usize) {
@@ -679,17 +745,18 @@ impl Sim {
             })
             .collect();
         let batch = &mut self.batches[b];
-        batch.in_flight = true;
         batch.attempts += 1;
+        let batch_id = batch.id.clone();
         let body = serde_json::json!({"batchId": batch.id, "items": items}).to_string();
         let api = self.api.clone();
-        self.spawn(
-            Kind::Batch(b),
+        let id = self.spawn(
+            Kind::Batch(b, batch_id),
             Box::pin(async move {
                 let request = api_request("POST", "/batches", Some(&body));
                 http_out(submit_payout::handler::handle(&api, request).await)
             }),
         );
+        self.batches[b].waiting = Some(id);
     }
 
     fn start_get(&mut self, trade_no: String) {
@@ -876,16 +943,32 @@ impl Sim {
             }
         }
         for (i, p) in self.payouts.iter().enumerate() {
-            if p.batch.is_none()
-                && !p.in_flight
-                && p.attempts < 4
-                && (!p.accepted || p.attempts < 2)
-            {
+            let retry = p.waiting.is_none() && p.attempts < 4 && (!p.accepted || p.attempts < 2);
+            if retry && p.batch.is_none() {
                 options.push((6, Action::Post(i)));
             }
+            // A batch's payout posted alone (its batch failed, or the merchant's two systems).
+            if retry && p.batch.is_some() {
+                options.push((1, Action::Post(i)));
+            }
+            if retry && self.storm > 0 {
+                options.push((1, Action::PostOther(i)));
+            }
+        }
+        let merchant_waiting: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(id, t)| {
+                matches!(t.kind, Kind::Post(..) | Kind::Batch(..)) && !self.detached.contains(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if self.storm > 0 && !merchant_waiting.is_empty() {
+            let id = merchant_waiting[self.rng.random_range(0..merchant_waiting.len())];
+            options.push((2, Action::GiveUp(id)));
         }
         for (b, batch) in self.batches.iter().enumerate() {
-            if !batch.in_flight && batch.accepted.is_empty() && batch.attempts < 4 {
+            if batch.waiting.is_none() && batch.accepted.is_empty() && batch.attempts < 4 {
                 options.push((6, Action::Batch(b)));
             }
         }
@@ -932,7 +1015,9 @@ impl Sim {
         match action {
             Action::Release(id) => self.release(id),
             Action::Crash(id) => self.crash(id),
-            Action::Post(i) => self.start_post(i),
+            Action::GiveUp(id) => self.give_up(id),
+            Action::Post(i) => self.start_post(i, false),
+            Action::PostOther(i) => self.start_post(i, true),
             Action::Batch(b) => self.start_batch(b),
             Action::Get(i) => self.start_get(self.payouts[i].trade_no.clone()),
             Action::Deliver(i) => self.start_delivery(i),
@@ -1039,6 +1124,15 @@ impl Sim {
                 "0000" => OrderStatus::Succeeded,
                 _ => OrderStatus::Failed,
             };
+            if let Some(p) = self.payouts.iter().find(|p| &p.trade_no == t)
+                && p.accepted
+                && !p.accepted_amounts.contains(&payout.amount)
+            {
+                found.push(format!(
+                    "{t}: Vexora paid {} yen; the merchant was told {:?} was accepted",
+                    payout.amount, p.accepted_amounts
+                ));
+            }
             match order {
                 None => found.push(format!("{t}: Vexora holds it, we lost it")),
                 Some(o) if o.status.is_final() && o.status != expected => found.push(format!(
@@ -1086,8 +1180,7 @@ impl Sim {
             let batches: Vec<(String, usize)> = self
                 .batches
                 .iter()
-                .filter(|b| !b.accepted.is_empty())
-                .map(|b| (b.id.clone(), b.items.len()))
+                .flat_map(|b| b.accepted_ids.iter().map(|id| (id.clone(), b.items.len())))
                 .collect();
             for (id, _) in &batches {
                 self.start_read_batch(id.clone());

@@ -189,21 +189,12 @@ pub struct World {
     pub refused_unknown: BTreeSet<String>,
     /// How often each kind of event happened (what the seeds explored).
     pub counts: BTreeMap<String, u64>,
-}
-
-/// Whether `old` → `new` is the move the contract allows on a request-level refusal: a submit
-/// `code 8000` without a platform order, applied to a `PENDING` order with no platform order, no
-/// earlier report and no report of payment.
-fn documented_refusal(old: Option<&Order>, new: &Order) -> bool {
-    let Some(old) = old else { return false };
-    old.status == OrderStatus::Pending
-        && old.plat_form_trade_no.is_none()
-        && old.history.is_empty()
-        && old.reported_paid_at.is_none()
-        && new
-            .vexora
-            .as_ref()
-            .is_some_and(|v| v.code.as_deref() == Some("8000") && v.plat_form_trade_no.is_none())
+    /// Orders of which the webhook acknowledged a notification (`200 OK`: durably applied):
+    /// after that, no request-level refusal may fail them. The world's own record, independent
+    /// of how the code decides what is known.
+    pub acknowledged: BTreeSet<String>,
+    /// Tasks whose submit reached Vexora (so a `5xx` from them would be a lie).
+    pub sent_by: BTreeSet<TaskId>,
 }
 
 impl World {
@@ -259,8 +250,9 @@ impl World {
                 self.finals.entry(key.to_owned()).or_insert(new.status);
             }
             if new.status == OrderStatus::Failed
-                && old.is_some_and(|o| o.status != OrderStatus::Failed)
-                && documented_refusal(old, new)
+                && old.is_some_and(|o| o.status == OrderStatus::Pending)
+                && new.vexora.as_ref().and_then(|v| v.code.as_deref()) == Some("8000")
+                && !self.acknowledged.contains(key)
             {
                 // The contract's one decision on an answer alone: a submit `8000` without data
                 // about an order of which nothing else is known. A Vexora that answers so for a

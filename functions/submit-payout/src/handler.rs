@@ -108,6 +108,9 @@ enum Outcome {
     BatchMismatch(BatchId),
     /// Item `i`'s tradeNo belongs to another payout.
     ItemMismatch(TradeNo, usize),
+    /// Item `i`'s payout is being submitted on its own right now (and may yet be withdrawn
+    /// unsent): the batch cannot count it as sent; retry shortly.
+    ItemInFlight(TradeNo, usize),
     /// Storage failed while storing or reading a batch.
     BatchUnavailable(BatchId),
     BatchTooLarge,
@@ -160,6 +163,7 @@ impl Outcome {
             Self::Batch(_) => "batch",
             Self::InsufficientBalance { .. } => "insufficient_balance",
             Self::BatchMismatch(_) | Self::ItemMismatch(..) => "mismatch",
+            Self::ItemInFlight(..) => "in_flight",
             Self::BatchUnavailable(_) => "storage_error",
             Self::BatchTooLarge => "too_large",
             Self::BatchesOff => "batches_off",
@@ -204,7 +208,7 @@ impl Outcome {
             | Self::BatchUnavailable(_)
             | Self::BatchTooLarge
             | Self::BatchesOff => None,
-            Self::ItemMismatch(t, _) => Some(t),
+            Self::ItemMismatch(t, _) | Self::ItemInFlight(t, _) => Some(t),
         }
     }
 
@@ -255,6 +259,21 @@ impl Outcome {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     &ErrorBody {
                         error: "idempotency_mismatch",
+                        message: &message,
+                        fields: None,
+                        trade_no: Some(trade_no.as_str()),
+                        batch_id: None,
+                    },
+                );
+            }
+            Self::ItemInFlight(trade_no, i) => {
+                let message = format!(
+                    "items[{i}]'s payout is being submitted on its own right now; retry the batch with the same batchId shortly"
+                );
+                return json(
+                    StatusCode::CONFLICT,
+                    &ErrorBody {
+                        error: "in_flight",
                         message: &message,
                         fields: None,
                         trade_no: Some(trade_no.as_str()),
@@ -535,7 +554,11 @@ where
     /// payout never stored (contract: Half-stored batches): `None`. Any other order is returned
     /// as it is. The `tradeNo` when storage failed (nothing was sent).
     async fn half_stored(&self, existing: Order) -> Result<Option<Order>, TradeNo> {
-        if !existing.queued {
+        // A batch request may still be storing it (and then accept it): only an item no batch
+        // listed for longer than any request runs is half-stored; until then it is in flight.
+        let settled =
+            (self.clock)() - existing.updated_at >= payout_core::batch::HALF_STORED_SETTLED;
+        if !existing.queued || !settled {
             return Ok(Some(existing));
         }
         for id in existing.listed_by() {
@@ -557,8 +580,12 @@ where
             .await
         {
             Ok(true) => Ok(None),
-            // Listed or taken meanwhile: answered as it stands.
-            Ok(false) => Ok(Some(existing)),
+            // Listed or taken meanwhile (or our delete landed and its retry was refused): answered
+            // as it stands now.
+            Ok(false) => match self.store.get(&existing.trade_no).await {
+                Ok(now) => Ok(now),
+                Err(_) => Err(existing.trade_no),
+            },
             Err(e) => {
                 tracing::error!(trade_no = existing.trade_no.as_str(), error = %e, "withdrawing a half-stored item failed");
                 Err(existing.trade_no)

@@ -15,8 +15,9 @@ use crate::store::{Created, StoreError};
 pub enum Adopted {
     /// Still queued, now listed by the batch too; the order as stored.
     Listed(Box<Order>),
-    /// Taken by a worker or a submit already: it is being (or was) sent once.
-    Taken,
+    /// Taken by a worker or a submit already: it is being (or was) sent once. The order as it
+    /// stands (it may be another payout under the same `tradeNo` by now).
+    Taken(Box<Order>),
     /// No such item (withdrawn meanwhile): store it anew.
     Gone,
 }

@@ -181,9 +181,22 @@ async fn an_anomaly_past_the_kept_list_still_has_its_event_and_reason() {
     let mut r = Recorder::new("E3");
     r.apply(&webhook("E3", "0000", 1500)).await;
     let kept = crate::store::schema::MAX_ANOMALIES_KEPT;
-    for _ in 0..kept + 2 {
-        r.apply(&webhook("E3", "00029", 1500)).await;
+    for i in 0..kept + 2 {
+        // Each a new report (Vexora's timestamp differs): the same one again is not kept twice.
+        let mut report = webhook("E3", "00029", 1500);
+        report.details.insert("timestamp".into(), i.to_string());
+        r.apply(&report).await;
     }
+    let again = r.last.clone().unwrap().anomaly_count;
+    let mut same = webhook("E3", "00029", 1500);
+    same.details
+        .insert("timestamp".into(), (kept + 1).to_string());
+    r.apply(&same).await;
+    assert_eq!(
+        r.last.clone().unwrap().anomaly_count,
+        again,
+        "a replay keeps nothing"
+    );
     let order = r.last.clone().unwrap();
     assert_eq!(order.anomalies.len(), kept);
     assert_eq!(order.anomaly_count, kept as u64 + 2);

@@ -510,7 +510,7 @@ impl crate::batch::BatchStore for DynamoOrderStore {
             )?))),
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => Ok(match failed.item {
-                    Some(_) => Adopted::Taken,
+                    Some(item) => Adopted::Taken(Box::new(from_item(&item)?)),
                     None => Adopted::Gone,
                 }),
                 other => Err(other.into()),
@@ -531,8 +531,11 @@ impl crate::batch::BatchStore for DynamoOrderStore {
             .key(attr::TRADE_NO, s(trade_no.as_str()))
             .condition_expression(
                 "#status = :pending AND attribute_exists(#payload) \
-                 AND attribute_not_exists(#intentId) AND #updatedAt = :listed",
+                 AND attribute_not_exists(#intentId) AND #updatedAt = :listed \
+                 AND (attribute_not_exists(#anomalyCount) OR #anomalyCount = :zero)",
             )
+            .expression_attribute_names("#anomalyCount", attr::ANOMALY_COUNT)
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#payload", attr::QUEUED_PAYLOAD)
             .expression_attribute_names("#intentId", attr::INTENT_ID)

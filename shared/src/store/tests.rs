@@ -140,7 +140,69 @@ store_behaviour!(
     a_queued_item_is_claimed_once_and_its_review_flag_cleared,
     a_queued_item_is_listed_by_later_batches_and_withdrawn_only_as_last_read,
     a_batch_record_is_stored_once_and_committed,
+    the_unresolved_index_pages,
+    a_check_is_claimed_once_per_reading_and_counts_its_attempt,
+    a_refresh_is_claimed_at_most_once_per_interval,
 );
+
+async fn a_check_is_claimed_once_per_reading_and_counts_its_attempt(
+    store: &(impl OrderStore + BatchStore),
+) {
+    let mut o = order("CC1", 1500);
+    o.check_after = Some(t0());
+    store.create(&o).await.unwrap();
+    let claim = CheckClaim {
+        seen: t0(),
+        next: t0() + Duration::minutes(5),
+        now: t0() + Duration::seconds(1),
+        manual_review: true,
+    };
+
+    assert!(store.claim_check(&tn("CC1"), &claim).await.unwrap());
+    // A second run that read the same `checkAfter` finds it taken.
+    assert!(!store.claim_check(&tn("CC1"), &claim).await.unwrap());
+
+    let stored = store.get(&tn("CC1")).await.unwrap().unwrap();
+    assert_eq!(stored.check_after, Some(t0() + Duration::minutes(5)));
+    assert_eq!(stored.check_attempts, 1);
+    assert!(stored.manual_review);
+    assert_eq!(stored.last_query_at, Some(t0() + Duration::seconds(1)));
+    // A final order is never claimed.
+    store
+        .transition(&tn("CC1"), &move_to(OrderStatus::Succeeded, 6))
+        .await
+        .unwrap();
+    let later = CheckClaim {
+        seen: t0() + Duration::minutes(5),
+        ..claim
+    };
+    assert!(!store.claim_check(&tn("CC1"), &later).await.unwrap());
+    assert!(!store.claim_check(&tn("ABSENT"), &claim).await.unwrap());
+}
+
+async fn a_refresh_is_claimed_at_most_once_per_interval(store: &(impl OrderStore + BatchStore)) {
+    store.create(&order("RC1", 1500)).await.unwrap();
+    let interval = Duration::seconds(10);
+
+    assert!(
+        store
+            .claim_refresh(&tn("RC1"), t0(), interval)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_refresh(&tn("RC1"), t0() + Duration::seconds(9), interval)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_refresh(&tn("RC1"), t0() + Duration::seconds(10), interval)
+            .await
+            .unwrap()
+    );
+}
 
 async fn a_keep_retried_after_another_write_lands_once(store: &(impl OrderStore + BatchStore)) {
     store.create(&order("KR1", 1500)).await.unwrap();
@@ -339,7 +401,8 @@ async fn a_queued_item_is_listed_by_later_batches_and_withdrawn_only_as_last_rea
             .adopt_queued(&tn("QL2"), &BatchId::parse("B2").unwrap(), later)
             .await
             .unwrap(),
-        Adopted::Taken
+        Adopted::Taken(Box::new(taken.clone())),
+        "taken: the order as it stands"
     );
     assert!(
         !store
@@ -827,9 +890,7 @@ async fn racing_transitions_apply_once() {
     assert_eq!(store.get(&tn("RACE2")).await.unwrap().unwrap().version, 2);
 }
 
-#[tokio::test]
-async fn the_unresolved_index_pages() {
-    let store = moto_store().await;
+async fn the_unresolved_index_pages(store: &(impl OrderStore + BatchStore)) {
     for i in 0..5 {
         let mut o = order(&format!("PAGE{i}"), 1500);
         o.check_after = Some(t0() + Duration::seconds(i));

@@ -306,8 +306,8 @@ impl OrderStore for InMemoryStore {
         start: Option<DueCursor>,
     ) -> Result<DuePage, StoreError> {
         self.enter("due_for_check")?;
-        // The fake returns everything due in one page; cursors are a real-adapter concern.
-        let _ = start;
+        // Paged as the index is: oldest first, `limit` a page, the cursor after the last one.
+        let after = start.as_ref().and_then(DueCursor::position);
         let mut due: Vec<(DateTime<Utc>, TradeNo)> = self
             .lock()
             .values()
@@ -319,10 +319,21 @@ impl OrderStore for InMemoryStore {
             })
             .collect();
         due.sort();
-        due.truncate(usize::try_from(limit).unwrap_or(0));
+        if let Some((at, trade_no)) = &after {
+            due.retain(|(a, t)| {
+                (a.timestamp_millis(), t.as_str().to_owned()) > (*at, trade_no.clone())
+            });
+        }
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let more = due.len() > limit;
+        due.truncate(limit);
+        let next = due
+            .last()
+            .filter(|_| more)
+            .map(|(at, t)| DueCursor::after(*at, t));
         Ok(DuePage {
             trade_nos: due.into_iter().map(|(_, t)| t).collect(),
-            next: None,
+            next,
         })
     }
 }
@@ -512,7 +523,7 @@ impl crate::batch::BatchStore for InMemoryStore {
             && order.intent_id.is_none()
             && guarded(&self.payloads).contains_key(trade_no.as_str());
         if !queued {
-            return Ok(Adopted::Taken);
+            return Ok(Adopted::Taken(Box::new(order.clone())));
         }
         if !order.batch_ids.iter().any(|b| b == batch_id.as_str()) {
             order.batch_ids.push(batch_id.as_str().to_owned());
@@ -538,6 +549,7 @@ impl crate::batch::BatchStore for InMemoryStore {
                 if o.status == OrderStatus::Pending
                     && o.intent_id.is_none()
                     && payloads.contains_key(trade_no.as_str())
+                    && o.event_count() == 0
                     && o.updated_at.timestamp_millis() == listed_at.timestamp_millis() =>
             {
                 orders.remove(trade_no);

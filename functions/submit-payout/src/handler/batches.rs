@@ -76,6 +76,9 @@ where
                     return Outcome::ItemMismatch(item.trade_no.clone(), i);
                 }
                 Some(order) if order.queued => unsent.push((i, item)),
+                Some(order) if self.in_flight(order, now) => {
+                    return Outcome::ItemInFlight(item.trade_no.clone(), i);
+                }
                 Some(_) => {}
                 None => new_items.push((i, item)),
             }
@@ -127,7 +130,15 @@ where
             {
                 match result {
                     Ok(Adopted::Listed(_)) => queued.push(item.trade_no.clone()),
-                    Ok(Adopted::Taken) => {}
+                    // Sent (or being sent) once already; unless it became another payout.
+                    Ok(Adopted::Taken(order)) => {
+                        if order.fingerprint != item.payout.fingerprint() {
+                            return Outcome::ItemMismatch(item.trade_no.clone(), i);
+                        }
+                        if self.in_flight(&order, now) {
+                            return Outcome::ItemInFlight(item.trade_no.clone(), i);
+                        }
+                    }
                     Ok(Adopted::Gone) => new_items.push((i, item)),
                     Err(e) => {
                         tracing::error!(trade_no = item.trade_no.as_str(), error = %e, "listing a queued item failed");
@@ -158,6 +169,9 @@ where
                         if order.fingerprint != item.payout.fingerprint() {
                             return Outcome::ItemMismatch(item.trade_no.clone(), *i);
                         }
+                        if self.in_flight(&order, now) {
+                            return Outcome::ItemInFlight(item.trade_no.clone(), *i);
+                        }
                         if order.queued {
                             match self
                                 .store
@@ -165,7 +179,14 @@ where
                                 .await
                             {
                                 Ok(Adopted::Listed(_)) => queued.push(item.trade_no.clone()),
-                                Ok(Adopted::Taken) => {}
+                                Ok(Adopted::Taken(order)) => {
+                                    if order.fingerprint != item.payout.fingerprint() {
+                                        return Outcome::ItemMismatch(item.trade_no.clone(), *i);
+                                    }
+                                    if self.in_flight(&order, now) {
+                                        return Outcome::ItemInFlight(item.trade_no.clone(), *i);
+                                    }
+                                }
                                 Ok(Adopted::Gone) | Err(_) => failed = true,
                             }
                         }
@@ -194,6 +215,19 @@ where
             "batch accepted"
         );
         Outcome::BatchAccepted(batch_id, batch.items.len())
+    }
+
+    /// Whether `order` (not queued) is a submit still running, which may yet withdraw it unsent
+    /// (`POST /payouts`, or a worker that may put it back in its queue): a batch cannot count it
+    /// as sent.
+    fn in_flight(
+        &self,
+        order: &payout_core::order::Order,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        order.status == payout_core::order::OrderStatus::Pending
+            && !order.queued
+            && !order.is_abandoned(now, self.abandoned_after)
     }
 
     /// Puts items on the queue; what does not get there stays queued in the table and is put
