@@ -4,7 +4,8 @@
 //! else visible again after the queue's visibility timeout. Used by the e2e tests, the
 //! reliability run and `make dev`.
 //!
-//! Faults on request: `redeliver_every` delivers every n-th batch twice (SQS's at-least-once).
+//! Faults on request ([`Redelivery`]): every n-th batch delivered twice, again once it was
+//! answered or to two workers at once (SQS's at-least-once).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,9 +45,22 @@ pub struct SqsPumpStats {
     pub failed_invocations: AtomicU64,
     /// Messages handed back by `batchItemFailures`.
     pub handed_back: AtomicU64,
-    /// Batches delivered a second time on purpose.
+    /// Batches delivered a second time on purpose, once the first delivery was answered.
     pub redelivered: AtomicU64,
+    /// Batches delivered to two workers at once on purpose.
+    pub redelivered_concurrently: AtomicU64,
     pub deleted: AtomicU64,
+}
+
+/// Which batches the pump delivers twice (each `None`: none).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Redelivery {
+    /// Every n-th invocation's messages again, once it was answered and before they are
+    /// deleted.
+    pub after_answer_every: Option<u64>,
+    /// Every n-th batch received, to two workers at once (a free worker for each; never when
+    /// the function has one).
+    pub concurrently_every: Option<u64>,
 }
 
 /// Feeds a queue to a function until dropped.
@@ -71,6 +85,21 @@ impl SqsPump {
         concurrency: usize,
         redeliver_every: Option<u64>,
     ) -> Self {
+        let redelivery = Redelivery {
+            after_answer_every: redeliver_every,
+            concurrently_every: None,
+        };
+        Self::start_with(sdk, queue_url, invoker, concurrency, redelivery)
+    }
+
+    /// [`SqsPump::start`] with any [`Redelivery`].
+    pub fn start_with<I: Invoke>(
+        sdk: &SdkConfig,
+        queue_url: String,
+        invoker: Arc<I>,
+        concurrency: usize,
+        redelivery: Redelivery,
+    ) -> Self {
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let stats = Arc::new(SqsPumpStats::default());
         let task = tokio::spawn(pump(
@@ -78,7 +107,7 @@ impl SqsPump {
             queue_url,
             invoker,
             concurrency.max(1),
-            redeliver_every,
+            redelivery,
             stats.clone(),
         ));
         Self { stats, task }
@@ -90,11 +119,12 @@ async fn pump<I: Invoke>(
     queue_url: String,
     invoker: Arc<I>,
     concurrency: usize,
-    redeliver_every: Option<u64>,
+    redelivery: Redelivery,
     stats: Arc<SqsPumpStats>,
 ) {
     let idle = Duration::from_millis(200);
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut batches = 0u64;
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
@@ -115,27 +145,43 @@ async fn pump<I: Invoke>(
             tokio::time::sleep(idle).await;
             continue;
         }
+        batches += 1;
+        // A second worker for the twin: only this loop waits for a second permit, so two
+        // deliveries never each hold one while waiting for another.
+        let twin = if concurrency > 1
+            && redelivery
+                .concurrently_every
+                .is_some_and(|every| batches.is_multiple_of(every))
+        {
+            permits.clone().acquire_owned().await.ok()
+        } else {
+            None
+        };
         tokio::spawn(deliver(
             sqs.clone(),
             queue_url.clone(),
             invoker.clone(),
             messages,
-            redeliver_every,
+            redelivery,
             stats.clone(),
-            permit,
+            (permit, twin),
         ));
     }
 }
 
-/// One invocation with `messages`, then the deletes Lambda's mapping would make.
+/// One invocation with `messages` (two at once when it holds a permit for a twin), then the
+/// deletes Lambda's mapping would make after the first.
 async fn deliver<I: Invoke>(
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     invoker: Arc<I>,
     messages: Vec<aws_sdk_sqs::types::Message>,
-    redeliver_every: Option<u64>,
+    redelivery: Redelivery,
     stats: Arc<SqsPumpStats>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    permits: (
+        tokio::sync::OwnedSemaphorePermit,
+        Option<tokio::sync::OwnedSemaphorePermit>,
+    ),
 ) {
     {
         stats
@@ -157,8 +203,21 @@ async fn deliver<I: Invoke>(
             .collect();
         let event = serde_json::json!({ "Records": records });
         let n = stats.invocations.fetch_add(1, Ordering::Relaxed) + 1;
-        let answer = invoker.invoke(&event).await;
-        if redeliver_every.is_some_and(|every| n.is_multiple_of(every)) {
+        let answer = if permits.1.is_some() {
+            // The same messages (the same receipts) in two workers' hands at once; the first
+            // copy's answer decides the deletes, the twin's is ignored like a redelivery's.
+            stats
+                .redelivered_concurrently
+                .fetch_add(1, Ordering::Relaxed);
+            let (answer, _) = tokio::join!(invoker.invoke(&event), invoker.invoke(&event));
+            answer
+        } else {
+            invoker.invoke(&event).await
+        };
+        if redelivery
+            .after_answer_every
+            .is_some_and(|every| n.is_multiple_of(every))
+        {
             // SQS delivers at least once: the same messages again, before they are deleted.
             stats.redelivered.fetch_add(1, Ordering::Relaxed);
             let _ = invoker.invoke(&event).await;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -46,14 +47,35 @@ struct Invocation {
     reply: Reply,
 }
 
+/// An invocation a process has taken and not answered yet.
+struct Taken {
+    reply: Reply,
+    /// Which process took it (its index among the function's processes).
+    instance: usize,
+    event: Bytes,
+    /// Another invocation with the very same event that a second process had in hand when this
+    /// one was taken (a duplicate delivery at once).
+    twin: Option<String>,
+}
+
 struct RuntimeApi {
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
-    pending: Mutex<HashMap<String, Reply>>,
+    pending: Mutex<HashMap<String, Taken>>,
+    /// Events two processes had in hand at once, both answered.
+    twins_answered: AtomicU64,
     /// How many `next` calls have arrived: the first one means init finished.
     polls: watch::Sender<u64>,
     /// When the first `next` call arrived.
     first_poll: Mutex<Option<Instant>>,
     init_error: Mutex<Option<String>>,
+}
+
+/// The runtime API as one process sees it: each process has an address of its own, so what it
+/// takes is known to be its own (a killed process's invocations stay in its hand).
+#[derive(Clone)]
+struct Runtime {
+    api: Arc<RuntimeApi>,
+    instance: usize,
 }
 
 /// A function served by one or more processes.
@@ -108,24 +130,28 @@ impl Function {
             polls,
             first_poll: Mutex::default(),
             init_error: Mutex::default(),
+            twins_answered: AtomicU64::new(0),
         });
-        let runtime_addr = serve(
-            Router::new()
-                .route("/2018-06-01/runtime/invocation/next", get(next))
-                .route(
-                    "/2018-06-01/runtime/invocation/{id}/response",
-                    post(respond),
-                )
-                .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
-                .route("/2018-06-01/runtime/init/error", post(init_error))
-                .with_state(api.clone()),
-        )
-        .await?;
         let front_addr = serve(Router::new().fallback(front).with_state(sender.clone())).await?;
         let logs = Arc::new(Mutex::new(Vec::new()));
         let mut children = Vec::new();
         let spawned = Instant::now();
-        for _ in 0..instances {
+        for instance in 0..instances {
+            let runtime_addr = serve(
+                Router::new()
+                    .route("/2018-06-01/runtime/invocation/next", get(next))
+                    .route(
+                        "/2018-06-01/runtime/invocation/{id}/response",
+                        post(respond),
+                    )
+                    .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
+                    .route("/2018-06-01/runtime/init/error", post(init_error))
+                    .with_state(Runtime {
+                        api: api.clone(),
+                        instance,
+                    }),
+            )
+            .await?;
             let mut command = Command::new(&binary);
             command
                 .args(args)
@@ -226,6 +252,28 @@ impl Function {
         self.children.iter().filter_map(Child::id).collect()
     }
 
+    /// The events the process `pid` has taken and not answered: for a process that was killed,
+    /// what it held when it died (it never answers them).
+    pub fn in_hand(&self, pid: u32) -> Vec<Value> {
+        let Some(instance) = self.children.iter().position(|c| c.id() == Some(pid)) else {
+            return Vec::new();
+        };
+        self.api
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|taken| taken.instance == instance)
+            .filter_map(|taken| serde_json::from_slice(&taken.event).ok())
+            .collect()
+    }
+
+    /// How many times two processes had the very same event in hand at once and both answered
+    /// it (a duplicate delivered concurrently, as SQS may).
+    pub fn twins_answered(&self) -> u64 {
+        self.api.twins_answered.load(Ordering::Relaxed)
+    }
+
     /// Everything the processes wrote to stdout and stderr so far.
     pub fn logs(&self) -> String {
         String::from_utf8_lossy(&self.logs.lock().unwrap_or_else(PoisonError::into_inner))
@@ -267,7 +315,7 @@ async fn serve(router: Router) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
-async fn next(State(api): State<Arc<RuntimeApi>>) -> Response {
+async fn next(State(Runtime { api, instance }): State<Runtime>) -> Response {
     api.first_poll
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -278,10 +326,26 @@ async fn next(State(api): State<Arc<RuntimeApi>>) -> Response {
         return StatusCode::GONE.into_response();
     };
     let id = uuid::Uuid::new_v4().to_string();
-    api.pending
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(id.clone(), invocation.reply);
+    let event = Bytes::from(invocation.event);
+    {
+        let mut pending = api.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let twin = pending
+            .iter_mut()
+            .find(|(_, other)| other.instance != instance && other.event == event)
+            .map(|(other_id, other)| {
+                other.twin = Some(id.clone());
+                other_id.clone()
+            });
+        pending.insert(
+            id.clone(),
+            Taken {
+                reply: invocation.reply,
+                instance,
+                event: event.clone(),
+                twin,
+            },
+        );
+    }
     let deadline = chrono::Utc::now().timestamp_millis() + INVOCATION_TIMEOUT.as_millis() as i64;
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: String| {
@@ -300,18 +364,19 @@ async fn next(State(api): State<Arc<RuntimeApi>>) -> Response {
         "Root=1-00000000-000000000000000000000000;Sampled=0".into(),
     );
     put("content-type", "application/json".into());
-    (headers, invocation.event).into_response()
+    (headers, event).into_response()
 }
 
 fn settle(api: &RuntimeApi, id: &str, result: Result<Vec<u8>, String>) -> StatusCode {
-    match api
-        .pending
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(id)
-    {
-        Some(reply) => {
-            let _ = reply.send(result);
+    let mut pending = api.pending.lock().unwrap_or_else(PoisonError::into_inner);
+    match pending.remove(id) {
+        Some(taken) => {
+            // The second of two twins to be answered counts the pair.
+            if taken.twin.is_some_and(|twin| !pending.contains_key(&twin)) {
+                api.twins_answered.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(pending);
+            let _ = taken.reply.send(result);
             StatusCode::ACCEPTED
         }
         None => StatusCode::NOT_FOUND,
@@ -319,7 +384,7 @@ fn settle(api: &RuntimeApi, id: &str, result: Result<Vec<u8>, String>) -> Status
 }
 
 async fn respond(
-    State(api): State<Arc<RuntimeApi>>,
+    State(Runtime { api, .. }): State<Runtime>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> StatusCode {
@@ -327,14 +392,14 @@ async fn respond(
 }
 
 async fn fail(
-    State(api): State<Arc<RuntimeApi>>,
+    State(Runtime { api, .. }): State<Runtime>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> StatusCode {
     settle(&api, &id, Err(String::from_utf8_lossy(&body).into_owned()))
 }
 
-async fn init_error(State(api): State<Arc<RuntimeApi>>, body: Bytes) -> StatusCode {
+async fn init_error(State(Runtime { api, .. }): State<Runtime>, body: Bytes) -> StatusCode {
     *api.init_error
         .lock()
         .unwrap_or_else(PoisonError::into_inner) =

@@ -9,6 +9,12 @@
 //! replayed after the fact; the moto server stopped and restarted mid-run (its state is kept,
 //! as DynamoDB's would be); and a secret rotation mid-run (Vexora first, then Secrets Manager,
 //! the documented order).
+//!
+//! Besides the ledgers, every check is a violation or a measured, bounded figure: the webhook
+//! path on its own before the reconciler's sweep ([`WebhookPath`]), every order not final at
+//! the end (only manual review with a reason is right), every request and client left without
+//! an answer (but those the harness cut), every payout's final `GET` (anything but `200`), and
+//! the canaries in every whole answer body, event detail and log line, counted as scanned.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -18,7 +24,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use payout_core::config;
 use payout_core::domain::TradeNo;
-use payout_core::order::{Order, OrderStatus};
+use payout_core::order::{Order, OrderStatus, ReportSource};
 use payout_core::store::{DynamoOrderStore, OrderStore, schema};
 use payout_core::testkit::Moto;
 use rand::rngs::StdRng;
@@ -35,6 +41,16 @@ use crate::stack::{MERCHANT, Stack, StackConfig};
 
 /// How many times a client sends one request before it stops trying.
 const CLIENT_ATTEMPTS: u32 = 40;
+/// How long a client waits for an answer (the impatient client's first request excepted).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long the impatient client waits before it gives up on its first request: the harness
+/// cuts that request on purpose, so its missing answer is no broken promise.
+const IMPATIENT_TIMEOUT: Duration = Duration::from_millis(250);
+/// How many times the final `GET` is sent when it answers `5xx` or nothing.
+const FINAL_LOOK_ATTEMPTS: u32 = 5;
+/// The reconciler's give-up age in this run (`RECONCILE_GIVE_UP_HOURS`, the default): an order
+/// still unresolved past it is flagged for manual review.
+const GIVE_UP_HOURS: i64 = 72;
 /// Canary names: written into every payout, searched for in every log line and answer.
 const CANARY_FIRSTNAME: &str = "カナリア";
 const CANARY_LASTNAME: &str = "ピーアイアイテスト";
@@ -150,11 +166,28 @@ fn specs(plan: &Plan, rng: &mut StdRng) -> Vec<Spec> {
 }
 
 /// One request a client sent and what it was told.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default)]
 struct Told {
     http: Option<u16>,
     status: Option<String>,
+    /// The whole answer body as received (`None` when no answer came): scanned for canaries.
+    body: Option<String>,
     ms: f64,
+    /// No answer because the harness cut the request on purpose ([`IMPATIENT_TIMEOUT`]).
+    cut: bool,
+    /// The last request of a client that ran out of attempts without an answer.
+    gave_up: bool,
+}
+
+impl Told {
+    /// What the client was told, without the body (for a violation's detail).
+    fn brief(&self) -> String {
+        format!(
+            "HTTP {}, status {}",
+            self.http.map_or("none".to_owned(), |c| c.to_string()),
+            self.status.as_deref().unwrap_or("none")
+        )
+    }
 }
 
 /// The reliability run's stack: 8 submit, 2 webhook and 1 reconcile process, Vexora's retry
@@ -171,7 +204,10 @@ async fn stack(plan: &Plan, old_secret: &str, moto: &Moto) -> Result<Stack, Stri
         ..SandboxConfig::default()
     };
     config.submit_instances = 8;
-    config.webhook_instances = 2;
+    // Lambda runs as many webhook sandboxes as deliveries need; with two processes a 1,000-payout
+    // run (time compressed 1000x) queued deliveries past Vexora's 10-s limit and the retries
+    // stormed: 59.8 % acknowledged on first delivery (measured). With four: 99.6 %.
+    config.webhook_instances = 4;
     config.events = true;
     config.batches = true;
     config.batch_workers = 2;
@@ -179,10 +215,53 @@ async fn stack(plan: &Plan, old_secret: &str, moto: &Moto) -> Result<Stack, Stri
     config
         .extra_env
         .push((config::RECONCILE_MAX_ORDERS.to_owned(), "10000".to_owned()));
+    config.extra_env.push((
+        config::RECONCILE_GIVE_UP_HOURS.to_owned(),
+        GIVE_UP_HOURS.to_string(),
+    ));
     Stack::spawn(config).await
 }
 
+/// Sends one request once and records what it was told, the whole answer body included. A
+/// request cut by a `timeout` shorter than [`CLIENT_TIMEOUT`] is marked as cut on purpose.
+async fn send_once(
+    http: &reqwest::Client,
+    url: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Told {
+    let request = match body {
+        Some(body) => http.post(url).json(body),
+        None => http.get(url),
+    };
+    let started = Instant::now();
+    let (http, text, cut) = match request.timeout(timeout).send().await {
+        Ok(response) => {
+            let code = response.status().as_u16();
+            match response.text().await {
+                Ok(text) => (Some(code), Some(text), false),
+                // The body was cut off: the answer never arrived whole.
+                Err(e) => (None, None, e.is_timeout() && timeout < CLIENT_TIMEOUT),
+            }
+        }
+        Err(e) => (None, None, e.is_timeout() && timeout < CLIENT_TIMEOUT),
+    };
+    let status = text
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|v| v["status"].as_str().map(str::to_owned));
+    Told {
+        http,
+        status,
+        body: text,
+        ms: started.elapsed().as_secs_f64() * 1000.0,
+        cut,
+        gave_up: false,
+    }
+}
+
 /// Sends one request, retrying on transport errors, 409, 429 and 5xx like a careful merchant.
+/// A client that runs out of attempts marks its last request [`Told::gave_up`].
 async fn send_until_answered(
     http: &reqwest::Client,
     url: &str,
@@ -194,27 +273,11 @@ async fn send_until_answered(
         let timeout = if attempt == 0 {
             first_timeout
         } else {
-            Duration::from_secs(25)
+            CLIENT_TIMEOUT
         };
-        let request = match body {
-            Some(body) => http.post(url).json(body),
-            None => http.get(url),
-        };
-        let started = Instant::now();
-        let answer = request.timeout(timeout).send().await;
-        let (code, status) = match answer {
-            Ok(response) => {
-                let code = response.status().as_u16();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                (Some(code), body["status"].as_str().map(str::to_owned))
-            }
-            Err(_) => (None, None),
-        };
-        told.push(Told {
-            http: code,
-            status,
-            ms: started.elapsed().as_secs_f64() * 1000.0,
-        });
+        let answer = send_once(http, url, body, timeout).await;
+        let code = answer.http;
+        told.push(answer);
         match code {
             Some(c) if !(c == 409 || c == 429 || c >= 500) => return,
             _ => {
@@ -222,6 +285,9 @@ async fn send_until_answered(
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
         }
+    }
+    if let Some(last) = told.last_mut() {
+        last.gave_up = true;
     }
 }
 
@@ -235,14 +301,7 @@ async fn batch_client(s: &Stack, specs: &[Spec]) -> Vec<Told> {
     });
     let mut told = Vec::new();
     for _ in 0..2 {
-        send_until_answered(
-            &s.http,
-            &url,
-            Some(&body),
-            Duration::from_secs(25),
-            &mut told,
-        )
-        .await;
+        send_until_answered(&s.http, &url, Some(&body), CLIENT_TIMEOUT, &mut told).await;
     }
     told
 }
@@ -250,7 +309,7 @@ async fn batch_client(s: &Stack, specs: &[Spec]) -> Vec<Told> {
 async fn client(s: &Stack, spec: &Spec) -> Vec<Told> {
     let url = format!("{}/payouts", s.submit.url);
     let body = spec.body();
-    let normal = Duration::from_secs(25);
+    let normal = CLIENT_TIMEOUT;
     match spec.pattern {
         Pattern::Once => {
             let mut told = Vec::new();
@@ -275,14 +334,7 @@ async fn client(s: &Stack, spec: &Spec) -> Vec<Told> {
         Pattern::Batch => batch_client(s, std::slice::from_ref(spec)).await,
         Pattern::Impatient => {
             let mut told = Vec::new();
-            send_until_answered(
-                &s.http,
-                &url,
-                Some(&body),
-                Duration::from_millis(250),
-                &mut told,
-            )
-            .await;
+            send_until_answered(&s.http, &url, Some(&body), IMPATIENT_TIMEOUT, &mut told).await;
             told
         }
     }
@@ -341,13 +393,37 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// An order that ended the run without a final state, and why that is right.
+/// An order that ended the run without a final state. It is a violation unless it is flagged
+/// for manual review and the run can say why nobody can know its outcome (`reason`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NonFinal {
     pub trade_no: String,
     pub status: String,
-    pub reason: String,
+    pub manual_review: bool,
+    /// Why its outcome is unknowable, or `None` when it should have been resolved.
+    pub reason: Option<String>,
+}
+
+/// What the webhook path achieved on its own, measured after every delivery settled and
+/// BEFORE the reconciler's sweep (which would otherwise hide a broken path: it brings every
+/// order to Vexora's truth by queries).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookPath {
+    /// First delivery attempts (of each notification, replays included) to payouts the harness
+    /// injected no lost delivery into.
+    pub first_deliveries: usize,
+    pub first_deliveries_acknowledged: usize,
+    /// The least share of first deliveries that must be acknowledged (from the plan's faults).
+    pub first_delivery_min_share: f64,
+    /// Payouts Vexora holds whose final status only a webhook can bring before the sweep (the
+    /// submit answer is not final and no query has been made).
+    pub webhook_only_payouts: usize,
+    /// Of those, final in DynamoDB before the reconciler's first run.
+    pub final_before_sweep: usize,
+    /// The least share of those that must be final before the sweep (from the plan's faults).
+    pub final_before_sweep_min_share: f64,
 }
 
 /// The run's findings; `violations` empty means every promise held.
@@ -360,8 +436,13 @@ pub struct Report {
     pub faults: Faults,
     /// Client requests by HTTP answer (`error` = no answer).
     pub client_answers: BTreeMap<String, usize>,
-    /// Payouts whose clients ran out of attempts without an answer.
+    /// Payouts a client of which ran out of attempts without an answer, or that never got an
+    /// accepted answer (each a violation).
     pub clients_unanswered: usize,
+    /// Requests that got no answer although the harness did not cut them (each a violation).
+    pub requests_unanswered: usize,
+    /// Requests the harness cut on purpose (the impatient client's first wait).
+    pub requests_cut: usize,
     pub submit_latency_ms: Percentiles,
     pub first_answer_latency_ms: Percentiles,
     /// DynamoDB's orders by status.
@@ -375,11 +456,28 @@ pub struct Report {
     pub webhook_deliveries: BTreeMap<String, usize>,
     /// Deliveries signed with the rotated secret that the receiver acknowledged.
     pub webhooks_acknowledged_after_rotation: usize,
+    /// The webhook path on its own, before the reconciler's sweep.
+    pub webhook_path: WebhookPath,
     pub reconcile_runs: u32,
     pub reconcile_resolved: u64,
+    /// Orders the reconciler could not resolve, aged past its give-up age before its last runs.
+    pub aged_past_give_up: usize,
     pub anomalies_recorded: usize,
+    /// Every order not final at the end (`non_final.len()`).
+    pub non_final_count: usize,
+    /// Of those, flagged for manual review with a reason (the rest are violations).
+    pub non_final_in_review: usize,
     pub non_final: Vec<NonFinal>,
+    /// Every payout's last `GET /payouts/{tradeNo}` by HTTP answer (`error` = none).
+    pub final_look_answers: BTreeMap<String, usize>,
+    /// Final `GET`s sent again after a `5xx` or no answer.
+    pub final_look_retries: usize,
+    /// Texts scanned for every canary, as scanned: answers, event details and log lines.
     pub canaries_checked: usize,
+    /// Distinct canary values looked for (personal data of every payout, both app secrets).
+    pub canary_values: usize,
+    pub answers_scanned: usize,
+    pub event_details_scanned: usize,
     pub log_lines_scanned: usize,
     pub events: EventsReport,
     pub violations: Vec<Violation>,
@@ -466,6 +564,8 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
             stored.map(|()| (moto, down_ms))
         })
     };
+    // Every request's answers once (a batch's are every item's): what the canary scan reads.
+    let mut requests: Vec<(String, Vec<Told>)> = Vec::new();
     let told: Vec<Vec<Told>> = {
         // Single payouts one client each; batch items ten to a batch, in plan order.
         let mut jobs: Vec<Vec<usize>> = Vec::new();
@@ -505,10 +605,13 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
             .collect();
         let mut told = vec![Vec::new(); specs.len()];
         for task in tasks {
-            for (i, answers) in task
+            let job = task
                 .await
-                .map_err(|e| format!("a client task failed: {e}"))?
-            {
+                .map_err(|e| format!("a client task failed: {e}"))?;
+            if let Some((first, answers)) = job.first() {
+                requests.push((specs[*first].trade_no.clone(), answers.clone()));
+            }
+            for (i, answers) in job {
                 told[i] = answers;
             }
         }
@@ -534,17 +637,29 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
     if !s.sandbox.deliveries_settled(settle).await {
         return Err(format!("webhook deliveries still running after {settle:?}"));
     }
-    let (reconcile_runs, reconcile_resolved) = reconcile_until_quiet(&s, plan).await?;
+    let store = DynamoOrderStore::new(s.dynamodb.clone(), &s.config.table);
+    // What the webhooks alone achieved, before the reconciler's sweep hides it.
+    let mut before_sweep = Vec::new();
+    for spec in &specs {
+        let trade_no = TradeNo::parse(&spec.trade_no).map_err(|e| format!("{e:?}"))?;
+        let order = store.get(&trade_no).await.map_err(|e| e.to_string())?;
+        before_sweep.push(order.map(|o| o.status));
+    }
+    let (mut reconcile_runs, mut reconcile_resolved) = reconcile_until_quiet(&s, plan).await?;
+    // What the reconciler cannot resolve it flags for manual review at the give-up age: let
+    // that much time pass for those orders too, and run it again.
+    let aged_past_give_up = age_unresolved_past_give_up(&s).await?;
+    if aged_past_give_up > 0 {
+        let (runs, resolved) = reconcile_until_quiet(&s, plan).await?;
+        reconcile_runs += runs;
+        reconcile_resolved += resolved;
+    }
 
     // The clients' last look, then the three ledgers.
     let mut final_view = Vec::new();
     for spec in &specs {
-        let mut seen = Vec::new();
-        let url = format!("{}/payouts/{}", s.submit.url, spec.trade_no);
-        send_until_answered(&s.http, &url, None, Duration::from_secs(25), &mut seen).await;
-        final_view.push(seen.pop());
+        final_view.push(final_look(&s, &store, &spec.trade_no).await?);
     }
-    let store = DynamoOrderStore::new(s.dynamodb.clone(), &s.config.table);
     let mut stored = Vec::new();
     for spec in &specs {
         let trade_no = TradeNo::parse(&spec.trade_no).map_err(|e| format!("{e:?}"))?;
@@ -575,6 +690,7 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
         faults,
         reconcile_runs,
         reconcile_resolved,
+        aged_past_give_up,
         ..Report::default()
     };
     compare(
@@ -586,6 +702,7 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
         item_count,
         &ledger,
     );
+    compare_webhook_path(&mut report, &specs, &before_sweep, &ledger);
     compare_events(&mut report, &stored, &events);
     if let Some(e) = &s.events {
         report.events.records_handed_back = e
@@ -594,20 +711,18 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
             .handed_back
             .load(std::sync::atomic::Ordering::Relaxed);
     }
-    let answers = told
+    let answers: Vec<(&str, &str)> = requests
         .iter()
-        .flatten()
-        .chain(final_view.iter().flatten())
-        .map(|t| format!("{t:?}"))
-        .chain(events.iter().map(|e| e.detail.to_string()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    scan_canaries(
-        &mut report,
-        &specs,
-        &[&old_secret, &new_secret],
-        &format!("{logs}\n{answers}"),
-    );
+        .map(|(t, told)| (t.as_str(), told))
+        .chain(specs.iter().map(|s| s.trade_no.as_str()).zip(&final_view))
+        .flat_map(|(t, told)| {
+            told.iter()
+                .filter_map(move |a| Some((t, a.body.as_deref()?)))
+        })
+        .collect();
+    let details: Vec<String> = events.iter().map(|e| e.detail.to_string()).collect();
+    let canaries = Canaries::new(&specs, &[&old_secret, &new_secret]);
+    scan_canaries(&mut report, &canaries, &specs, &answers, &details, &logs);
     report.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(plan.out_dir.join("report.json"), json).map_err(|e| e.to_string())?;
@@ -799,6 +914,81 @@ async fn unresolved_trade_nos(s: &Stack) -> Result<Vec<String>, String> {
     }
 }
 
+/// Lets the reconciler's give-up age pass for every order it left unresolved: the start of its
+/// submit (`createdAt`, and `sentAt` for a batch item) is moved back past the age, as time
+/// would (the order's version is untouched: no event). Its next run then flags them for manual
+/// review. Returns how many orders were aged.
+async fn age_unresolved_past_give_up(s: &Stack) -> Result<usize, String> {
+    let aged = payout_core::store::timestamp(
+        chrono::Utc::now() - chrono::Duration::hours(GIVE_UP_HOURS + 1),
+    );
+    let mut count = 0;
+    for trade_no in unresolved_trade_nos(s).await? {
+        for (attribute, condition) in [
+            (schema::attr::CREATED_AT, "attribute_exists(#u)"),
+            (
+                schema::attr::SENT_AT,
+                "attribute_exists(#u) AND attribute_exists(#a)",
+            ),
+        ] {
+            let updated = s
+                .dynamodb
+                .update_item()
+                .table_name(&s.config.table)
+                .key(schema::PARTITION_KEY, AttributeValue::S(trade_no.clone()))
+                .update_expression("SET #a = :aged")
+                .condition_expression(condition)
+                .expression_attribute_names("#a", attribute)
+                .expression_attribute_names("#u", schema::UNRESOLVED_KEY)
+                .expression_attribute_values(":aged", AttributeValue::S(aged.clone()))
+                .send()
+                .await;
+            match updated {
+                Ok(_) if attribute == schema::attr::CREATED_AT => count += 1,
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(format!("ageing an order: {e:?}")),
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// A client's last look at a payout: `GET /payouts/{tradeNo}`. A `5xx` or a missing answer is
+/// sent again, up to [`FINAL_LOOK_ATTEMPTS`] times, each time only once the order's storage
+/// answers a read again (an awaited condition, however slow the emulator is). Every answer is
+/// kept; the last one is compared ([`final_look_problem`]).
+async fn final_look(
+    s: &Stack,
+    store: &DynamoOrderStore,
+    trade_no: &str,
+) -> Result<Vec<Told>, String> {
+    let url = format!("{}/payouts/{trade_no}", s.submit.url);
+    let key = TradeNo::parse(trade_no).map_err(|e| format!("{e:?}"))?;
+    let mut seen = Vec::new();
+    for attempt in 1..=FINAL_LOOK_ATTEMPTS {
+        let answer = send_once(&s.http, &url, None, CLIENT_TIMEOUT).await;
+        let again = answer.http.is_none_or(|c| c >= 500);
+        seen.push(answer);
+        if !again || attempt == FINAL_LOOK_ATTEMPTS {
+            break;
+        }
+        storage_answers(store, &key).await;
+    }
+    Ok(seen)
+}
+
+/// Waits until the store answers a read of `trade_no`, at most [`CLIENT_TIMEOUT`].
+async fn storage_answers(store: &DynamoOrderStore, trade_no: &TradeNo) {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    while store.get(trade_no).await.is_err() && Instant::now() < deadline {
+        // Paces the reads; the condition is the read answering, not the time passed.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn make_unresolved_due(s: &Stack) -> Result<(), String> {
     for trade_no in unresolved_trade_nos(s).await? {
         let updated = s
@@ -857,18 +1047,80 @@ fn is_accepted(code: Option<u16>) -> bool {
     matches!(code, Some(200..=202))
 }
 
+/// The key an answer is counted under: its HTTP code, `cut` for a request the harness cut on
+/// purpose, `error` for no answer.
+fn answer_key(answer: &Told) -> String {
+    match answer.http {
+        Some(code) => code.to_string(),
+        None if answer.cut => "cut".to_owned(),
+        None => "error".to_owned(),
+    }
+}
+
+/// Why an order may rightly end the run without a final state: nobody can know its outcome,
+/// because Vexora holds no payout for it and never said it refused it in an answer we stored.
+/// `None` means it should have been resolved (a violation even in manual review).
+fn non_final_reason(behaviour: Behaviour, submit_calls: u32, order: &Order) -> Option<String> {
+    let refusal_recorded = order
+        .history
+        .iter()
+        .any(|h| h.source == ReportSource::Submit);
+    match behaviour {
+        _ if submit_calls == 0 => Some("never reached Vexora; its query finds no payout".into()),
+        Behaviour::SystemErrorNotCreated => Some(
+            "Vexora answered 5000 (outcome unknown) and its query finds no payout: never failed \
+             automatically"
+                .into(),
+        ),
+        // A refusal whose answer was lost (the storage failed while recording it) is as
+        // unknown as a 5000: the query cannot tell a refusal from a payout it lost.
+        Behaviour::Rejected if !refusal_recorded => Some(
+            "Vexora refused (8000) but the answer was never stored, and its query finds no \
+             payout: never failed automatically"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// The violation a payout's last `GET /payouts/{tradeNo}` stands for, if any: anything but
+/// `200` is one, except a `404` for an order DynamoDB does not hold either (whether it should
+/// exist is judged against the other ledgers).
+fn final_look_problem(seen: &[Told], stored: bool) -> Option<(&'static str, String)> {
+    let tries = seen.len();
+    match seen.last().map(|a| a.http) {
+        None => Some(("final_get_failed", "no final GET was sent".into())),
+        Some(Some(200)) => None,
+        Some(Some(404)) if !stored => None,
+        Some(Some(404)) => Some((
+            "final_get_not_found",
+            "GET answers 404; DynamoDB holds the order".into(),
+        )),
+        Some(Some(code)) if code >= 500 => Some((
+            "final_get_failed",
+            format!("GET still answers {code} after {tries} tries"),
+        )),
+        Some(Some(code)) => Some(("final_get_failed", format!("GET answers {code}"))),
+        Some(None) => Some((
+            "final_get_failed",
+            format!("GET got no answer in {tries} tries"),
+        )),
+    }
+}
+
 #[allow(clippy::too_many_lines)] // one pass over the three ledgers reads best in one place
 fn compare(
     report: &mut Report,
     specs: &[Spec],
     told: &[Vec<Told>],
-    final_view: &[Option<Told>],
+    final_view: &[Vec<Told>],
     stored: &[Option<Order>],
     item_count: usize,
     ledger: &Ledger,
 ) {
+    let mut violations = Vec::new();
     let mut violation = |trade_no: &str, kind: &'static str, detail: String| {
-        report.violations.push(Violation {
+        violations.push(Violation {
             trade_no: trade_no.to_owned(),
             kind,
             detail,
@@ -879,16 +1131,37 @@ fn compare(
     for (((spec, told), seen), order) in specs.iter().zip(told).zip(final_view).zip(stored) {
         let t = spec.trade_no.as_str();
         for answer in told {
-            let key = answer.http.map_or("error".to_owned(), |c| c.to_string());
-            *report.client_answers.entry(key).or_default() += 1;
+            *report.client_answers.entry(answer_key(answer)).or_default() += 1;
             submit_ms.push(answer.ms);
         }
         if let Some(first) = told.first() {
             first_ms.push(first.ms);
         }
         let answered = told.iter().any(|a| is_accepted(a.http));
-        if !answered {
+        let gave_up = told.iter().any(|a| a.gave_up);
+        if !answered || gave_up {
             report.clients_unanswered += 1;
+            violation(
+                t,
+                "client_unanswered",
+                if gave_up {
+                    format!("a client ran out of {CLIENT_ATTEMPTS} attempts without an answer")
+                } else {
+                    "no request for the payout was accepted".into()
+                },
+            );
+        }
+        for answer in told.iter().filter(|a| a.http.is_none()) {
+            if answer.cut {
+                report.requests_cut += 1;
+            } else {
+                report.requests_unanswered += 1;
+                violation(
+                    t,
+                    "request_unanswered",
+                    format!("no answer after {:.0} ms", answer.ms),
+                );
+            }
         }
         for answer in told {
             match answer.http {
@@ -918,6 +1191,41 @@ fn compare(
                 .entry(order.status.as_str().to_owned())
                 .or_default() += 1;
             report.anomalies_recorded += order.anomalies.len();
+            if !order.status.is_final() {
+                let reason = if vexora.is_none() {
+                    non_final_reason(spec.behaviour, calls, order)
+                } else {
+                    None
+                };
+                if order.manual_review && reason.is_some() {
+                    report.non_final_in_review += 1;
+                } else if vexora.is_none() {
+                    // (With a Vexora payout it is `left_unresolved`, below.)
+                    violation(
+                        t,
+                        "non_final",
+                        format!(
+                            "{} at the end, {}, {}",
+                            order.status.as_str(),
+                            if order.manual_review {
+                                "in manual review"
+                            } else {
+                                "not in manual review"
+                            },
+                            reason.as_deref().map_or_else(
+                                || format!("no reason after {:?}", spec.behaviour),
+                                |r| format!("reason: {r}")
+                            )
+                        ),
+                    );
+                }
+                report.non_final.push(NonFinal {
+                    trade_no: t.to_owned(),
+                    status: order.status.as_str().to_owned(),
+                    manual_review: order.manual_review,
+                    reason,
+                });
+            }
         }
         match (vexora, status) {
             (Some(_), None) => violation(
@@ -961,34 +1269,33 @@ fn compare(
                 "wrong_final_state",
                 format!("FAILED after {:?}, which is not a refusal", spec.behaviour),
             ),
-            (None, Some(s)) => report.non_final.push(NonFinal {
-                trade_no: t.to_owned(),
-                status: s.as_str().to_owned(),
-                reason: if calls == 0 {
-                    "never reached Vexora".into()
-                } else {
-                    format!(
-                        "Vexora answered {:?} and its query finds no payout: kept (never failed \
-                         automatically), flagged for manual review at the give-up age",
-                        spec.behaviour
-                    )
-                },
-            }),
+            // Not final: judged above (manual review with a reason, or a violation).
+            (None, Some(_)) => {}
         }
-        for answer in told.iter().chain(seen.iter()) {
+        for answer in told.iter().chain(seen) {
             match answer.status.as_deref() {
                 Some("FAILED") if paid => {
-                    violation(t, "client_told_failed_but_paid", format!("{answer:?}"));
+                    violation(t, "client_told_failed_but_paid", answer.brief());
                 }
                 Some("SUCCEEDED") if !paid => {
-                    violation(t, "client_told_succeeded_but_unpaid", format!("{answer:?}"));
+                    violation(t, "client_told_succeeded_but_unpaid", answer.brief());
                 }
                 _ => {}
             }
         }
-        let last = seen.as_ref().and_then(|a| a.status.clone());
+        for answer in seen {
+            *report
+                .final_look_answers
+                .entry(answer_key(answer))
+                .or_default() += 1;
+        }
+        report.final_look_retries += seen.len().saturating_sub(1);
+        if let Some((kind, detail)) = final_look_problem(seen, order.is_some()) {
+            violation(t, kind, detail);
+        }
+        let last = seen.last().and_then(|a| a.status.clone());
         let expected = status.map(|s| s.as_str().to_owned());
-        if seen.as_ref().is_some_and(|a| is_accepted(a.http)) && last != expected {
+        if seen.last().is_some_and(|a| is_accepted(a.http)) && last != expected {
             violation(
                 t,
                 "client_view_differs",
@@ -996,6 +1303,7 @@ fn compare(
             );
         }
     }
+    report.non_final_count = report.non_final.len();
     let planned: HashSet<&str> = specs.iter().map(|s| s.trade_no.as_str()).collect();
     let known = stored.iter().flatten().count();
     if item_count != known {
@@ -1016,6 +1324,7 @@ fn compare(
             "Vexora holds a payout nobody asked for".into(),
         );
     }
+    report.violations.extend(violations);
     report.submit_latency_ms = Percentiles::of(submit_ms);
     report.first_answer_latency_ms = Percentiles::of(first_ms);
     for order in ledger.orders.values() {
@@ -1040,44 +1349,250 @@ fn compare(
     }
 }
 
-/// Looks for every payout's personal data and both app secrets in `text`.
-fn scan_canaries(report: &mut Report, specs: &[Spec], secrets: &[&str], text: &str) {
-    let numbers: HashSet<&str> = specs
+/// Behaviours whose final status can reach DynamoDB before the reconciler runs only through a
+/// webhook: Vexora creates the payout, its submit answer is not final, and it notifies.
+fn final_only_by_webhook(behaviour: Behaviour) -> bool {
+    !matches!(
+        behaviour,
+        Behaviour::ImmediateSuccess
+            | Behaviour::Rejected
+            | Behaviour::QueryOnly
+            | Behaviour::SystemErrorNotCreated
+    )
+}
+
+/// Behaviours for which Vexora sends webhooks at all.
+fn sends_webhooks(behaviour: Behaviour) -> bool {
+    !matches!(
+        behaviour,
+        Behaviour::Rejected | Behaviour::QueryOnly | Behaviour::SystemErrorNotCreated
+    )
+}
+
+/// Without webhook faults the path must be perfect.
+const WEBHOOK_PERFECT: f64 = 1.0;
+/// With faults, the least share of first deliveries (to payouts without injected lost
+/// deliveries) that must be acknowledged. What costs a first delivery here is only the storage
+/// outage (the receiver answers `503` while moto is down, about 2 s of the run; the rotation
+/// costs nothing, the receiver re-reads the secret on a failed signature). Measured on this
+/// 2-core machine: 97.6–98.8 % at 110 payouts (the shortest run loses most to the outage),
+/// 99.2–99.6 % at 300, 96.7 % at 300 with both cores kept busy by other processes. 90 % leaves
+/// room for that and still fails a path that drops one first delivery in ten, let alone the
+/// 370-of-6,825 path of old. (At 1000 payouts the two webhook processes saturate and the
+/// scaled-down retry schedule turns their queue into a retry storm: 59.8 % measured, a true
+/// violation; with four webhook processes 99.6 %.)
+const FIRST_DELIVERY_MIN_WITH_FAULTS: f64 = 0.90;
+/// With faults, the least share of webhook-only payouts final before the sweep. Vexora tries
+/// every notification `RETRY_SCHEDULE.len() + 1` = 9 times over several seconds (scaled), the
+/// plan loses at most 3 of a payout's attempts and the outage lasts about 2 s, so the healthy
+/// code brings all of them (100 % measured); 95 % leaves room for a slow machine (the retry
+/// schedule is scaled down to milliseconds, so a very slow receiver could exhaust it) and
+/// still fails any path that needs the reconciler for more than one payout in twenty.
+const FINAL_BEFORE_SWEEP_MIN_WITH_FAULTS: f64 = 0.95;
+
+/// The least shares the webhook path must reach on its own: perfect when the plan injected no
+/// webhook fault (no lost delivery, no storage outage), a clear majority otherwise.
+fn webhook_bounds(faults: &Faults) -> (f64, f64) {
+    if faults.payouts_with_lost_deliveries == 0 && faults.moto_down_ms == 0 {
+        (WEBHOOK_PERFECT, WEBHOOK_PERFECT)
+    } else {
+        (
+            FIRST_DELIVERY_MIN_WITH_FAULTS,
+            FINAL_BEFORE_SWEEP_MIN_WITH_FAULTS,
+        )
+    }
+}
+
+/// `part / whole`, or `1.0` when there was nothing to measure.
+#[allow(clippy::cast_precision_loss)] // counts far below 2^52
+fn share(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        1.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// The webhook path on its own, from the deliveries and DynamoDB's statuses `before_sweep`
+/// (read after the deliveries settled, before the reconciler's first run): a violation when
+/// either share falls below the bound for the plan's faults.
+fn compare_webhook_path(
+    report: &mut Report,
+    specs: &[Spec],
+    before_sweep: &[Option<OrderStatus>],
+    ledger: &Ledger,
+) {
+    let (first_min, final_min) = webhook_bounds(&report.faults);
+    let injected: HashSet<&str> = specs
         .iter()
-        .flat_map(|s| [s.bank_number.as_str(), s.mobile.as_str()])
+        .filter(|s| s.failing_deliveries > 0)
+        .map(|s| s.trade_no.as_str())
         .collect();
-    report.canaries_checked = numbers.len() + specs.len() + 2 + secrets.len();
-    report.log_lines_scanned = text.lines().count();
-    let mut leak = |what: String| {
+    let first: Vec<_> = ledger
+        .deliveries
+        .iter()
+        .filter(|d| d.attempt == 1 && !injected.contains(d.trade_no.as_str()))
+        .collect();
+    // Payouts that should have had a first delivery: none at all is a share of 0, not of 1.
+    let expected_first = specs.iter().any(|s| {
+        s.failing_deliveries == 0
+            && sends_webhooks(s.behaviour)
+            && ledger.orders.contains_key(&s.trade_no)
+    });
+    let path = &mut report.webhook_path;
+    path.first_deliveries = first.len();
+    path.first_deliveries_acknowledged = first.iter().filter(|d| d.acknowledged).count();
+    path.first_delivery_min_share = first_min;
+    path.final_before_sweep_min_share = final_min;
+    for (spec, status) in specs.iter().zip(before_sweep) {
+        if final_only_by_webhook(spec.behaviour) && ledger.orders.contains_key(&spec.trade_no) {
+            path.webhook_only_payouts += 1;
+            if status.is_some_and(OrderStatus::is_final) {
+                path.final_before_sweep += 1;
+            }
+        }
+    }
+    let first_share = if expected_first && first.is_empty() {
+        0.0
+    } else {
+        share(path.first_deliveries_acknowledged, path.first_deliveries)
+    };
+    if first_share < first_min {
         report.violations.push(Violation {
             trade_no: "-".into(),
-            kind: "canary_leaked",
-            detail: what,
+            kind: "webhook_first_delivery_below_bound",
+            detail: format!(
+                "{} of {} first deliveries acknowledged ({:.1} %), at least {:.0} % required",
+                path.first_deliveries_acknowledged,
+                path.first_deliveries,
+                first_share * 100.0,
+                first_min * 100.0
+            ),
         });
+    }
+    let final_share = share(path.final_before_sweep, path.webhook_only_payouts);
+    if final_share < final_min {
+        report.violations.push(Violation {
+            trade_no: "-".into(),
+            kind: "webhook_path_below_bound",
+            detail: format!(
+                "{} of {} webhook-only payouts final before the reconciler's sweep ({:.1} %), \
+                 at least {:.0} % required",
+                path.final_before_sweep,
+                path.webhook_only_payouts,
+                final_share * 100.0,
+                final_min * 100.0
+            ),
+        });
+    }
+}
+
+/// Every value the run planted that must never come back: each payout's account number, mobile
+/// number and e-mail address (one domain for all), the canary names, and both app secrets.
+struct Canaries {
+    bank_numbers: HashSet<String>,
+    mobiles: HashSet<String>,
+    texts: Vec<(String, &'static str)>,
+}
+
+impl Canaries {
+    fn new(specs: &[Spec], secrets: &[&str]) -> Self {
+        let mut texts = vec![
+            (CANARY_EMAIL_DOMAIN.to_owned(), "an email address"),
+            (CANARY_FIRSTNAME.to_owned(), "a first name"),
+            (CANARY_LASTNAME.to_owned(), "a last name"),
+        ];
+        texts.extend(secrets.iter().map(|s| ((*s).to_owned(), "an app secret")));
+        Self {
+            bank_numbers: specs.iter().map(|s| s.bank_number.clone()).collect(),
+            mobiles: specs.iter().map(|s| s.mobile.clone()).collect(),
+            texts,
+        }
+    }
+
+    /// Distinct values looked for (every e-mail address counts: its domain is looked for).
+    fn values(&self, specs: &[Spec]) -> usize {
+        self.bank_numbers.len() + self.mobiles.len() + specs.len() + self.texts.len() - 1
+    }
+
+    /// What `text` carries, by kind. JSON escapes (`\u30ab`, `\u0040`) are undone first, so an
+    /// escaped canary is found as well as a raw one.
+    fn found_in(&self, text: &str) -> Vec<&'static str> {
+        let unescaped = text
+            .contains("\\u")
+            .then(|| serde_json::from_str::<Value>(text).ok())
+            .flatten()
+            .map(|v| v.to_string());
+        let mut found = Vec::new();
+        for text in std::iter::once(text).chain(unescaped.as_deref()) {
+            // Every run of digits as long as a canary is looked up (timestamps are longer runs).
+            for run in text.split(|c: char| !c.is_ascii_digit()) {
+                if self.bank_numbers.contains(run) {
+                    found.push("a bank account number");
+                }
+                if self.mobiles.contains(run) {
+                    found.push("a mobile number");
+                }
+            }
+            for (canary, what) in &self.texts {
+                if text.contains(canary.as_str()) {
+                    found.push(*what);
+                }
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+}
+
+/// Scans every answer body (with the payout it answered), every event detail and every log
+/// line for every canary, counting what it scans. The scanner is first shown the requests the
+/// run sent (they carry every canary): finding less there means it is blind, a violation.
+fn scan_canaries(
+    report: &mut Report,
+    canaries: &Canaries,
+    specs: &[Spec],
+    answers: &[(&str, &str)],
+    details: &[String],
+    logs: &str,
+) {
+    let mut leaks = Vec::new();
+    for spec in specs {
+        let found = canaries.found_in(&spec.body().to_string());
+        if found.len() < 5 {
+            leaks.push(Violation {
+                trade_no: spec.trade_no.clone(),
+                kind: "canary_scan_blind",
+                detail: format!("the request's canaries found: {found:?}"),
+            });
+        }
+    }
+    report.canary_values = canaries.values(specs);
+    let mut leak = |trade_no: &str, where_: &str, found: Vec<&'static str>| {
+        for what in found {
+            leaks.push(Violation {
+                trade_no: trade_no.to_owned(),
+                kind: "canary_leaked",
+                detail: format!("{what} in {where_}"),
+            });
+        }
     };
-    // Every run of digits as long as a canary is looked up (timestamps are longer runs).
-    for run in text.split(|c: char| !c.is_ascii_digit()) {
-        if numbers.contains(run) {
-            leak(format!(
-                "a bank account or mobile number ({} digits)",
-                run.len()
-            ));
-        }
+    for (trade_no, body) in answers {
+        report.answers_scanned += 1;
+        leak(trade_no, "an answer", canaries.found_in(body));
     }
-    for (canary, what) in [
-        (CANARY_EMAIL_DOMAIN, "an email address"),
-        (CANARY_FIRSTNAME, "a first name"),
-        (CANARY_LASTNAME, "a last name"),
-    ] {
-        if text.contains(canary) {
-            leak(what.into());
-        }
+    for detail in details {
+        report.event_details_scanned += 1;
+        leak("-", "an event", canaries.found_in(detail));
     }
-    for secret in secrets {
-        if text.contains(secret) {
-            leak("an app secret".into());
-        }
+    for line in logs.lines() {
+        report.log_lines_scanned += 1;
+        leak("-", "a log line", canaries.found_in(line));
     }
+    report.canaries_checked =
+        report.answers_scanned + report.event_details_scanned + report.log_lines_scanned;
+    report.violations.extend(leaks);
 }
 
 impl Report {
@@ -1097,10 +1612,18 @@ impl Report {
         };
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         for n in &self.non_final {
+            let review = if n.manual_review {
+                "in manual review"
+            } else {
+                "NOT in manual review"
+            };
+            let reason = n.reason.as_deref().unwrap_or("NO REASON (a violation)");
             *reasons
-                .entry(format!("{} — {}", n.status, n.reason))
+                .entry(format!("{}, {review} — {reason}", n.status))
                 .or_default() += 1;
         }
+        let pct = |part: usize, whole: usize| format!("{:.1} %", share(part, whole) * 100.0);
+        let w = &self.webhook_path;
         let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
         for v in &self.violations {
             *kinds.entry(v.kind).or_default() += 1;
@@ -1111,17 +1634,20 @@ impl Report {
              | Vexora outcomes | {} |\n\
              | Client patterns | {} |\n\
              | Faults | moto restarted after {} payouts (down {} ms); secret rotated after {} payouts; {} payouts with lost webhook deliveries; {} stale/duplicate webhooks replayed |\n\
-             | Client answers (HTTP) | {} |\n\
-             | Clients left without an answer | {} |\n\
+             | Client answers (HTTP; `cut` = cut on purpose by the harness) | {} |\n\
+             | Clients left without an answer / requests without an answer (not cut) | **{}** / **{}** (cut on purpose: {}) |\n\
              | Submit latency, every request | {} |\n\
              | Submit latency, first request | {} |\n\
              | DynamoDB orders | {} |\n\
              | Vexora payouts (final status) | {} |\n\
              | Vexora submit calls / queries / refused | {} / {} / {} |\n\
              | Webhook deliveries (receiver's answer) | {}; acknowledged with the rotated secret: {} |\n\
-             | Reconciler runs / resolved | {} / {} |\n\
+             | Webhook path before the reconciler's sweep | first deliveries acknowledged {} of {} ({}, at least {:.0} %); webhook-only payouts final {} of {} ({}, at least {:.0} %) |\n\
+             | Reconciler runs / resolved | {} / {} (orders aged past the give-up age: {}) |\n\
+             | Orders not final at the end / in manual review with a reason | **{}** / {} |\n\
+             | Final GET answers | {}; sent again after a 5xx or no answer: {} |\n\
              | Anomalies recorded | {} |\n\
-             | Canaries checked / log lines and answers scanned | {} / {} |\n\
+             | Canaries: values looked for / texts scanned (answers + event details + log lines) | {} / {} ({} + {} + {}) |\n\
              | Status events (expected / received / missing / extra) | {} / {} / **{}** / **{}**; redelivered {}; stream records handed back {} |\n\
              | **Violations** | **{}** {} |\n",
             self.payouts,
@@ -1136,6 +1662,8 @@ impl Report {
             self.faults.replayed_webhooks,
             map(&self.client_answers),
             self.clients_unanswered,
+            self.requests_unanswered,
+            self.requests_cut,
             p(&self.submit_latency_ms),
             p(&self.first_answer_latency_ms),
             map(&self.dynamodb),
@@ -1145,10 +1673,26 @@ impl Report {
             self.vexora_rejected_requests,
             map(&self.webhook_deliveries),
             self.webhooks_acknowledged_after_rotation,
+            w.first_deliveries_acknowledged,
+            w.first_deliveries,
+            pct(w.first_deliveries_acknowledged, w.first_deliveries),
+            w.first_delivery_min_share * 100.0,
+            w.final_before_sweep,
+            w.webhook_only_payouts,
+            pct(w.final_before_sweep, w.webhook_only_payouts),
+            w.final_before_sweep_min_share * 100.0,
             self.reconcile_runs,
             self.reconcile_resolved,
+            self.aged_past_give_up,
+            self.non_final_count,
+            self.non_final_in_review,
+            map(&self.final_look_answers),
+            self.final_look_retries,
             self.anomalies_recorded,
+            self.canary_values,
             self.canaries_checked,
+            self.answers_scanned,
+            self.event_details_scanned,
             self.log_lines_scanned,
             self.events.expected,
             self.events.received,
@@ -1177,5 +1721,408 @@ impl Report {
             ));
         }
         out
+    }
+}
+
+// The pure comparisons of the run, each shown failing on bad input. `tests/Cargo.toml` sets
+// `[lib] test = false`, so these run only when asked for: `cargo test -p payout-e2e --lib`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::{Delivery, SandboxOrder};
+    use payout_core::domain::PayoutRequest;
+    use payout_core::order::HistoryEntry;
+
+    fn plan_specs(n: usize) -> Vec<Spec> {
+        let plan = Plan::new(n, PathBuf::from("unused"));
+        specs(&plan, &mut StdRng::seed_from_u64(plan.seed))
+    }
+
+    fn spec(behaviour: Behaviour) -> Spec {
+        let mut spec = plan_specs(1).remove(0);
+        spec.behaviour = behaviour;
+        spec.amount = behaviour.amount();
+        spec.failing_deliveries = 0;
+        spec
+    }
+
+    fn order(spec: &Spec, status: OrderStatus, manual_review: bool) -> Order {
+        let request = PayoutRequest::from_json(spec.body().to_string().as_bytes()).unwrap();
+        let trade_no = TradeNo::parse(&spec.trade_no).unwrap();
+        let now = chrono::Utc::now();
+        let mut order = Order::pending(trade_no, &request, now, now);
+        order.status = status;
+        order.manual_review = manual_review;
+        order
+    }
+
+    fn answer(http: u16, status: &str) -> Told {
+        Told {
+            http: Some(http),
+            status: Some(status.to_owned()),
+            body: Some(format!("{{\"status\":\"{status}\"}}")),
+            ..Told::default()
+        }
+    }
+
+    fn submitted(spec: &Spec) -> Ledger {
+        let mut ledger = Ledger::default();
+        ledger.submits.insert(spec.trade_no.clone(), 1);
+        ledger
+    }
+
+    fn vexora_holds(ledger: &mut Ledger, spec: &Spec, status: &str) {
+        ledger.orders.insert(
+            spec.trade_no.clone(),
+            SandboxOrder {
+                trade_no: spec.trade_no.clone(),
+                plat_form_trade_no: "P1".into(),
+                amount: spec.amount.to_string(),
+                status: status.into(),
+                notify_url: String::new(),
+                remark: None,
+                behaviour: spec.behaviour,
+            },
+        );
+    }
+
+    /// `compare` over one payout; the kinds of the violations it found.
+    fn kinds(
+        spec: &Spec,
+        told: Vec<Told>,
+        seen: Vec<Told>,
+        order: Option<Order>,
+        ledger: &Ledger,
+    ) -> (Report, Vec<&'static str>) {
+        let mut report = Report::default();
+        let items = usize::from(order.is_some());
+        compare(
+            &mut report,
+            std::slice::from_ref(spec),
+            &[told],
+            &[seen],
+            &[order],
+            items,
+            ledger,
+        );
+        let kinds = report.violations.iter().map(|v| v.kind).collect();
+        (report, kinds)
+    }
+
+    #[test]
+    fn a_non_final_order_is_a_violation_unless_in_manual_review_with_a_reason() {
+        let unknown = spec(Behaviour::SystemErrorNotCreated);
+        let ledger = submitted(&unknown);
+        let ok = || vec![answer(202, "UNCONFIRMED")];
+        let look = || vec![answer(200, "UNCONFIRMED")];
+        let in_review = order(&unknown, OrderStatus::Unconfirmed, true);
+        let (report, found) = kinds(&unknown, ok(), look(), Some(in_review), &ledger);
+        assert_eq!(found, Vec::<&str>::new());
+        assert_eq!((report.non_final_count, report.non_final_in_review), (1, 1));
+
+        // Broken: the reconciler never flagged it.
+        let not_flagged = order(&unknown, OrderStatus::Unconfirmed, false);
+        let (report, found) = kinds(&unknown, ok(), look(), Some(not_flagged), &ledger);
+        assert_eq!(found, vec!["non_final"]);
+        assert_eq!((report.non_final_count, report.non_final_in_review), (1, 0));
+
+        // Broken: in review, but Vexora said what happened (no reason to be unknown).
+        let rejected = spec(Behaviour::Rejected);
+        let mut refused = order(&rejected, OrderStatus::Unconfirmed, true);
+        let ledger = submitted(&rejected);
+        let (_, found) = kinds(&rejected, ok(), look(), Some(refused.clone()), &ledger);
+        assert_eq!(
+            found,
+            Vec::<&str>::new(),
+            "a refusal never stored is unknown"
+        );
+        refused.history.push(HistoryEntry {
+            at: chrono::Utc::now(),
+            source: ReportSource::Submit,
+            status: "8000".into(),
+            plat_form_trade_no: None,
+            amount: None,
+            decision: None,
+        });
+        let (_, found) = kinds(&rejected, ok(), look(), Some(refused), &ledger);
+        assert_eq!(
+            found,
+            vec!["non_final"],
+            "a stored refusal should have failed it"
+        );
+
+        // A payout Vexora holds is `left_unresolved`, in review or not.
+        let paid = spec(Behaviour::QueryOnly);
+        let mut ledger = submitted(&paid);
+        vexora_holds(&mut ledger, &paid, "0000");
+        let stuck = order(&paid, OrderStatus::Processing, true);
+        let (report, found) = kinds(&paid, ok(), look(), Some(stuck), &ledger);
+        assert_eq!(found, vec!["left_unresolved", "client_view_differs"]);
+        assert_eq!((report.non_final_count, report.non_final_in_review), (1, 0));
+    }
+
+    fn delivery(spec: &Spec, attempt: u32, http: Option<u16>) -> Delivery {
+        Delivery {
+            trade_no: spec.trade_no.clone(),
+            status: "0000".into(),
+            attempt,
+            http_status: http,
+            acknowledged: http == Some(200),
+            rotated_secret: false,
+        }
+    }
+
+    /// `compare_webhook_path` over `n` webhook-only payouts Vexora holds, each delivered by
+    /// `deliver`, `final_before` of them final before the sweep.
+    fn webhook_path(
+        faults: Faults,
+        n: usize,
+        final_before: usize,
+        deliver: impl Fn(&Spec) -> Vec<Delivery>,
+    ) -> Report {
+        let mut specs = plan_specs(n);
+        let mut ledger = Ledger::default();
+        for spec in &mut specs {
+            spec.behaviour = Behaviour::ProcessingThenSuccess;
+            spec.failing_deliveries = 0;
+            vexora_holds(&mut ledger, spec, "0000");
+            ledger.deliveries.extend(deliver(spec));
+        }
+        let before: Vec<_> = (0..n)
+            .map(|i| {
+                Some(if i < final_before {
+                    OrderStatus::Succeeded
+                } else {
+                    OrderStatus::Processing
+                })
+            })
+            .collect();
+        let mut report = Report {
+            faults,
+            ..Report::default()
+        };
+        compare_webhook_path(&mut report, &specs, &before, &ledger);
+        report
+    }
+
+    fn violation_kinds(report: &Report) -> Vec<&'static str> {
+        report.violations.iter().map(|v| v.kind).collect()
+    }
+
+    #[test]
+    fn the_webhook_path_before_the_sweep_is_bounded_by_the_plans_faults() {
+        let faulty = || Faults {
+            payouts_with_lost_deliveries: 3,
+            moto_down_ms: 2000,
+            ..Faults::default()
+        };
+        let ok = |s: &Spec| vec![delivery(s, 1, Some(200))];
+        let report = webhook_path(faulty(), 100, 100, ok);
+        assert_eq!(violation_kinds(&report), Vec::<&str>::new());
+        assert_eq!(report.webhook_path.first_deliveries_acknowledged, 100);
+        assert_eq!(report.webhook_path.final_before_sweep, 100);
+
+        // Broken: the receiver always answers 503 (Vexora retries 9 times); the reconciler
+        // would bring every order right afterwards, so only this figure tells.
+        let down = |s: &Spec| (1..=9).map(|a| delivery(s, a, Some(503))).collect();
+        let report = webhook_path(faulty(), 100, 0, down);
+        assert_eq!(
+            violation_kinds(&report),
+            vec![
+                "webhook_first_delivery_below_bound",
+                "webhook_path_below_bound"
+            ]
+        );
+
+        // Broken: no delivery arrives at all (still a share of 0, not "nothing to measure").
+        let report = webhook_path(faulty(), 100, 0, |_| Vec::new());
+        assert_eq!(
+            violation_kinds(&report),
+            vec![
+                "webhook_first_delivery_below_bound",
+                "webhook_path_below_bound"
+            ]
+        );
+
+        // One first delivery in ten lost, 90 of 100 final: the bound with faults holds ...
+        let flaky = |s: &Spec| {
+            let first = if s.trade_no.ends_with('0') { 503 } else { 200 };
+            vec![delivery(s, 1, Some(first)), delivery(s, 2, Some(200))]
+        };
+        let report = webhook_path(faulty(), 100, 94, flaky);
+        assert_eq!(
+            violation_kinds(&report),
+            vec!["webhook_path_below_bound"],
+            "{report:?}"
+        );
+        let report = webhook_path(faulty(), 100, 95, flaky);
+        assert_eq!(violation_kinds(&report), Vec::<&str>::new());
+        // ... and without any webhook fault in the plan nothing may be lost.
+        let report = webhook_path(Faults::default(), 100, 100, flaky);
+        assert_eq!(
+            violation_kinds(&report),
+            vec!["webhook_first_delivery_below_bound"]
+        );
+        let report = webhook_path(Faults::default(), 100, 99, ok);
+        assert_eq!(violation_kinds(&report), vec!["webhook_path_below_bound"]);
+    }
+
+    #[test]
+    fn unanswered_clients_and_requests_are_violations_but_cut_requests_are_not() {
+        let paid = spec(Behaviour::ImmediateSuccess);
+        let mut ledger = submitted(&paid);
+        vexora_holds(&mut ledger, &paid, "0000");
+        let stored = || Some(order(&paid, OrderStatus::Succeeded, false));
+        let look = || vec![answer(200, "SUCCEEDED")];
+        let cut = Told {
+            cut: true,
+            ..Told::default()
+        };
+        let told = vec![cut.clone(), answer(201, "SUCCEEDED")];
+        let (report, found) = kinds(&paid, told, look(), stored(), &ledger);
+        assert_eq!(found, Vec::<&str>::new());
+        assert_eq!((report.requests_cut, report.requests_unanswered), (1, 0));
+
+        // Broken: a request no one cut got no answer.
+        let told = vec![Told::default(), answer(201, "SUCCEEDED")];
+        let (report, found) = kinds(&paid, told, look(), stored(), &ledger);
+        assert_eq!(found, vec!["request_unanswered"]);
+        assert_eq!(report.requests_unanswered, 1);
+
+        // Broken: one of the concurrent clients ran out of attempts (on 503s).
+        let gave_up = Told {
+            gave_up: true,
+            ..answer(503, "")
+        };
+        let told = vec![answer(201, "SUCCEEDED"), answer(503, ""), gave_up];
+        let (report, found) = kinds(&paid, told, look(), stored(), &ledger);
+        assert_eq!(found, vec!["client_unanswered"]);
+        assert_eq!(report.clients_unanswered, 1);
+
+        // Broken: nothing accepted it.
+        let (report, found) = kinds(&paid, vec![answer(503, "")], look(), stored(), &ledger);
+        assert_eq!(found, vec!["client_unanswered"]);
+        assert_eq!(report.clients_unanswered, 1);
+    }
+
+    #[test]
+    fn a_final_get_answering_anything_but_200_is_a_violation() {
+        let paid = spec(Behaviour::ImmediateSuccess);
+        let mut ledger = submitted(&paid);
+        vexora_holds(&mut ledger, &paid, "0000");
+        let stored = || Some(order(&paid, OrderStatus::Succeeded, false));
+        let told = || vec![answer(201, "SUCCEEDED")];
+        let (_, found) = kinds(
+            &paid,
+            told(),
+            vec![answer(200, "SUCCEEDED")],
+            stored(),
+            &ledger,
+        );
+        assert_eq!(found, Vec::<&str>::new());
+        // A 5xx retried into a 200 is fine (and counted).
+        let retried = vec![answer(503, ""), answer(200, "SUCCEEDED")];
+        let (report, found) = kinds(&paid, told(), retried, stored(), &ledger);
+        assert_eq!(found, Vec::<&str>::new());
+        assert_eq!(report.final_look_retries, 1);
+
+        for (seen, kind) in [
+            (vec![answer(404, "")], "final_get_not_found"),
+            (vec![answer(503, ""); 5], "final_get_failed"),
+            (vec![Told::default(); 5], "final_get_failed"),
+            (vec![answer(400, "")], "final_get_failed"),
+            (Vec::new(), "final_get_failed"),
+        ] {
+            let (_, found) = kinds(&paid, told(), seen.clone(), stored(), &ledger);
+            assert_eq!(found, vec![kind], "{seen:?}");
+        }
+        // A 404 for an order that DynamoDB lacks too is consistent (the loss is judged apart).
+        assert_eq!(final_look_problem(&[answer(404, "")], false), None);
+    }
+
+    #[test]
+    fn every_canary_is_found_anywhere_in_a_whole_answer_body_even_escaped() {
+        let specs = plan_specs(3);
+        let canaries = Canaries::new(&specs, &["old-secret-1", "new-secret-2"]);
+        let s = &specs[1];
+        let clean = format!(
+            "{{\"tradeNo\":\"{}\",\"status\":\"SUCCEEDED\",\"bankNumber\":\"****{}\",\
+             \"createdAt\":\"2026-12-06T00:41:13.462Z\",\"amount\":{}}}",
+            s.trade_no,
+            &s.bank_number[s.bank_number.len() - 4..],
+            s.amount
+        );
+        assert_eq!(canaries.found_in(&clean), Vec::<&str>::new());
+        // Broken: each canary anywhere in the body, beyond `status` and the HTTP code.
+        for (leaked, what) in [
+            (
+                format!("{{\"remark\":\"{}\"}}", s.mobile),
+                "a mobile number",
+            ),
+            (
+                format!("{{\"echo\":{{\"bank\":\"{}\"}}}}", s.bank_number),
+                "a bank account number",
+            ),
+            (format!("{{\"m\":\"to {}\"}}", s.email), "an email address"),
+            (format!("{{\"n\":\"{CANARY_FIRSTNAME}\"}}"), "a first name"),
+            (
+                "{\"n\":\"\\u30d4\\u30fc\\u30a2\\u30a4\\u30a2\\u30a4\\u30c6\\u30b9\\u30c8\"}"
+                    .into(),
+                "a last name",
+            ),
+            (
+                "{\"e\":\"x\\u0040pii-canary.example\"}".into(),
+                "an email address",
+            ),
+            ("text/plain: new-secret-2".into(), "an app secret"),
+        ] {
+            assert_eq!(canaries.found_in(&leaked), vec![what], "{leaked}");
+        }
+    }
+
+    #[test]
+    fn the_canary_scan_counts_what_it_scanned_and_reports_each_leak() {
+        let specs = plan_specs(2);
+        let canaries = Canaries::new(&specs, &["old-secret-1", "new-secret-2"]);
+        let leaked = format!("{{\"mobile\":\"{}\"}}", specs[0].mobile);
+        let answers = [
+            (specs[0].trade_no.as_str(), leaked.as_str()),
+            (specs[1].trade_no.as_str(), "{\"status\":\"FAILED\"}"),
+        ];
+        let details = vec!["{\"status\":\"SUCCEEDED\"}".to_owned()];
+        let logs = "{\"message\":\"request\"}\n{\"message\":\"new-secret-2\"}\n{}";
+        let mut report = Report::default();
+        scan_canaries(&mut report, &canaries, &specs, &answers, &details, logs);
+        assert_eq!(
+            (
+                report.answers_scanned,
+                report.event_details_scanned,
+                report.log_lines_scanned,
+                report.canaries_checked
+            ),
+            (2, 1, 3, 6)
+        );
+        // 2 accounts, 2 mobiles, 2 e-mail addresses, 2 names, 2 secrets.
+        assert_eq!(report.canary_values, 10);
+        let leaks: Vec<_> = report
+            .violations
+            .iter()
+            .map(|v| (v.kind, v.trade_no.as_str(), v.detail.as_str()))
+            .collect();
+        assert_eq!(
+            leaks,
+            vec![
+                (
+                    "canary_leaked",
+                    specs[0].trade_no.as_str(),
+                    "a mobile number in an answer"
+                ),
+                ("canary_leaked", "-", "an app secret in a log line"),
+            ]
+        );
+        // Nothing scanned, nothing counted: the figure is no arithmetic on the plan.
+        let mut report = Report::default();
+        scan_canaries(&mut report, &canaries, &specs, &[], &[], "");
+        assert_eq!(report.canaries_checked, 0);
     }
 }

@@ -48,9 +48,11 @@ pub struct StackConfig {
     /// Also run batch items: `submit-batch-items` fed from the batch queue ([`crate::batches`]).
     /// The queue itself (and `PAYOUT_BATCH_QUEUE_URL`) is always there.
     pub batches: bool,
-    /// Worker processes (the worker's concurrency) and every n-th batch delivered twice.
+    /// Worker processes (the worker's concurrency) and every n-th batch delivered twice: again
+    /// once answered, or to two workers at once ([`crate::batches::Redelivery`]).
     pub batch_workers: usize,
     pub batch_redeliver_every: Option<u64>,
+    pub batch_redeliver_concurrently_every: Option<u64>,
     /// Set by [`Stack::spawn`]: the batch queue's URL.
     pub batch_queue_url: Option<String>,
 }
@@ -78,6 +80,7 @@ impl StackConfig {
             batches: false,
             batch_workers: 2,
             batch_redeliver_every: None,
+            batch_redeliver_concurrently_every: None,
             batch_queue_url: None,
         }
     }
@@ -171,12 +174,15 @@ impl Stack {
                 )
                 .await?,
             );
-            let pump = crate::batches::SqsPump::start(
+            let pump = crate::batches::SqsPump::start_with(
                 &sdk,
                 config.batch_queue_url.clone().unwrap_or_default(),
                 worker.clone(),
                 config.batch_workers,
-                config.batch_redeliver_every,
+                crate::batches::Redelivery {
+                    after_answer_every: config.batch_redeliver_every,
+                    concurrently_every: config.batch_redeliver_concurrently_every,
+                },
             );
             Some(StackBatches { worker, pump })
         } else {

@@ -187,7 +187,16 @@ async fn a_payout_travels_from_submit_to_succeeded_through_a_real_webhook() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_scripted_outcome_ends_in_the_right_state_with_one_vexora_call() {
-    let s = stack(1000).await;
+    // Every answer comes well within the production timeout, however busy the machine; the
+    // slow one is withheld far beyond it, so its timeout is certain, not a race. Webhooks come
+    // only after the submit that caused them answered by its slowest path, so each answer code
+    // is the first answer's, never a webhook's that overtook it.
+    let timeout = Duration::from_millis(8000);
+    let s = stack_with(timeout.as_millis() as u64, |c| {
+        c.sandbox.slow_answer = Duration::from_secs(3600);
+        c.sandbox.processing_time = payout_core::budget::submit(timeout);
+    })
+    .await;
     let cases = [
         (Behaviour::ProcessingThenSuccess, 201, "SUCCEEDED"),
         (Behaviour::ImmediateSuccess, 201, "SUCCEEDED"),
@@ -208,14 +217,26 @@ async fn each_scripted_outcome_ends_in_the_right_state_with_one_vexora_call() {
             let trade_no =
                 format!("E2E-{behaviour:?}").replace(|c: char| !c.is_ascii_alphanumeric(), "");
             let trade_no: String = trade_no.chars().take(32).collect();
-            s.submit(&payout(&trade_no, behaviour.amount())).await;
-            trade_no
+            let (code, order) = s.submit(&payout(&trade_no, behaviour.amount())).await;
+            (trade_no, code, order)
         }
     });
-    let mut trade_nos = Vec::new();
+    let mut answers = Vec::new();
     for submit in submits {
-        trade_nos.push(submit.await);
+        answers.push(submit.await);
     }
+    let expected_codes: Vec<_> = cases.iter().map(|(b, code, _)| (*b, *code)).collect();
+    let codes: Vec<_> = cases
+        .iter()
+        .zip(&answers)
+        .map(|((b, _, _), (_, code, _))| (*b, *code))
+        .collect();
+    let statuses: Vec<_> = answers
+        .iter()
+        .map(|(_, _, order)| &order["status"])
+        .collect();
+    assert_eq!(codes, expected_codes, "answered statuses: {statuses:?}");
+    let trade_nos: Vec<String> = answers.into_iter().map(|(t, _, _)| t).collect();
     for ((behaviour, _, expected), trade_no) in cases.iter().zip(&trade_nos) {
         assert_eq!(
             s.status_becomes(trade_no, expected).await,
@@ -247,7 +268,9 @@ async fn each_scripted_outcome_ends_in_the_right_state_with_one_vexora_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_first_answer_code_of_each_outcome_is_right() {
-    let s = stack(1000).await;
+    // The production timeout: the definite answers below must not turn unconfirmed merely
+    // because a busy machine was slow (none of these outcomes needs a timeout).
+    let s = stack(8000).await;
     let cases = [
         (Behaviour::ImmediateSuccess, 201, "SUCCEEDED"),
         (Behaviour::Rejected, 201, "FAILED"),

@@ -3,6 +3,7 @@
 //! support (`payout-core/test-util`: fakes, the moto launcher and its `unsafe` block) is
 //! compiled into a deployed binary.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -10,22 +11,30 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `cargo tree` as `sam build` resolves it: from the workspace root, no `-p`, the Lambda target,
-/// normal (not dev) dependencies, with features.
-fn deployed_tree(invert: &str) -> String {
+/// `cargo tree` with `args` as `sam build` resolves it: from the workspace root, no `-p`, the
+/// Lambda target. A `cargo tree` that fails fails the check (an empty tree proves nothing).
+fn cargo_tree(args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(workspace())
-        .args(["tree", "-e", "features,no-dev", "-i", invert])
+        .arg("tree")
+        .args(args)
         .args(["--target", "aarch64-unknown-linux-gnu"])
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "{}",
+        "cargo tree {} failed ({}):\n{}",
+        args.join(" "),
+        output.status,
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// What reaches `invert` in the deployed build: normal (not dev) dependencies, with features.
+fn deployed_tree(invert: &str) -> String {
+    cargo_tree(&["-e", "features,no-dev", "-i", invert])
 }
 
 #[test]
@@ -45,16 +54,14 @@ fn the_deployed_build_compiles_no_test_support() {
     );
 }
 
-/// Every crate of the deployed build that `invert` reaches, or "" when it is not in the build.
-fn deployed_tree_if_present(invert: &str) -> String {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(workspace())
-        .args(["tree", "-e", "no-dev", "-i", invert])
-        .args(["--target", "aarch64-unknown-linux-gnu"])
-        .output()
-        .unwrap();
-    String::from_utf8(output.stdout).unwrap()
+/// The name of every crate in the deployed build, from one `cargo tree` that must succeed
+/// (`cargo tree -i` of a crate not in the build fails, which would hide any other failure).
+fn deployed_crates() -> BTreeSet<String> {
+    cargo_tree(&["-e", "no-dev", "--prefix", "none"])
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -62,7 +69,11 @@ fn the_deployed_build_links_one_tls_stack_with_one_crypto_library() {
     // reqwest over rustls with ring for the SDK and for Vexora (payout_core::aws); the SDK's
     // default HTTPS client (hyper with HTTP/2, aws-lc-rs), OpenSSL or native TLS would each add
     // to every zip.
-    let ring = deployed_tree_if_present("ring");
+    let crates = deployed_crates();
+    for function in ["submit-payout", "payout-webhook", "reconcile-payouts"] {
+        assert!(crates.contains(function), "{function} is built: {crates:?}");
+    }
+    let ring = cargo_tree(&["-e", "no-dev", "-i", "ring"]);
     assert!(
         ring.contains("rustls"),
         "rustls with ring is the TLS stack:\n{ring}"
@@ -74,10 +85,9 @@ fn the_deployed_build_links_one_tls_stack_with_one_crypto_library() {
         "native-tls",
         "hyper-tls",
     ] {
-        let tree = deployed_tree_if_present(absent);
-        assert!(
-            tree.trim().is_empty(),
-            "{absent} reaches the deployed build:\n{tree}"
-        );
+        if crates.contains(absent) {
+            let reached_by = cargo_tree(&["-e", "no-dev", "-i", absent]);
+            panic!("{absent} reaches the deployed build:\n{reached_by}");
+        }
     }
 }

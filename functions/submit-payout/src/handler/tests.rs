@@ -602,12 +602,12 @@ async fn a_secret_put_back_to_a_placeholder_is_never_used_to_sign() {
 
     let answer = send(&app, post(&testkit::payout_json("SEC1", 1500))).await;
 
-    // The last good secret signs; the placeholder never does.
-    assert_eq!(answer.status, 201);
-    let sent = app.gateway.submits();
-    let fields: Vec<(&str, &str)> = sent[0].fields().collect();
-    let secret = testkit::credentials(SECRET).app_secret;
-    assert_eq!(payout_core::signing::sign(fields, &secret), sent[0].sign);
+    // Neither the placeholder nor the version it replaced signs (issue 22 item 4: the old one is
+    // no longer current): nothing is stored or sent, and the merchant may retry.
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.body["error"], "unavailable");
+    assert!(app.gateway.submits().is_empty());
+    assert!(stored(&app, "SEC1").is_none());
 }
 
 #[tokio::test]
