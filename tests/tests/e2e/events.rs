@@ -132,9 +132,20 @@ async fn a_payout_publishes_one_event_per_change_and_an_anomaly_its_own() {
         APP_SECRET,
     );
     assert_eq!(s.notify(replay).await, 200);
+    // Nor is the same contradicting report again (kept once); a new one (another timestamp) is.
     assert_eq!(s.notify(contradiction).await, 200);
+    let another = signed_json(
+        &[
+            ("tradeNo", "EVT-HAPPY"),
+            ("status", "00029"),
+            ("amount", "1500"),
+            ("timestamp", "1764900000000"),
+        ],
+        APP_SECRET,
+    );
+    assert_eq!(s.notify(another).await, 200);
     let events = events_of(&s, "EVT-HAPPY", 4).await;
-    assert_eq!(events.len(), 4, "only the second anomaly adds one");
+    assert_eq!(events.len(), 4, "only the new anomaly adds one");
     assert_eq!(events[3].event_id(), "EVT-HAPPY#4");
     assert_well_formed(&s.events.as_ref().unwrap().collector.received());
     for event in &s.events.as_ref().unwrap().collector.received() {
