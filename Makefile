@@ -61,6 +61,9 @@ $(CARGO_DENY_STAMP):
 	@rm -f $(NODE_TOOLS)/cargo/.installed-cargo-deny-* && touch $@
 
 deny: $(CARGO_DENY_STAMP) ## cargo deny, offline: licences, bans, sources (deny.toml)
+	# cargo deny reads every crate of the lock file, for every target: a fresh cargo cache has
+	# only what this machine's builds needed, so fetch the rest first (registries only).
+	cargo fetch --locked --quiet
 	$(CARGO_DENY) --log-level error --offline --locked check licenses bans sources
 
 validate: venv $(CHECKOV_STAMP) $(ACTIONLINT) ## cfn-lint, sam validate --lint, checkov, actionlint
