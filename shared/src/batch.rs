@@ -270,6 +270,28 @@ impl BatchRequest {
 }
 
 /// A batch's own record: which orders it is, and what it was.
+/// Whether a queued item is listed by an accepted (committed) batch: then it is sent once; if
+/// not, it is half-stored (contract: Half-stored batches). The one rule for the reconciler and
+/// `POST /payouts`.
+pub async fn listed_by_an_accepted_batch<S: BatchStore>(
+    store: &S,
+    order: &Order,
+) -> Result<bool, crate::store::StoreError> {
+    for id in order.listed_by() {
+        let Ok(batch_id) = BatchId::parse(id) else {
+            continue;
+        };
+        if store
+            .get_batch(&batch_id)
+            .await?
+            .is_some_and(|record| record.committed)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRecord {
     pub batch_id: BatchId,

@@ -198,23 +198,12 @@ where
         // Only an item that an accepted (committed) batch lists is sent. One that none lists is
         // half-stored (its batch request failed half-way): it waits for a batch that lists it,
         // and is withdrawn once none did for a day (contract: Half-stored batches).
-        let mut committed = false;
-        for id in order.listed_by() {
-            let Ok(batch_id) = payout_core::batch::BatchId::parse(id) else {
-                continue;
-            };
-            match self.store.get_batch(&batch_id).await {
-                Ok(Some(record)) if record.committed => {
-                    committed = true;
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    report.skipped += 1;
-                    return;
-                }
-            }
-        }
+        let Ok(committed) =
+            payout_core::batch::listed_by_an_accepted_batch(&self.store, order).await
+        else {
+            report.skipped += 1;
+            return;
+        };
         let withdraw_at = order.updated_at + payout_core::batch::HALF_STORED_KEPT;
         if !committed && now >= withdraw_at {
             match self

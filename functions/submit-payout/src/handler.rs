@@ -561,17 +561,12 @@ where
         if !existing.queued || !settled {
             return Ok(Some(existing));
         }
-        for id in existing.listed_by() {
-            let Ok(batch_id) = BatchId::parse(id) else {
-                continue;
-            };
-            match self.store.get_batch(&batch_id).await {
-                Ok(Some(record)) if record.committed => return Ok(Some(existing)),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(trade_no = existing.trade_no.as_str(), error = %e, "reading a batch failed");
-                    return Err(existing.trade_no);
-                }
+        match payout_core::batch::listed_by_an_accepted_batch(&self.store, &existing).await {
+            Ok(true) => return Ok(Some(existing)),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(trade_no = existing.trade_no.as_str(), error = %e, "reading a batch failed");
+                return Err(existing.trade_no);
             }
         }
         match self
