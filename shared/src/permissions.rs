@@ -43,6 +43,33 @@ pub const STREAM_READ: [&str; 4] = [
 ];
 pub const FAILURE_QUEUE: [&str; 1] = ["sqs:SendMessage"];
 
+/// What Lambda's SQS event source mapping calls, as the worker's role, to feed it batch items.
+pub const BATCH_QUEUE_POLL: [&str; 3] = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
+/// Every action performed with a function's role: its code's calls and its event source's.
+pub fn performed(needs: &Needs) -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = [
+        needs.table,
+        needs.index,
+        needs.secret,
+        needs.bus,
+        needs.stream,
+        needs.failure_queue,
+        needs.batch_queue,
+    ]
+    .concat();
+    if needs.binary == SUBMIT_BATCH_ITEMS.binary {
+        all.extend(BATCH_QUEUE_POLL);
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 /// Actions of one function, by resource.
 #[derive(Debug, Clone, Copy)]
 pub struct Needs {
