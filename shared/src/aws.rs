@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::{BehaviorVersion, ConfigLoader};
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -44,20 +45,27 @@ pub fn sdk_defaults() -> ConfigLoader {
 /// An SDK HTTP client over reqwest: one connection pool per connect timeout the SDK asks for
 /// (in practice one), no proxy taken from the environment, no redirects. Bodies are in memory
 /// (every request this service makes is); a streaming body is refused, never half-sent.
+///
+/// Connection poisoning: the SDK asks to drop the connection of a call that failed transiently
+/// (a 5xx, a timeout) so its retry does not reuse it. reqwest does not name a pooled connection,
+/// so poisoning renews the pool: the next call opens a fresh connection (rare: only after
+/// such a failure).
 #[derive(Debug, Default)]
 pub struct ReqwestHttpClient {
-    pools: std::sync::Mutex<Vec<(Option<Duration>, reqwest::Client)>>,
+    pools: std::sync::Mutex<Vec<std::sync::Arc<Pool>>>,
 }
 
-impl ReqwestHttpClient {
-    fn pool(&self, connect_timeout: Option<Duration>) -> Result<reqwest::Client, reqwest::Error> {
-        let mut pools = self
-            .pools
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, client)) = pools.iter().find(|(t, _)| *t == connect_timeout) {
-            return Ok(client.clone());
-        }
+/// One reqwest client (its connection pool) for one connect timeout, renewed when poisoned.
+#[derive(Debug)]
+struct Pool {
+    connect_timeout: Option<Duration>,
+    client: std::sync::Mutex<reqwest::Client>,
+    /// How many times it was renewed (tests).
+    renewed: std::sync::atomic::AtomicUsize,
+}
+
+impl Pool {
+    fn build(connect_timeout: Option<Duration>) -> Result<reqwest::Client, reqwest::Error> {
         install_crypto();
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -66,9 +74,48 @@ impl ReqwestHttpClient {
         if let Some(timeout) = connect_timeout {
             builder = builder.connect_timeout(timeout);
         }
-        let client = builder.build()?;
-        pools.push((connect_timeout, client.clone()));
-        Ok(client)
+        builder.build()
+    }
+
+    fn client(&self) -> reqwest::Client {
+        self.client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Drops every pooled connection: the calls in flight keep theirs, new calls connect anew.
+    fn renew(&self) {
+        if let Ok(fresh) = Self::build(self.connect_timeout) {
+            *self
+                .client
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            self.renewed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl ReqwestHttpClient {
+    fn pool(
+        &self,
+        connect_timeout: Option<Duration>,
+    ) -> Result<std::sync::Arc<Pool>, reqwest::Error> {
+        let mut pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(pool) = pools.iter().find(|p| p.connect_timeout == connect_timeout) {
+            return Ok(pool.clone());
+        }
+        let pool = std::sync::Arc::new(Pool {
+            connect_timeout,
+            client: std::sync::Mutex::new(Pool::build(connect_timeout)?),
+            renewed: std::sync::atomic::AtomicUsize::new(0),
+        });
+        pools.push(pool.clone());
+        Ok(pool)
     }
 }
 
@@ -89,20 +136,34 @@ impl HttpClient for ReqwestHttpClient {
 
 #[derive(Debug)]
 struct ReqwestConnector {
-    http: Result<reqwest::Client, String>,
+    http: Result<std::sync::Arc<Pool>, String>,
     read_timeout: Option<Duration>,
 }
 
 impl HttpConnector for ReqwestConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let http = self.http.clone();
+        let pool = self.http.clone();
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
-            let http = http.map_err(|e| ConnectorError::user(e.into()))?;
+            let pool = pool.map_err(|e| ConnectorError::user(e.into()))?;
+            let http = pool.client();
             let request = request
                 .try_into_http1x()
                 .map_err(|e| ConnectorError::user(e.into()))?;
             let (parts, body) = request.into_parts();
+            // What the SDK's connection poisoning marks for closure after a transient failure.
+            if let Some(capture) = parts.extensions.get::<CaptureSmithyConnection>() {
+                let pool = pool.clone();
+                capture.set_connection_retriever(move || {
+                    let pool = pool.clone();
+                    Some(
+                        ConnectionMetadata::builder()
+                            .proxied(false)
+                            .poison_fn(move || pool.renew())
+                            .build(),
+                    )
+                });
+            }
             let Some(bytes) = body.bytes() else {
                 return Err(ConnectorError::user(
                     "a streaming request body: this client sends bodies held in memory".into(),
@@ -165,6 +226,30 @@ mod tests {
                 .map_err(|e| e.to_string()),
             read_timeout,
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_sdk_poisons_is_not_reused() {
+        // Issue 23: without connection metadata the SDK logs "unable to mark the connection for
+        // closure ..." at ERROR on every retried 5xx or timeout, and reuses the connection.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&server)
+            .await;
+        let connector = connector(None);
+        let capture = CaptureSmithyConnection::new();
+        let mut call = request(&server.uri(), SdkBody::from("{}"));
+        call.add_extension(capture.clone());
+
+        let answer = connector.call(call).await.unwrap();
+
+        assert_eq!(answer.status().as_u16(), 500);
+        let connection = capture.get().expect("the call names its connection");
+        let pool = connector.http.as_ref().unwrap();
+        assert_eq!(pool.renewed.load(std::sync::atomic::Ordering::Relaxed), 0);
+        connection.poison();
+        assert_eq!(pool.renewed.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     fn request(url: &str, body: SdkBody) -> HttpRequest {

@@ -465,6 +465,14 @@ async fn a_put_that_landed_but_answered_500_is_sent_exactly_once() {
         assert_eq!(s.submit(&payout(trade_no, 1500)).await.0, 200, "{trade_no}");
         assert_eq!(s.sandbox.submits(trade_no), 1, "{trade_no}");
     }
+    // The SDK retried DynamoDB's 500s and poisoned each connection it had: the adapter names
+    // its connections, so the SDK's ERROR line (no connection to mark) is never written.
+    let logs = s.submit.logs();
+    assert!(logs.contains("trade_no"), "the function's logs are read");
+    assert!(
+        !logs.contains("unable to mark the connection"),
+        "the SDK could not poison a connection"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
