@@ -797,3 +797,49 @@ fn an_action_pattern_covers_what_iam_would() {
     assert!(!covers("dynamodb:GetItem", "dynamodb:BatchGetItem"));
     assert!(!covers("dynamodb:Get*", "dynamodb:BatchGetItem"));
 }
+
+#[test]
+fn queues_use_sqs_managed_encryption_and_every_change_of_a_function_reaches_live() {
+    let t = template();
+    let queues: Vec<_> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::SQS::Queue")
+        .collect();
+    assert!(queues.len() >= 4, "{}", queues.len());
+    for (name, queue) in queues {
+        // No KMS key: nothing for the permissions boundary to grant, nothing to rotate.
+        assert_eq!(
+            queue["Properties"]["SqsManagedSseEnabled"], true,
+            "{name:?}"
+        );
+        assert!(queue["Properties"]["KmsMasterKeyId"].is_null(), "{name:?}");
+    }
+    assert_eq!(t["Globals"]["Function"]["AutoPublishAlias"], "live");
+    let functions: Vec<_> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .collect();
+    assert_eq!(functions.len(), permissions::ALL.len());
+    for (name, function) in functions {
+        assert_eq!(
+            function["Properties"]["AutoPublishAliasAllProperties"], true,
+            "{name:?}: a Timeout, Runtime or LoggingConfig change alone must publish a version"
+        );
+    }
+    for parameter in ["ThrottleRateLimit", "ThrottleBurstLimit"] {
+        assert!(
+            t["Parameters"][parameter]["MinValue"].as_u64() >= Some(1),
+            "{parameter}"
+        );
+    }
+    for parameter in ["VexoraSecretKmsKeyArn", "ReconcileSchedule"] {
+        assert!(
+            t["Parameters"][parameter]["AllowedPattern"].is_string(),
+            "{parameter}"
+        );
+    }
+}
