@@ -98,7 +98,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 test: venv $(SCHEMATHESIS_STAMP) lint validate deny ## Every check and test (what CI runs, with `make build`)
 	@mkdir -p target
 	cargo build --workspace --bins
-	cargo test --workspace 2>&1 | tee target/test-output.log
+	cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "total: %d passed, %d failed\n", p, f}' target/test-output.log
 
 SEEDS ?= 100000
