@@ -339,6 +339,3 @@ impl Future for Gate {
         }
     }
 }
-
-/// The set of tradeNos the merchant was told were accepted.
-pub type Accepted = BTreeSet<String>;
