@@ -30,7 +30,7 @@ SAM_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
 CONFIRM ?=
 EXTRA_PARAMETERS ?=
 
-.PHONY: help venv test lint validate build deploy package fuzz reliability bench fmt dev clean deny simulate
+.PHONY: help venv test lint validate build deploy package prune-versions fuzz reliability bench fmt dev clean deny simulate
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,19 +77,33 @@ build: venv ## sam build: every function with cargo lambda, release, arm64 (slow
 
 TEMPLATE ?= .aws-sam/build/template.yaml
 ARTIFACT_BUCKET ?=
-deploy: venv ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARAMETERS (Key=Value ...)
+BUILT ?= .aws-sam/build/template.yaml
+PACKAGED ?= .aws-sam/packaged.yaml
+STAGES := dev staging prod
+# EXTRA_PARAMETERS reaches `sam deploy` as one argument, exactly as written: neither make nor the
+# shell expands anything in it ($(value) and single quotes), and the SAM CLI splits it into
+# Key=Value pairs itself (a value with blanks in double quotes: ReconcileSchedule="rate(10 minutes)").
+EXTRA_ARGUMENT = $(if $(value EXTRA_PARAMETERS),'$(subst ','\'',$(value EXTRA_PARAMETERS))',)
+deploy: venv ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARAMETERS (Key=Value ...), then Environment=$(ENV)
+	@test -n "$(filter $(STAGES),$(ENV))" || (echo "make deploy: ENV must be one of $(STAGES)" >&2; exit 1)
 	@test -f $(TEMPLATE) || $(MAKE) build
 	# The SAM CLI replaces samconfig's parameter_overrides when given any: always pass the
-	# environment's file first, then the extras, which win key by key.
+	# environment's file first, then the extras, which win key by key, and Environment last,
+	# from ENV, so no extra parameter can make the prod stack anything but prod.
 	$(SAM) deploy --config-env $(SAM_ENV) --template-file $(TEMPLATE) $(CONFIRM) \
 	  $(if $(CFN_ROLE_ARN),--role-arn $(CFN_ROLE_ARN),) \
 	  $(if $(ARTIFACT_BUCKET),--s3-bucket $(ARTIFACT_BUCKET),--resolve-s3) \
-	  --parameter-overrides file://infra/parameters/$(ENV).yaml $(EXTRA_PARAMETERS)
+	  --parameter-overrides file://infra/parameters/$(ENV).yaml $(EXTRA_ARGUMENT) Environment=$(ENV)
 
-package: venv ## sam package the built functions once into ARTIFACT_BUCKET (.aws-sam/packaged.yaml)
+package: venv ## sam package the built functions once into ARTIFACT_BUCKET ($(PACKAGED)), each pinned to its object version
 	@test -n "$(ARTIFACT_BUCKET)" || (echo "make package: set ARTIFACT_BUCKET (infra/bootstrap.yaml's output)" >&2; exit 1)
-	$(SAM) package --template-file .aws-sam/build/template.yaml --s3-bucket $(ARTIFACT_BUCKET) \
-	  --s3-prefix vexora-payouts --output-template-file .aws-sam/packaged.yaml
+	$(SAM) package --template-file $(BUILT) --s3-bucket $(ARTIFACT_BUCKET) \
+	  --s3-prefix vexora-payouts --output-template-file $(PACKAGED)
+	$(VENV)/bin/python scripts/pin_artifacts.py $(PACKAGED)
+
+prune-versions: venv ## delete ENV's function versions no alias uses, keeping the newest 5 (after a deploy)
+	@test -n "$(filter $(STAGES),$(ENV))" || (echo "make prune-versions: ENV must be one of $(STAGES)" >&2; exit 1)
+	$(VENV)/bin/python scripts/prune_versions.py vexora-payouts-$(ENV)
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check

@@ -1,7 +1,10 @@
 """Computes each environment's effective stack parameters with the SAM CLI's own option
 handling (click context of `sam deploy`, samconfig.toml as its default map) for a plain
 `sam deploy --config-env X` and for the documented `make deploy ENV=X EXTRA_PARAMETERS=...`,
-and checks them against infra/parameters/X.yaml. Exits non-zero with the differences."""
+and checks them against infra/parameters/X.yaml: the extras on top, a value with blanks kept
+whole, text that make or a shell would expand passed verbatim, and Environment always X (an
+extra `Environment=dev` cannot make the prod stack anything else). Exits non-zero with the
+differences."""
 
 import os
 import shlex
@@ -12,7 +15,17 @@ import yaml
 from samcli.commands.deploy.command import cli
 
 ENVIRONMENTS = {"dev": "default", "staging": "staging", "prod": "prod"}
-EXTRA = "AlarmEmail=ops@example.jp VexoraBaseUrl=https://api.vexora.example/japan LogRetentionDays=731"
+EXTRA = (
+    'AlarmEmail=ops@example.jp VexoraBaseUrl=https://api.vexora.example/japan LogRetentionDays=731 '
+    'ReconcileSchedule="rate(10 minutes)" VexoraSecretArn=$(shell/touch/pwned)`id`$HOME Environment=dev'
+)
+EXTRA_EXPECTED = {
+    "AlarmEmail": "ops@example.jp",
+    "VexoraBaseUrl": "https://api.vexora.example/japan",
+    "LogRetentionDays": "731",
+    "ReconcileSchedule": "rate(10 minutes)",
+    "VexoraSecretArn": "$(shell/touch/pwned)`id`$HOME",
+}
 
 
 def effective(args):
@@ -48,7 +61,8 @@ def main():
         if plain != expected:
             failures.append(f"{env}: `sam deploy --config-env {sam_env}` gives {plain}, expected {expected}")
         with_extras = dict(expected)
-        with_extras.update(kv.split("=", 1) for kv in EXTRA.split())
+        with_extras.update(EXTRA_EXPECTED)
+        with_extras["Environment"] = env
         made = effective(documented(env))
         if made != with_extras:
             failures.append(f"{env}: `make deploy ENV={env} EXTRA_PARAMETERS=...` gives {made}, expected {with_extras}")

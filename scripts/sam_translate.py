@@ -34,7 +34,7 @@ def main():
     template = yaml_parse(open(sys.argv[1]).read())
     parameters = dict(arg.split("=", 1) for arg in sys.argv[2:])
     for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
+        if resource["Type"] == "AWS::Serverless::Function" and "InlineCode" not in resource["Properties"]:
             resource["Properties"]["CodeUri"] = PACKAGED_CODE
     print(json.dumps(transform(template, parameters, Policies()), default=str))
 

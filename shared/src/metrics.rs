@@ -41,13 +41,43 @@ pub const PAYOUT_EVENTS_REFUSED: &str = "PayoutEventsRefused";
 /// Stream records handed back to Lambda for another delivery. Alarmed.
 pub const PAYOUT_EVENT_RECORDS_RETRIED: &str = "PayoutEventRecordsRetried";
 
+/// Every metric the functions emit.
+pub const ALL: [&str; 14] = [
+    PAYOUT_ANOMALY,
+    WEBHOOK_SIGNATURE_REJECTED,
+    STUCK_ORDERS,
+    RECONCILE_RUN,
+    RECONCILE_CHECKED,
+    RECONCILE_RESOLVED,
+    RECONCILE_STILL_PENDING,
+    VEXORA_UNAVAILABLE,
+    PAYOUT_SUBMITTED,
+    PAYOUT_UNCONFIRMED,
+    VEXORA_AVAILABLE_BALANCE,
+    PAYOUT_EVENTS_PUBLISHED,
+    PAYOUT_EVENTS_REFUSED,
+    PAYOUT_EVENT_RECORDS_RETRIED,
+];
+
+/// The dimension sets a metric is published under: what the template's alarms and dashboard
+/// select on, no more (each set is a custom metric of its own, billed every month). Every
+/// metric is by `Environment` (dev and prod in one account never trip each other's alarms);
+/// only the webhook's signature refusals are also by `Function`, which their alarm names.
+pub fn dimensions(name: &str) -> &'static [&'static [&'static str]] {
+    if name == WEBHOOK_SIGNATURE_REJECTED {
+        &[&["Environment", "Function"]]
+    } else {
+        &[&["Environment"]]
+    }
+}
+
 /// Where functions send counts.
 pub trait Metrics: Send + Sync {
     fn count(&self, name: &'static str, value: u64);
 }
 
-/// EMF lines on stdout, by environment and function, and by environment alone (so one alarm
-/// watches a metric across functions, and dev and prod in one account never trip each other).
+/// EMF lines on stdout, by the dimension sets of [`dimensions`]; every line also names the
+/// function (a log field, not a dimension, unless the metric's alarm selects on it).
 #[derive(Debug, Clone)]
 pub struct EmfMetrics {
     pub environment: String,
@@ -81,7 +111,7 @@ pub fn emf_line(
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Environment", "Function"], ["Environment"]],
+                "Dimensions": dimensions(name),
                 "Metrics": [{"Name": name, "Unit": "Count"}]
             }]
         },
@@ -106,11 +136,23 @@ mod tests {
         assert_eq!(directive["Namespace"], NAMESPACE);
         assert_eq!(
             directive["Dimensions"],
-            serde_json::json!([["Environment", "Function"], ["Environment"]])
+            serde_json::json!([["Environment"]])
         );
         assert_eq!(line["Environment"], "prod");
         assert_eq!(directive["Metrics"][0]["Name"], PAYOUT_ANOMALY);
         assert_eq!(line["Function"], "payout-webhook");
         assert_eq!(line[PAYOUT_ANOMALY], 1);
+        let line: serde_json::Value = serde_json::from_str(&emf_line(
+            "prod",
+            "payout-webhook",
+            WEBHOOK_SIGNATURE_REJECTED,
+            1,
+            42,
+        ))
+        .unwrap();
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Environment", "Function"]])
+        );
     }
 }

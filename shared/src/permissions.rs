@@ -50,7 +50,8 @@ pub const BATCH_QUEUE_POLL: [&str; 3] = [
     "sqs:GetQueueAttributes",
 ];
 
-/// Every action performed with a function's role: its code's calls and its event source's.
+/// Every action performed with a function's role: its code's calls and its event source
+/// mapping's (the worker's polling, the publisher's stream reads and on-failure queue).
 pub fn performed(needs: &Needs) -> Vec<&'static str> {
     let mut all: Vec<&'static str> = [
         needs.table,
@@ -62,9 +63,6 @@ pub fn performed(needs: &Needs) -> Vec<&'static str> {
         needs.batch_queue,
     ]
     .concat();
-    if needs.binary == SUBMIT_BATCH_ITEMS.binary {
-        all.extend(BATCH_QUEUE_POLL);
-    }
     all.sort_unstable();
     all.dedup();
     all
@@ -81,7 +79,7 @@ pub struct Needs {
     pub stream: &'static [&'static str],
     /// The on-failure queue of the function's event source mapping.
     pub failure_queue: &'static [&'static str],
-    /// The batch queue (sending; a worker's polling comes with its SQS event).
+    /// The batch queue: sending, or (the worker) the polling its event source mapping does.
     pub batch_queue: &'static [&'static str],
 }
 
@@ -132,7 +130,8 @@ pub const RECONCILE_PAYOUTS: Needs = Needs {
     batch_queue: &BATCH_QUEUE_SEND,
 };
 
-/// `submit-batch-items`: claim_queued, requeue, and the applier (get, transition, keep).
+/// `submit-batch-items`: claim_queued, requeue, and the applier (get, transition, keep); its
+/// event source mapping polls the batch queue as it.
 pub const SUBMIT_BATCH_ITEMS: Needs = Needs {
     binary: "submit-batch-items",
     table: &[store::GET, store::CLAIM_QUEUED, store::REQUEUE],
@@ -141,7 +140,7 @@ pub const SUBMIT_BATCH_ITEMS: Needs = Needs {
     bus: NOTHING,
     stream: NOTHING,
     failure_queue: NOTHING,
-    batch_queue: NOTHING,
+    batch_queue: &BATCH_QUEUE_POLL,
 };
 
 /// `publish-payout-events`: the sink; its records come from the stream, not the table.

@@ -17,6 +17,10 @@ mod deployed_build;
 mod events;
 #[path = "checks/first_payout.rs"]
 mod first_payout;
+#[path = "checks/iam.rs"]
+mod iam;
+#[path = "checks/package.rs"]
+mod package;
 #[path = "checks/pipeline.rs"]
 mod pipeline;
 #[path = "checks/template.rs"]
