@@ -1290,6 +1290,55 @@ fn every_action_the_code_performs_is_allowed_by_its_role_and_the_boundary() {
 }
 
 #[test]
+fn the_merchant_policy_grants_exactly_the_iam_routes_and_the_readme_says_which() {
+    let t = template();
+    let mut routes: Vec<String> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| {
+            r["Type"] == "AWS::ApiGatewayV2::Route"
+                && r["Properties"]["AuthorizationType"] == "AWS_IAM"
+        })
+        .map(|r| {
+            let key = r["Properties"]["RouteKey"].as_str().unwrap();
+            let (method, path) = key.split_once(' ').unwrap();
+            // execute-api ARNs name a path parameter by `*`.
+            let path: Vec<&str> = path
+                .split('/')
+                .map(|part| if part.starts_with('{') { "*" } else { part })
+                .collect();
+            format!("/*/{method}{}", path.join("/"))
+        })
+        .collect();
+    let mut granted: Vec<String> =
+        resource(&t, "MerchantInvokePolicy")["PolicyDocument"]["Statement"][0]["Resource"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let text = tagged(r).1;
+                let (_, route) = text.split_once("${HttpApi}").unwrap();
+                route.trim_end_matches("\")").to_owned()
+            })
+            .collect();
+    routes.sort();
+    granted.sort();
+    assert_eq!(routes, granted);
+    let readme = include_str!("../../../README.md");
+    assert!(
+        !readme.contains("on the two routes") && !readme.contains("allows exactly `POST /payouts`"),
+        "the README counts the merchant routes wrongly"
+    );
+    let dashboard = tagged(&resource(&t, "Dashboard")["DashboardName"]);
+    assert_eq!(
+        dashboard,
+        ("!Ref".into(), "String(\"AWS::StackName\")".into())
+    );
+    assert!(!readme.contains("dashboard `<stack>-payouts`"));
+}
+
+#[test]
 fn queues_use_sqs_managed_encryption_and_every_change_of_a_function_reaches_live() {
     let t = template();
     let queues: Vec<_> = t["Resources"]
