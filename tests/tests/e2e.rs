@@ -851,3 +851,33 @@ async fn schemathesis_finds_no_server_error_or_schema_violation_in_submit_payout
         assert!(!leaked, "{what} reached the logs");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pre_traffic_hooks_events_are_answered_by_the_real_binaries_without_error() {
+    // The PreTraffic hook (infra/template.yaml) invokes each new version once with these events
+    // and fails prod's deployment on a function error: a healthy version must answer each.
+    let s = stack_with(3000, |c| {
+        c.events = true;
+        c.batches = true;
+    })
+    .await;
+    let reconciled = s.reconcile.invoke(&serde_json::json!({})).await;
+    assert!(reconciled.is_ok(), "{reconciled:?}");
+    let empty = serde_json::json!({"Records": []});
+    let publisher = &s.events.as_ref().unwrap().publisher;
+    let published = publisher.invoke(&empty).await;
+    assert_eq!(
+        published,
+        Ok(serde_json::json!({"batchItemFailures": []})),
+        "{}",
+        publisher.logs()
+    );
+    let worker = &s.batches.as_ref().unwrap().worker;
+    let worked = worker.invoke(&empty).await;
+    assert_eq!(
+        worked,
+        Ok(serde_json::json!({"batchItemFailures": []})),
+        "{}",
+        worker.logs()
+    );
+}
