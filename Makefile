@@ -80,10 +80,14 @@ ARTIFACT_BUCKET ?=
 BUILT ?= .aws-sam/build/template.yaml
 PACKAGED ?= .aws-sam/packaged.yaml
 STAGES := dev staging prod
-# EXTRA_PARAMETERS reaches `sam deploy` as one argument, exactly as written: neither make nor the
-# shell expands anything in it ($(value) and single quotes), and the SAM CLI splits it into
-# Key=Value pairs itself (a value with blanks in double quotes: ReconcileSchedule="rate(10 minutes)").
-EXTRA_ARGUMENT = $(if $(value EXTRA_PARAMETERS),'$(subst ','\'',$(value EXTRA_PARAMETERS))',)
+# What the pipeline passes from its settings (EXTRA_PARAMETERS, CFN_ROLE_ARN, ARTIFACT_BUCKET)
+# reaches the SAM CLI exactly as written: never expanded by make ($(value)), quoted for the shell,
+# and not exported (make would expand a command-line variable into every recipe's environment, so
+# a `$(shell ...)` in one would run). The SAM CLI splits EXTRA_PARAMETERS into Key=Value pairs
+# itself (a value with blanks in double quotes: ReconcileSchedule="rate(10 minutes)").
+unexport EXTRA_PARAMETERS CFN_ROLE_ARN ARTIFACT_BUCKET
+quoted = '$(subst ','\'',$(value $(1)))'
+EXTRA_ARGUMENT = $(if $(value EXTRA_PARAMETERS),$(call quoted,EXTRA_PARAMETERS),)
 deploy: venv ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARAMETERS (Key=Value ...), then Environment=$(ENV)
 	@test -n "$(filter $(STAGES),$(ENV))" || (echo "make deploy: ENV must be one of $(STAGES)" >&2; exit 1)
 	@test -f $(TEMPLATE) || $(MAKE) build
@@ -91,15 +95,15 @@ deploy: venv ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA
 	# environment's file first, then the extras, which win key by key, and Environment last,
 	# from ENV, so no extra parameter can make the prod stack anything but prod.
 	$(SAM) deploy --config-env $(SAM_ENV) --template-file $(TEMPLATE) $(CONFIRM) \
-	  $(if $(CFN_ROLE_ARN),--role-arn $(CFN_ROLE_ARN),) \
-	  $(if $(ARTIFACT_BUCKET),--s3-bucket $(ARTIFACT_BUCKET),--resolve-s3) \
+	  $(if $(value CFN_ROLE_ARN),--role-arn $(call quoted,CFN_ROLE_ARN),) \
+	  $(if $(value ARTIFACT_BUCKET),--s3-bucket $(call quoted,ARTIFACT_BUCKET),--resolve-s3) \
 	  --parameter-overrides file://infra/parameters/$(ENV).yaml $(EXTRA_ARGUMENT) Environment=$(ENV)
 
 package: venv ## sam package the built functions once into ARTIFACT_BUCKET ($(PACKAGED)), each pinned to its object version
-	@test -n "$(ARTIFACT_BUCKET)" || (echo "make package: set ARTIFACT_BUCKET (infra/bootstrap.yaml's output)" >&2; exit 1)
-	$(SAM) package --template-file $(BUILT) --s3-bucket $(ARTIFACT_BUCKET) \
+	@test -n $(call quoted,ARTIFACT_BUCKET) || (echo "make package: set ARTIFACT_BUCKET (infra/bootstrap.yaml's output)" >&2; exit 1)
+	$(SAM) package --template-file $(BUILT) --s3-bucket $(call quoted,ARTIFACT_BUCKET) \
 	  --s3-prefix vexora-payouts --output-template-file $(PACKAGED)
-	$(VENV)/bin/python scripts/pin_artifacts.py $(PACKAGED)
+	$(VENV)/bin/python scripts/pin_artifacts.py $(BUILT) $(PACKAGED)
 
 prune-versions: venv ## delete ENV's function versions no alias uses, keeping the newest 5 (after a deploy)
 	@test -n "$(filter $(STAGES),$(ENV))" || (echo "make prune-versions: ENV must be one of $(STAGES)" >&2; exit 1)

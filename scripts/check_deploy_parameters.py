@@ -10,6 +10,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 
 import yaml
 from samcli.commands.deploy.command import cli
@@ -50,8 +51,37 @@ def documented(env):
     return words[words.index("deploy") + 1:]
 
 
-def main():
+def settings_are_never_run():
+    """What the pipeline passes from its settings can hold make or shell syntax: none of it runs,
+    in a recipe that runs (make exports command-line variables to recipes) or in the deploy
+    command (printed by `make -n`, which still expands it), and each reaches the SAM CLI whole."""
     failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        hostile = {
+            "EXTRA_PARAMETERS": f"AlarmEmail=$(shell touch {tmp}/a)`touch {tmp}/b`",
+            "CFN_ROLE_ARN": f"arn:aws:iam::1:role/x; touch {tmp}/c #$(shell touch {tmp}/d)",
+            "ARTIFACT_BUCKET": f"b'$(shell touch {tmp}/e)'; touch {tmp}/f",
+        }
+        assigned = [f"{k}={v}" for k, v in hostile.items()]
+        subprocess.run(["make", "--no-print-directory", "help", *assigned], check=True, capture_output=True)
+        printed = subprocess.run(
+            ["make", "-n", "--no-print-directory", "deploy", "ENV=prod", "TEMPLATE=infra/template.yaml", *assigned],
+            check=True, capture_output=True, text=True,
+        ).stdout.replace("\\\n", " ")
+        line = next(l for l in printed.splitlines() if " deploy " in l and "sam" in l)
+        words = shlex.split(line)
+        if os.listdir(tmp):
+            failures.append(f"a setting ran: {sorted(os.listdir(tmp))}")
+        for flag, name in [("--role-arn", "CFN_ROLE_ARN"), ("--s3-bucket", "ARTIFACT_BUCKET")]:
+            if words[words.index(flag) + 1] != hostile[name]:
+                failures.append(f"{name} reached sam as {words[words.index(flag) + 1]!r}")
+        if hostile["EXTRA_PARAMETERS"] not in words:
+            failures.append(f"EXTRA_PARAMETERS did not reach sam whole: {words}")
+    return failures
+
+
+def main():
+    failures = settings_are_never_run()
     for env, sam_env in ENVIRONMENTS.items():
         with open(f"infra/parameters/{env}.yaml") as f:
             expected = {k: str(v) for k, v in yaml.safe_load(f).items()}

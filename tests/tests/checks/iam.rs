@@ -117,6 +117,8 @@ impl<'a> Stack<'a> {
             ),
             "AWS::Logs::LogGroup" => self.named(name, "LogGroupName"),
             "AWS::SNS::Topic" => self.arn("sns", &self.named(name, "TopicName")),
+            "AWS::CloudWatch::Alarm" => self.named(name, "AlarmName"),
+            "AWS::Events::Archive" => self.named(name, "ArchiveName"),
             "AWS::ApiGatewayV2::Api" => "a1b2c3d4e5".to_owned(),
             "AWS::IAM::ManagedPolicy" => format!(
                 "arn:aws:iam::{ACCOUNT}:policy/{}",

@@ -129,6 +129,27 @@ fn the_packaged_template_pins_every_function_to_the_object_version_it_uploaded()
         assert_eq!(row, &serde_json::json!([true, true, true]), "{seen}");
     }
 
+    // Something planted under the build's key before packaging (`sam package` then skips the
+    // upload): refused, not pinned.
+    let key = &pinned[0].0;
+    s3(
+        &moto,
+        &format!(
+            "s3.create_bucket(Bucket='planted', CreateBucketConfiguration={{'LocationConstraint': 'ap-northeast-1'}})\n\
+             s3.put_bucket_versioning(Bucket='planted', VersioningConfiguration={{'Status': 'Enabled'}})\n\
+             s3.put_object(Bucket='planted', Key='{key}', Body=b'an unreviewed build')\n\
+             print('null')"
+        ),
+    );
+    let out = package(&moto, &dir, "planted");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("does not hold the build"), "{text}");
+
     // Without versions there is nothing to pin: refused, with the reason.
     let out = package(&moto, &dir, "unversioned");
     let text = format!(

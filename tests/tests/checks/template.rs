@@ -539,6 +539,15 @@ fn the_prod_guards_follow_the_stack_name_whatever_the_environment_parameter_says
 
 /// Runs the PreTraffic hook's inline code with a recording stand-in for boto3.
 fn run_hook(failing: &[&str], gate: &str, raise: bool) -> serde_json::Value {
+    run_hook_reporting(failing, gate, raise, false)
+}
+
+fn run_hook_reporting(
+    failing: &[&str],
+    gate: &str,
+    raise: bool,
+    report_raises: bool,
+) -> serde_json::Value {
     let t = template();
     let code = resource(&t, "PreTrafficHookFunction")["InlineCode"]
         .as_str()
@@ -546,7 +555,10 @@ fn run_hook(failing: &[&str], gate: &str, raise: bool) -> serde_json::Value {
     let dir = std::env::temp_dir().join(format!(
         "pre-traffic-{}-{}",
         std::process::id(),
-        failing.len() + usize::from(raise) * 10 + gate.len() * 100
+        failing.len()
+            + usize::from(raise) * 10
+            + gate.len() * 100
+            + usize::from(report_raises) * 1000
     ));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("index.py"), code).unwrap();
@@ -555,9 +567,14 @@ fn run_hook(failing: &[&str], gate: &str, raise: bool) -> serde_json::Value {
         r#"import io, json, os
 calls = []
 class Client:
-    def __init__(self, service):
+    def __init__(self, service, config):
         self.service = service
+        self.config = config
     def invoke(self, FunctionName, Payload):
+        # One try, waiting out a whole reconcile run: botocore's own 60 s and retries would
+        # run the reconciler again and fail a healthy deployment.
+        assert self.config is not None and self.config.read_timeout >= 300, self.config
+        assert self.config.retries == {"total_max_attempts": 1}, self.config.retries
         calls.append({"invoke": FunctionName, "payload": json.loads(Payload)})
         if os.environ.get("RAISE") == "1":
             raise RuntimeError("throttled")
@@ -566,8 +583,10 @@ class Client:
         return {"StatusCode": 200, "Payload": io.BytesIO(b"null")}
     def put_lifecycle_event_hook_execution_status(self, **kwargs):
         calls.append({"report": kwargs})
-def client(service):
-    return Client(service)
+        if os.environ.get("REPORT_RAISES") == "1":
+            raise RuntimeError("throttled")
+def client(service, config=None):
+    return Client(service, config)
 "#,
     )
     .unwrap();
@@ -581,6 +600,7 @@ def client(service):
         .env("GATE", gate)
         .env("FAILING", failing.join(","))
         .env("RAISE", if raise { "1" } else { "0" })
+        .env("REPORT_RAISES", if report_raises { "1" } else { "0" })
         .args([
             "-c",
             "import json, boto3, index\n\
@@ -655,6 +675,108 @@ fn the_pre_traffic_hook_invokes_each_new_version_and_fails_prods_deployment_on_a
     );
     assert_eq!(reported(&run_hook(&[], "enforce", true)), "Failed");
     assert_eq!(reported(&run_hook(&[], "report", true)), "Succeeded");
+    // An answer CodeDeploy did not take is not retried (the hook would run everything again):
+    // the invocation ends without an error, and Lambda does not retry it either.
+    let unreported = run_hook_reporting(&[], "enforce", false, true);
+    assert_eq!(unreported["answer"]["status"], "Unreported", "{unreported}");
+    let t = template();
+    let config = resource(&t, "PreTrafficHookInvokeConfig");
+    assert_eq!(config["MaximumRetryAttempts"], 0);
+    assert_eq!(
+        config["Qualifier"], "$LATEST",
+        "CodeDeploy invokes the hook by its name"
+    );
+    assert_eq!(
+        tagged(&config["FunctionName"]).1,
+        "String(\"PreTrafficHookFunction\")"
+    );
+}
+
+#[test]
+fn a_stack_named_prod_with_another_environment_is_refused_and_no_stack_defaults_to_dev() {
+    let t = template();
+    assert!(
+        t["Parameters"]["Environment"].get("Default").is_none(),
+        "a stack is given its stage, never dev by omission"
+    );
+    for (stack, environment, refused) in [
+        ("vexora-payouts-prod", "dev", true),
+        ("vexora-payouts-prod", "staging", true),
+        ("vexora-payouts-prod", "prod", false),
+        ("vexora-payouts-dev", "dev", false),
+        ("vexora-payouts-dev", "prod", false),
+    ] {
+        let translated = translated(&[&format!("Environment={environment}")]);
+        let s = iam::Stack::new(&translated, stack, &[("Environment", environment)]);
+        assert_eq!(
+            s.condition("MislabeledProd"),
+            refused,
+            "{stack} {environment}"
+        );
+    }
+    let refusal = &t["Resources"]["RefusedStackNamedProdWithEnvironmentNotProd"];
+    assert_eq!(refusal["Type"], "AWS::CloudFormation::WaitCondition");
+    assert_eq!(refusal["Condition"], "MislabeledProd");
+    assert_eq!(refusal["Properties"]["Timeout"], "1");
+}
+
+#[test]
+fn every_canary_alarm_is_new_with_its_version_and_every_generated_name_keeps_the_stack_name() {
+    let source = template();
+    for (function, _) in DEPLOYED {
+        let name = &resource(&source, &format!("{function}NewVersionErrorsAlarm"))["AlarmName"];
+        let text = format!("{name:?}");
+        assert!(
+            text.contains("AWS::StackName")
+                && text.contains(&format!("{function}Function.Version.Version")),
+            "{function}: a failing earlier version's ALARM state must not carry over: {text}"
+        );
+    }
+    // CloudFormation shortens a generated name that exceeds its service's limit, cutting into
+    // the stack's name, which the stage's execution role is scoped by: each name it generates
+    // must fit (IAM roles aside: the execution role reaches them by their stage tag).
+    let limits = [
+        ("AWS::Lambda::Function", 64),
+        ("AWS::SQS::Queue", 80),
+        ("AWS::Events::Archive", 48),
+        ("AWS::DynamoDB::Table", 255),
+        ("AWS::Logs::LogGroup", 512),
+        ("AWS::SNS::Topic", 256),
+        ("AWS::CloudWatch::Alarm", 255),
+        ("AWS::CodeDeploy::Application", 100),
+        ("AWS::CodeDeploy::DeploymentGroup", 100),
+        ("AWS::IAM::ManagedPolicy", 128),
+    ];
+    for environment in ["dev", "staging", "prod"] {
+        let t = translated(&[&format!("Environment={environment}")]);
+        let stack = format!("vexora-payouts-{environment}");
+        for (logical, r) in t["Resources"].as_object().unwrap() {
+            let kind = r["Type"].as_str().unwrap();
+            let Some((_, limit)) = limits.iter().find(|(k, _)| *k == kind) else {
+                continue;
+            };
+            let explicit = [
+                "FunctionName",
+                "QueueName",
+                "ArchiveName",
+                "TableName",
+                "LogGroupName",
+                "TopicName",
+                "AlarmName",
+                "ApplicationName",
+                "DeploymentGroupName",
+                "ManagedPolicyName",
+            ]
+            .iter()
+            .any(|p| r["Properties"].get(*p).is_some());
+            let generated = format!("{stack}-{logical}-AbC123dEf456");
+            assert!(
+                explicit || generated.len() <= *limit,
+                "{environment}: {logical}'s generated name ({} characters) exceeds {limit}",
+                generated.len()
+            );
+        }
+    }
 }
 
 #[test]
