@@ -1601,3 +1601,40 @@ fn deploys_use_the_bootstraps_bucket_never_sams_managed_stack() {
     assert!(makefile.lines().any(|l| l.starts_with("deploy: venv ")));
     assert!(makefile.lines().any(|l| l.starts_with("package: venv ")));
 }
+
+#[test]
+fn prod_plans_only_mains_newest_commit_never_reads_nothing_as_no_change_and_installs_before_credentials()
+ {
+    let w = yaml(".github/workflows/deploy.yml");
+    let jobs = &w["jobs"];
+    // A re-run of an older run would plan an older build against prod.
+    let (check, script) = step_running(
+        &jobs["prod-change-set"],
+        "git ls-remote origin refs/heads/main",
+    )
+    .unwrap();
+    assert!(script.contains("exit 1"), "{script}");
+    let (package, _) = step_running(&jobs["prod-change-set"], "make package").unwrap();
+    assert!(check < package, "checked before anything is packaged");
+    // No change set in the output is "nothing to change" only when SAM says so.
+    let (_, plan) = step_running(&jobs["prod-change-set"], "--no-execute-changeset").unwrap();
+    assert!(plan.contains("No changes to deploy"), "{plan}");
+    // Tools are installed (PyPI) before any AWS credentials exist in the job.
+    for (name, job) in jobs.as_mapping().unwrap() {
+        let steps = steps(job);
+        let Some(credentials) = steps.iter().position(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("aws-actions/configure-aws-credentials@"))
+        }) else {
+            continue;
+        };
+        let venv = steps
+            .iter()
+            .position(|s| s["run"].as_str().is_some_and(|r| r.trim() == "make venv"));
+        assert!(
+            venv.is_some_and(|v| v < credentials),
+            "{name:?}: `make venv` before configure-aws-credentials"
+        );
+    }
+}
