@@ -85,9 +85,15 @@ STAGES := dev staging prod
 # and not exported (make would expand a command-line variable into every recipe's environment, so
 # a `$(shell ...)` in one would run). The SAM CLI splits EXTRA_PARAMETERS into Key=Value pairs
 # itself (a value with blanks in double quotes: ReconcileSchedule="rate(10 minutes)").
+# A setting that begins with "-" would be read by the SAM CLI as an option (--role-arn=...,
+# --stack-name=...), and a line break would split the recipe: both are refused.
 unexport EXTRA_PARAMETERS CFN_ROLE_ARN ARTIFACT_BUCKET
-quoted = '$(subst ','\'',$(value $(1)))'
-EXTRA_ARGUMENT = $(if $(value EXTRA_PARAMETERS),$(call quoted,EXTRA_PARAMETERS),)
+define line_break
+
+
+endef
+setting = $(if $(findstring $(line_break),$(value $(1))),$(error $(1) holds a line break),$(if $(filter -%,$(firstword $(value $(1)))),$(error $(1) begins with "-", which sam would read as an option),'$(subst ','\'',$(value $(1)))'))
+EXTRA_ARGUMENT = $(if $(value EXTRA_PARAMETERS),$(call setting,EXTRA_PARAMETERS),)
 deploy: venv ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA_PARAMETERS (Key=Value ...), then Environment=$(ENV)
 	@test -n "$(filter $(STAGES),$(ENV))" || (echo "make deploy: ENV must be one of $(STAGES)" >&2; exit 1)
 	@test -f $(TEMPLATE) || $(MAKE) build
@@ -95,13 +101,13 @@ deploy: venv ## sam deploy ENV's stack: infra/parameters/$(ENV).yaml, then EXTRA
 	# environment's file first, then the extras, which win key by key, and Environment last,
 	# from ENV, so no extra parameter can make the prod stack anything but prod.
 	$(SAM) deploy --config-env $(SAM_ENV) --template-file $(TEMPLATE) $(CONFIRM) \
-	  $(if $(value CFN_ROLE_ARN),--role-arn $(call quoted,CFN_ROLE_ARN),) \
-	  $(if $(value ARTIFACT_BUCKET),--s3-bucket $(call quoted,ARTIFACT_BUCKET),--resolve-s3) \
+	  $(if $(value CFN_ROLE_ARN),--role-arn $(call setting,CFN_ROLE_ARN),) \
+	  $(if $(value ARTIFACT_BUCKET),--s3-bucket $(call setting,ARTIFACT_BUCKET),--resolve-s3) \
 	  --parameter-overrides file://infra/parameters/$(ENV).yaml $(EXTRA_ARGUMENT) Environment=$(ENV)
 
 package: venv ## sam package the built functions once into ARTIFACT_BUCKET ($(PACKAGED)), each pinned to its object version
-	@test -n $(call quoted,ARTIFACT_BUCKET) || (echo "make package: set ARTIFACT_BUCKET (infra/bootstrap.yaml's output)" >&2; exit 1)
-	$(SAM) package --template-file $(BUILT) --s3-bucket $(call quoted,ARTIFACT_BUCKET) \
+	@test -n $(call setting,ARTIFACT_BUCKET) || (echo "make package: set ARTIFACT_BUCKET (infra/bootstrap.yaml's output)" >&2; exit 1)
+	$(SAM) package --template-file $(BUILT) --s3-bucket $(call setting,ARTIFACT_BUCKET) \
 	  --s3-prefix vexora-payouts --output-template-file $(PACKAGED)
 	$(VENV)/bin/python scripts/pin_artifacts.py $(BUILT) $(PACKAGED)
 

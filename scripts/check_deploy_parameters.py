@@ -77,6 +77,19 @@ def settings_are_never_run():
                 failures.append(f"{name} reached sam as {words[words.index(flag) + 1]!r}")
         if hostile["EXTRA_PARAMETERS"] not in words:
             failures.append(f"EXTRA_PARAMETERS did not reach sam whole: {words}")
+    # A setting the SAM CLI would read as its own option, or that would split the recipe.
+    for name, value, says in [
+        ("EXTRA_PARAMETERS", "--stack-name=vexora-payouts-prod", 'begins with "-"'),
+        ("CFN_ROLE_ARN", "--disable-rollback", 'begins with "-"'),
+        ("EXTRA_PARAMETERS", "AlarmEmail=a@b.jp\nrm -rf x", "line break"),
+    ]:
+        refused = subprocess.run(
+            ["make", "-n", "--no-print-directory", "deploy", "ENV=dev", "TEMPLATE=infra/template.yaml",
+             f"{name}={value}"],
+            capture_output=True, text=True,
+        )
+        if refused.returncode == 0 or says not in refused.stderr:
+            failures.append(f"{name}={value!r} was not refused: {refused.stderr.strip()}")
     return failures
 
 

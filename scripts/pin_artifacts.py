@@ -1,10 +1,14 @@
-"""Pins every function's code in a packaged template to the S3 object version that holds this
-build, so the stack runs exactly the reviewed artefact even if someone writes the same key again
+"""Pins every function's code in a packaged template to an S3 object version that holds exactly
+this build, so the stack runs the reviewed artefact even if someone writes the same key again
 between the review and the execution (the artefact bucket keeps every version and no pipeline
-role may delete one: infra/bootstrap.yaml). The version pinned is read back and compared, file by
-file, with the build directory it was packaged from (`sam package` skips the upload when the key
-exists, so the object could be anyone's). Refuses an unversioned bucket: without a version there
-is nothing to pin. Rewrites the packaged template in place.
+role may delete one: infra/bootstrap.yaml).
+
+`sam package` names an artefact by a hash of its build and skips the upload when the key
+exists, so the object under a key may be anyone's. This script therefore uploads, under the key
+`sam package` chose, the zip of the function's build directory it made itself (each file with
+its mode, so `bootstrap` stays executable) and pins the version S3 answered for that upload: no
+object planted before, nor one written after, can be what is pinned. Refuses an unversioned
+bucket: without a version there is nothing to pin. Rewrites the packaged template in place.
 
 Usage: pin_artifacts.py BUILT_TEMPLATE PACKAGED_TEMPLATE
 """
@@ -29,40 +33,40 @@ def location(code_uri):
     return code_uri["Bucket"], code_uri["Key"]
 
 
-def pin(template, head):
-    """Pins every packaged function of `template` with `head(name, bucket, key) -> version id`;
-    answers the names pinned."""
+def pin(template, upload):
+    """Pins every packaged function of `template` with `upload(name, bucket, key) -> version
+    id`; answers the names pinned."""
     pinned = []
     for name, resource in sorted(template.get("Resources", {}).items()):
         properties = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Serverless::Function" and "InlineCode" not in properties:
             bucket, key = location(properties["CodeUri"])
-            properties["CodeUri"] = {"Bucket": bucket, "Key": key, "Version": head(name, bucket, key)}
+            properties["CodeUri"] = {"Bucket": bucket, "Key": key, "Version": upload(name, bucket, key)}
             pinned.append(name)
         elif resource.get("Type") == "AWS::Lambda::Function" and "S3Key" in properties.get("Code", {}):
             code = properties["Code"]
-            code["S3ObjectVersion"] = head(name, code["S3Bucket"], code["S3Key"])
+            code["S3ObjectVersion"] = upload(name, code["S3Bucket"], code["S3Key"])
             pinned.append(name)
     return pinned
 
 
-def files_of(directory):
-    """Every file under `directory`, by its path relative to it, with its bytes."""
-    out = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            out[os.path.relpath(path, directory).replace(os.sep, "/")] = open(path, "rb").read()
-    return out
-
-
-def files_in(zipped):
-    """Every file of a zip archive, with its bytes; None for what is not one."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(zipped)) as z:
-            return {i.filename: z.read(i) for i in z.infolist() if not i.is_dir()}
-    except zipfile.BadZipFile:
-        return None
+def zipped(directory):
+    """The zip of every file under `directory` (links followed), with its mode, in a fixed order
+    and with fixed times: the same build gives the same bytes."""
+    paths = []
+    for root, _, names in os.walk(directory, followlinks=True):
+        paths.extend(os.path.join(root, n) for n in names)
+    if not paths:
+        raise SystemExit(f"pin_artifacts: {directory} holds no file")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(paths):
+            info = zipfile.ZipInfo(os.path.relpath(path, directory).replace(os.sep, "/"))
+            info.external_attr = (os.stat(path).st_mode & 0xFFFF) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(path, "rb") as f:
+                z.writestr(info, f.read())
+    return out.getvalue()
 
 
 def main():
@@ -73,29 +77,23 @@ def main():
         template = yaml_parse(f.read())
     s3 = boto3.client("s3")
 
-    def head(name, bucket, key):
-        version = s3.head_object(Bucket=bucket, Key=key).get("VersionId")
-        if not version or version == "null":
-            raise SystemExit(
-                f"pin_artifacts: s3://{bucket}/{key} has no version: the artefact bucket must keep "
-                "versions (infra/bootstrap.yaml's ArtifactBucket)"
-            )
+    def upload(name, bucket, key):
         code = built["Resources"][name]["Properties"]["CodeUri"]
         directory = os.path.join(os.path.dirname(os.path.abspath(built_path)), code)
-        body = s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read()
-        if files_in(body) != files_of(directory):
+        version = s3.put_object(Bucket=bucket, Key=key, Body=zipped(directory)).get("VersionId")
+        if not version or version == "null":
             raise SystemExit(
-                f"pin_artifacts: s3://{bucket}/{key} (version {version}) does not hold the build "
-                f"of {name} ({code}): refusing to pin it"
+                f"pin_artifacts: s3://{bucket} keeps no versions: the artefact bucket must keep "
+                "versions (infra/bootstrap.yaml's ArtifactBucket)"
             )
         return version
 
-    pinned = pin(template, head)
+    pinned = pin(template, upload)
     if not pinned:
         raise SystemExit("pin_artifacts: no packaged function in the template")
     with open(path, "w") as f:
         f.write(yaml_dump(template))
-    print(f"pinned {len(pinned)} functions to the object versions holding their build: {', '.join(pinned)}")
+    print(f"pinned {len(pinned)} functions to the object versions of their build: {', '.join(pinned)}")
 
 
 if __name__ == "__main__":

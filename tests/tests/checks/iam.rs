@@ -64,9 +64,10 @@ impl<'a> Stack<'a> {
         }
     }
 
-    /// The generated physical name of a resource.
+    /// The generated physical name of a resource, shortened as CloudFormation shortens it.
     fn generated(&self, logical: &str) -> String {
-        format!("{}-{logical}-{RANDOM}", self.name)
+        let kind = self.resource(logical)["Type"].as_str().unwrap_or_default();
+        generated_name(&self.name, logical, name_limit(kind))
     }
 
     /// A property naming the resource, resolved, or the generated name.
@@ -262,6 +263,39 @@ impl<'a> Stack<'a> {
     }
 }
 
+/// The longest name a resource of `kind` may have (255 where no shorter limit applies).
+pub fn name_limit(kind: &str) -> usize {
+    match kind {
+        "AWS::Events::Archive" => 48,
+        "AWS::Lambda::Function" | "AWS::IAM::Role" => 64,
+        "AWS::SQS::Queue" => 80,
+        "AWS::CodeDeploy::Application" | "AWS::CodeDeploy::DeploymentGroup" => 100,
+        "AWS::IAM::ManagedPolicy" => 128,
+        "AWS::SNS::Topic" => 256,
+        "AWS::Logs::LogGroup" => 512,
+        _ => 255,
+    }
+}
+
+/// The name CloudFormation generates: `<stack>-<LogicalId>-<12 random>`, and past `limit` the
+/// 13 characters of the random tail kept, the rest split between the stack's name and the
+/// logical id around one more hyphen, the stack's half rounding up (AWS documents no rule;
+/// this one reproduces names CloudFormation produced: KensioSoftware/yulin#1113).
+pub fn generated_name(stack: &str, logical: &str, limit: usize) -> String {
+    let whole = format!("{stack}-{logical}-{RANDOM}");
+    if whole.len() <= limit {
+        return whole;
+    }
+    let left = limit - RANDOM.len() - 2;
+    let stack_part = left.div_ceil(2).min(stack.len());
+    let logical_part = (left - stack_part).min(logical.len());
+    format!(
+        "{}-{}-{RANDOM}",
+        &stack[..stack_part],
+        &logical[..logical_part]
+    )
+}
+
 fn single(v: &Value) -> (&str, &Value) {
     let map = v.as_object().unwrap();
     assert_eq!(map.len(), 1, "{v}");
@@ -421,6 +455,29 @@ pub fn statements(document: &Value) -> Vec<Value> {
         Value::Null => Vec::new(),
         one => vec![one.clone()],
     }
+}
+
+#[test]
+fn a_generated_name_is_shortened_as_cloudformation_shortens_it() {
+    // The two names of KensioSoftware/yulin#1113 that were shortened (the random tails ours).
+    assert_eq!(
+        generated_name(
+            "ChineseboostAnalyticsStack",
+            "RainlyticsSummariesJobFunction",
+            64
+        ),
+        "ChineseboostAnalyticsStac-RainlyticsSummariesJobFun-AbC123dEf456"
+    );
+    assert_eq!(generated_name("s", "L", 64), "s-L-AbC123dEf456");
+    assert_eq!(
+        generated_name(
+            "vexora-payouts-staging",
+            "PublishPayoutEventsFunctionRole",
+            64
+        )
+        .len(),
+        64
+    );
 }
 
 #[test]

@@ -28,7 +28,15 @@ fn aws(command: &mut Command, moto: &Moto) -> Output {
 
 /// Runs Python with boto3 against the moto server; its last line of output, as JSON.
 fn s3(moto: &Moto, script: &str) -> serde_json::Value {
-    let prelude = "import boto3, json, hashlib\ns3 = boto3.client('s3')\n";
+    // `holds_the_build(version, key, bucket)`: whether that version is a zip of exactly the
+    // build (its one file, executable, with the build's bytes).
+    let prelude = "import boto3, io, json, zipfile\n\
+        s3 = boto3.client('s3')\n\
+        def holds_the_build(version, key, bucket='artefacts'):\n\
+        \x20   body = s3.get_object(Bucket=bucket, Key=key, VersionId=version)['Body'].read()\n\
+        \x20   z = zipfile.ZipFile(io.BytesIO(body))\n\
+        \x20   [info] = z.infolist()\n\
+        \x20   return [info.filename == 'bootstrap' and z.read(info) == b'the reviewed build', (info.external_attr >> 16) & 0o111 == 0o111]\n";
     let out = aws(
         Command::new(root().join(".venv/bin/python")).args(["-c", &format!("{prelude}{script}")]),
         moto,
@@ -70,6 +78,14 @@ fn the_packaged_template_pins_every_function_to_the_object_version_it_uploaded()
     )
     .unwrap();
     std::fs::write(dir.join("code/bootstrap"), "the reviewed build").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("code/bootstrap"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
     s3(
         &moto,
         "s3.create_bucket(Bucket='artefacts', CreateBucketConfiguration={'LocationConstraint': 'ap-northeast-1'})\n\
@@ -120,8 +136,7 @@ fn the_packaged_template_pins_every_function_to_the_object_version_it_uploaded()
              for key, version in pins:\n\
              \x20   s3.put_object(Bucket='artefacts', Key=key, Body=b'an unreviewed build')\n\
              \x20   newest = s3.head_object(Bucket='artefacts', Key=key)['VersionId']\n\
-             \x20   body = s3.get_object(Bucket='artefacts', Key=key, VersionId=version)['Body'].read()\n\
-             \x20   out.append([newest != version, b'an unreviewed build' != body, len(body) > 0])\n\
+             \x20   out.append([newest != version] + holds_the_build(version, key))\n\
              print(json.dumps(out))"
         ),
     );
@@ -130,7 +145,7 @@ fn the_packaged_template_pins_every_function_to_the_object_version_it_uploaded()
     }
 
     // Something planted under the build's key before packaging (`sam package` then skips the
-    // upload): refused, not pinned.
+    // upload): what is pinned is still the build, uploaded and pinned by this run.
     let key = &pinned[0].0;
     s3(
         &moto,
@@ -142,13 +157,28 @@ fn the_packaged_template_pins_every_function_to_the_object_version_it_uploaded()
         ),
     );
     let out = package(&moto, &dir, "planted");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
+    assert!(
+        out.status.success(),
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!out.status.success(), "{text}");
-    assert!(text.contains("does not hold the build"), "{text}");
+    let packaged: Value =
+        serde_norway::from_str(&std::fs::read_to_string(dir.join("packaged.yaml")).unwrap())
+            .unwrap();
+    let mut checked = 0;
+    for (_, resource) in packaged["Resources"].as_mapping().unwrap() {
+        let code = &resource["Properties"]["CodeUri"];
+        if let Some(version) = code["Version"].as_str() {
+            let key = code["Key"].as_str().unwrap();
+            let holds = s3(
+                &moto,
+                &format!("print(json.dumps(holds_the_build('{version}', '{key}', 'planted')))"),
+            );
+            assert_eq!(holds, serde_json::json!([true, true]), "{code:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, payout_core::permissions::ALL.len());
 
     // Without versions there is nothing to pin: refused, with the reason.
     let out = package(&moto, &dir, "unversioned");

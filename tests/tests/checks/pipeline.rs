@@ -1135,32 +1135,7 @@ fn names_of_stage(stage: &str) -> Vec<String> {
 /// Resources of the execution role and the boundary that name no stage, with the actions
 /// allowed on each: the action has no resource-level permission, or the resource is scoped by
 /// a condition (below), or it is read-only and shared by every stage.
-const OUTSIDE_ANY_STAGE: [(&str, &[&str]); 7] = [
-    (
-        // Roles whose generated name CloudFormation shortened: reached only by their stage tag
-        // or, for the minting actions, the stage's boundary (checked below).
-        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*",
-        &[
-            "iam:CreateRole",
-            "iam:PutRolePolicy",
-            "iam:AttachRolePolicy",
-            "iam:DetachRolePolicy",
-            "iam:DeleteRolePolicy",
-            "iam:PutRolePermissionsBoundary",
-            "iam:GetRole",
-            "iam:DeleteRole",
-            "iam:UpdateRole",
-            "iam:UpdateRoleDescription",
-            "iam:UpdateAssumeRolePolicy",
-            "iam:TagRole",
-            "iam:UntagRole",
-            "iam:ListRoleTags",
-            "iam:GetRolePolicy",
-            "iam:ListRolePolicies",
-            "iam:ListAttachedRolePolicies",
-            "iam:PassRole",
-        ],
-    ),
+const OUTSIDE_ANY_STAGE: [(&str, &[&str]); 6] = [
     (
         "*",
         &[
@@ -1278,21 +1253,6 @@ fn the_execution_role_and_the_boundary_reach_nothing_of_another_stage() {
                         );
                     }
                     let condition = format!("{:?}", s["Condition"]);
-                    if r.ends_with(":role/*") {
-                        // Every statement on any role names the stage's tag, in the request
-                        // (creating) or on the role.
-                        let equals = &s["Condition"]["StringEquals"];
-                        let tag = if actions == ["iam:CreateRole"] {
-                            "aws:RequestTag/payouts:stage"
-                        } else {
-                            "iam:ResourceTag/payouts:stage"
-                        };
-                        assert_eq!(
-                            texts_of(&equals[tag]),
-                            ["!Ref Stage"],
-                            "{name}: {actions:?}"
-                        );
-                    }
                     if actions.iter().any(|a| a == "kms:Decrypt") {
                         assert!(condition.contains("kms:ViaService"), "{condition}");
                     }
@@ -1394,17 +1354,9 @@ fn the_execution_role_creates_only_bounded_roles_and_cannot_touch_the_deploy_ide
             );
             for r in texts_of(&s["Resource"]) {
                 if r.contains(":iam::") {
-                    let tagged_for_the_stage = r.ends_with(":role/*")
-                        && [
-                            "aws:RequestTag/payouts:stage",
-                            "iam:ResourceTag/payouts:stage",
-                        ]
-                        .iter()
-                        .any(|k| texts_of(&s["Condition"]["StringEquals"][*k]) == ["!Ref Stage"]);
                     assert!(
                         r.contains(":role/${StackNamePrefix}-${Stage}-")
-                            || r.contains(":policy/${StackNamePrefix}-${Stage}-")
-                            || tagged_for_the_stage,
+                            || r.contains(":policy/${StackNamePrefix}-${Stage}-"),
                         "{r}"
                     );
                 }
@@ -1431,8 +1383,7 @@ fn the_execution_role_creates_only_bounded_roles_and_cannot_touch_the_deploy_ide
                 }
             }
         }
-        // By name, and by stage tag (creating, and on existing roles).
-        assert_eq!(bounded, 3);
+        assert_eq!(bounded, 1);
         let boundary = resource(&resources, "FunctionBoundary");
         assert_eq!(
             texts_of(&boundary["Properties"]["ManagedPolicyName"]),
