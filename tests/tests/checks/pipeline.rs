@@ -12,6 +12,8 @@ use std::process::Command;
 
 use serde_norway::{Mapping, Value};
 
+use super::iam::glob;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -1034,30 +1036,6 @@ fn substitute(template: &str, stage: &str) -> String {
             "${ArtifactBucket.Arn}",
             &format!("arn:aws:s3:::payouts-bootstrap-{stage}-artifactbucket"),
         )
-}
-
-/// IAM's wildcard match of a Resource pattern: `*` any run of characters (colons and slashes
-/// included), `?` any one.
-fn glob(pattern: &str, value: &str) -> bool {
-    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
-    let (mut pi, mut vi, mut star, mut mark) = (0, 0, None, 0);
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = vi;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            vi = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 #[test]
