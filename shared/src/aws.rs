@@ -37,7 +37,10 @@ pub fn https_client() -> SharedHttpClient {
 /// few hundred bytes whose whole call is already bounded by the attempt and operation timeouts
 /// ([`crate::budget::aws_timeouts`]).
 pub fn sdk_defaults() -> ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
+    // A dated behavior version, not `latest()`: an SDK upgrade must not change retries,
+    // timeouts or defaults without a change here that says so. No SDK crate has the
+    // `behavior-version-latest` feature either, so a client built otherwise fails loudly.
+    aws_config::defaults(BehaviorVersion::v2026_01_12())
         .http_client(https_client())
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
 }

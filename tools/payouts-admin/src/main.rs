@@ -132,7 +132,7 @@ impl payout_core::metrics::Metrics for NoMetrics {
     fn count(&self, _: &'static str, _: u64) {}
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
