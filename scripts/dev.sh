@@ -163,7 +163,7 @@ Try:
   curl -s "${API}/payouts/${TRADE_NO}?refresh=true"   # resolve against Vexora's query API
   curl -s -X POST ${API}/payouts -H 'content-type: application/json' -d '${BODY//$'\n'/}'   # same again: 200, no second payout
   curl -s -X POST ${API}/payouts -H 'content-type: application/json' -d '{"amount":"99"}'   # 400 with every violation
-  # amounts ending in 11..20 script Vexora's other outcomes (see README), e.g. 1012 fails, 1014 answers code 5000
+  # amounts ending in 11..20 script Vexora's other outcomes (see docs/local.md), e.g. 1012 fails, 1014 answers code 5000
   curl -s ${API}/balance                               # Vexora's balance (cached 30 s)
   curl -s ${API}/batches/${BATCH_ID}                   # a batch: status, counts, items (paged)
   curl -s http://127.0.0.1:${SANDBOX_PORT}/sandbox/ledger

@@ -14,8 +14,9 @@ use crate::metrics::{self, Metrics};
 use crate::secrets::{SecretError, SecretStore, Secrets};
 use crate::vexora::{BalanceRequest, Exchange, PayoutGateway, ReportedAmount};
 
-/// How long a reading is served again before Vexora is asked anew (contract: ≤ 30 s), counted
-/// from before the call, so no reading is older than this when served.
+/// How long a reading is served again before Vexora is asked anew (at most 30 s:
+/// docs/contract.md § `GET /balance`), counted from before the call, so no reading is older than
+/// this when served.
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// How long a failure is answered again without asking Vexora: a merchant polling a broken
 /// balance does not turn into a stream of calls at Vexora.

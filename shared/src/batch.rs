@@ -1,5 +1,5 @@
-//! Batch payouts (contract § Batches): a request of 1–1000 payouts, each an ordinary payout
-//! sent exactly once.
+//! Batch payouts (docs/contract.md § Batches): a request of 1–1000 payouts, each an ordinary
+//! payout sent exactly once.
 //!
 //! The way an item travels: `POST /batches` validates every item, checks the total against the
 //! balance, stores each item as a `PENDING` order that is *queued* (its request kept in the item
@@ -41,8 +41,8 @@ pub const REQUEUE_AFTER: chrono::Duration = chrono::Duration::minutes(10);
 /// The key prefix of a batch's own record in the payouts table (`#` is never in a `tradeNo`).
 pub const RECORD_PREFIX: &str = "batch#";
 /// How long a half-stored item (queued, listed by no accepted batch) is kept after a batch last
-/// listed it, waiting for a retry of the batch; then the reconciler withdraws it (contract:
-/// Half-stored batches: within 24 h).
+/// listed it, waiting for a retry of the batch; then the reconciler withdraws it
+/// (docs/contract.md § Half-stored batches: within 24 h).
 pub const HALF_STORED_KEPT: chrono::Duration = chrono::Duration::hours(23);
 /// Longer than any batch request runs (API Gateway's integration timeout is 30 s): an item no
 /// batch listed for this long is not being stored by a request that may still accept it.
@@ -271,8 +271,8 @@ impl BatchRequest {
 
 /// A batch's own record: which orders it is, and what it was.
 /// Whether a queued item is listed by an accepted (committed) batch: then it is sent once; if
-/// not, it is half-stored (contract: Half-stored batches). The one rule for the reconciler and
-/// `POST /payouts`.
+/// not, it is half-stored (docs/contract.md § Half-stored batches). The one rule for the
+/// reconciler and `POST /payouts`.
 pub async fn listed_by_an_accepted_batch<S: BatchStore>(
     store: &S,
     order: &Order,

@@ -1,5 +1,5 @@
-//! Configuration from the contract's environment variables, validated once at init. Every
-//! problem is reported together, each naming its variable.
+//! Configuration from the contract's environment variables (docs/contract.md § Configuration),
+//! validated once at init. Every problem is reported together, each naming its variable.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -18,8 +18,8 @@ pub const VEXORA_TIMEOUT_MS: &str = "VEXORA_TIMEOUT_MS";
 pub const RECONCILE_PROCESSING_AGE_MINUTES: &str = "RECONCILE_PROCESSING_AGE_MINUTES";
 pub const RECONCILE_GIVE_UP_HOURS: &str = "RECONCILE_GIVE_UP_HOURS";
 pub const RECONCILE_MAX_ORDERS: &str = "RECONCILE_MAX_ORDERS";
-/// How long after a rotation the previous app secret still verifies webhooks (contract §
-/// Security rules for signed bodies), in seconds; at most 24 h, 0 turns it off.
+/// How long after a rotation the previous app secret still verifies webhooks, in seconds; at
+/// most 24 h, 0 turns it off (docs/contract.md § Security rules for signed bodies).
 pub const VEXORA_PREVIOUS_SECRET_GRACE_S: &str = "VEXORA_PREVIOUS_SECRET_GRACE_S";
 
 /// Optional: the deployment's name (`dev`, `staging`, `prod`), a dimension of every metric.

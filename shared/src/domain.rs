@@ -1,6 +1,6 @@
-//! Japan payout domain types: values that can only hold what the contract and Vexora accept,
-//! one file per concept, and the request DTO → [`PayoutRequest`] conversion that reports every
-//! violation at once.
+//! Japan payout domain types: values that can only hold what the contract and Vexora accept
+//! (docs/contract.md § `POST /payouts`, `docs/vexora-api.md` §3 and §6), one file per concept,
+//! and the request DTO → [`PayoutRequest`] conversion that reports every violation at once.
 
 mod amount;
 mod bank;

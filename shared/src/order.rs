@@ -1,5 +1,5 @@
-//! The payout order state machine (contract § States): which moves are allowed, and what a
-//! report about an order does to it. Pure: no I/O.
+//! The payout order state machine (docs/contract.md § States): which moves are allowed, and
+//! what a report about an order does to it. Pure: no I/O.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,7 +41,7 @@ impl OrderStatus {
         }
     }
 
-    /// The contract's table, verbatim.
+    /// The table of docs/contract.md § States, verbatim.
     pub fn may_move_to(self, to: Self) -> bool {
         use OrderStatus::*;
         match (self, to) {
@@ -208,8 +208,8 @@ pub struct Order {
     /// timestamp and the abandoned clock); `None` for a `POST /payouts` order, whose submit
     /// starts at `created_at`.
     pub sent_at: Option<DateTime<Utc>>,
-    /// Every batch that listed this payout while it was queued (contract: Half-stored batches):
-    /// it is sent if any of them was accepted, withdrawn if none ever was.
+    /// Every batch that listed this payout while it was queued: it is sent if any of them was
+    /// accepted, withdrawn if none ever was (docs/contract.md § Half-stored batches).
     pub batch_ids: Vec<String>,
 }
 
@@ -382,9 +382,9 @@ pub enum AnomalyReason {
     UndocumentedAnswer,
     /// An answer about another `tradeNo` than the one asked about.
     TradeNoMismatch,
-    /// A report of failure against stronger evidence (contract: Evidence ranks): a request-level
-    /// refusal about an order Vexora already reported on, or any failure of an order a report
-    /// said was paid. Kept; the order does not move.
+    /// A report of failure against stronger evidence (docs/contract.md § Evidence ranks): a
+    /// request-level refusal about an order Vexora already reported on, or any failure of an
+    /// order a report said was paid. Kept; the order does not move.
     OutrankedFailure,
 }
 

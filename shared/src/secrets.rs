@@ -1,10 +1,11 @@
 //! The Vexora merchant credentials: read from Secrets Manager, cached in memory per version,
 //! never printable; and the keyring that verifies Vexora's signatures across a rotation.
 //!
-//! Rules (contract § Security rules for signed bodies): a published placeholder never verifies
-//! or signs anything; the previous version (`AWSPREVIOUS`) verifies only for the same merchant
-//! and only within a grace window after the current version was created; a failed verification
-//! re-reads the secret at most once per [`MIN_REFRESH_INTERVAL`], shared by concurrent callers.
+//! Rules (docs/contract.md § Security rules for signed bodies): a published placeholder never
+//! verifies or signs anything; the previous version (`AWSPREVIOUS`) verifies only for the same
+//! merchant and only within a grace window after the current version was created; a failed
+//! verification re-reads the secret at most once per [`MIN_REFRESH_INTERVAL`], shared by
+//! concurrent callers.
 
 use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -37,7 +38,7 @@ impl MerchantNo {
 /// Values the template, the docs or common practice publish as stand-ins (compared without case
 /// or surrounding blanks). A secret holding one was never issued by Vexora, so anyone can sign
 /// with it: it must never verify or sign. The docs' own examples are among them (a test reads
-/// them from the README, the contract and `openapi.yaml`).
+/// them from the README, the pages under `docs/`, `openapi.yaml` and the template).
 const PLACEHOLDER_APP_SECRETS: [&str; 12] = [
     "REPLACE-ME",
     "REPLACE_ME",

@@ -1,4 +1,5 @@
-//! Vexora's MD5 signature rule (`vexora-api.md` §2): sign outgoing bodies, verify incoming ones.
+//! Vexora's MD5 signature rule (`docs/vexora-api.md` §2): sign outgoing bodies, verify incoming
+//! ones.
 //! Verification is constant-time and fails closed.
 
 use std::collections::BTreeMap;

@@ -125,7 +125,7 @@ impl Transition {
 
     /// Whether nothing is known of `order` but that its submit was sent: `PENDING`, no platform
     /// order, no earlier report, no report of payment. Only then may a request-level refusal
-    /// fail it (contract: Evidence ranks).
+    /// fail it (docs/contract.md § Evidence ranks).
     pub fn knows_nothing(order: &Order) -> bool {
         order.status == OrderStatus::Pending
             && order.plat_form_trade_no.is_none()

@@ -1,5 +1,5 @@
-//! Vexora's Japan payout API: wire types (`vexora-api.md` §3–§4), the HTTP client, and the one
-//! mapping from what came back to a payout [`Outcome`].
+//! Vexora's Japan payout API: wire types (`docs/vexora-api.md` §3–§4), the HTTP client, and the
+//! one mapping from what came back to a payout [`Outcome`].
 
 use std::time::Duration;
 
@@ -21,7 +21,8 @@ pub const MERCHANT_HEADER: &str = "merchantNo";
 /// The most of an answer's body that is read; Vexora's answers are a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// Payout submit body, §3. Every value is a string; `remark` is left out when absent, never `null`.
+/// Payout submit body (`docs/vexora-api.md` §3). Every value is a string; `remark` is left out
+/// when absent, never `null`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DisbursementRequest {
@@ -98,7 +99,7 @@ impl DisbursementRequest {
     }
 }
 
-/// Payout query body (`queryPayOutResult`), §1.
+/// Payout query body (`queryPayOutResult`), `docs/vexora-api.md` §1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryRequest {
@@ -125,7 +126,7 @@ impl QueryRequest {
     }
 }
 
-/// Balance query body (`queryBalance`), §1: only the timestamp is signed.
+/// Balance query body (`queryBalance`), `docs/vexora-api.md` §1: only the timestamp is signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalanceRequest {
     pub timestamp: String,
@@ -140,9 +141,9 @@ impl BalanceRequest {
     }
 }
 
-/// Vexora's answer envelope, §3, read leniently: any field may be missing, a number, a string
-/// or a boolean (types drift between Vexora's pages). Numbers keep the text they arrived as, so
-/// an amount is never rounded through a float.
+/// Vexora's answer envelope (`docs/vexora-api.md` §3), read leniently: any field may be missing,
+/// a number, a string or a boolean (types drift between Vexora's pages, `docs/vexora-api.md` §4).
+/// Numbers keep the text they arrived as, so an amount is never rounded through a float.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
     pub code: Option<String>,
@@ -152,7 +153,7 @@ pub struct Envelope {
     pub data: Option<EnvelopeData>,
 }
 
-/// `data` of an answer, §3.
+/// `data` of an answer, `docs/vexora-api.md` §3.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvelopeData {
     pub trade_no: Option<String>,
@@ -160,7 +161,7 @@ pub struct EnvelopeData {
     pub status: Option<String>,
     pub message: Option<String>,
     pub amount: Option<String>,
-    /// `queryBalance` only (§1).
+    /// `queryBalance` only (`docs/vexora-api.md` §1).
     pub available_amount: Option<String>,
     pub freeze_amount: Option<String>,
     pub unsettled_amount: Option<String>,
@@ -177,7 +178,8 @@ fn lenient_text(raw: Option<&RawValue>) -> Option<String> {
     }
 }
 
-/// Which call an exchange belongs to: `code 8000` means different things on each (§4).
+/// Which call an exchange belongs to: `code 8000` means different things on each
+/// (`docs/vexora-api.md` §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Submit,
@@ -241,8 +243,9 @@ pub enum Outcome {
     /// `00029`: the payout failed, no money was sent.
     Failed,
     /// A submit `code 8000` with no platform order: Vexora refused the request. A request-level
-    /// refusal, outranked by any report about the payout itself (contract: Evidence ranks): it
-    /// fails only an order about which nothing else is known.
+    /// refusal, outranked by any report about the payout itself
+    /// (docs/contract.md § Evidence ranks): it fails only an order about which nothing else is
+    /// known.
     Refused,
     /// Vexora may or may not have the payout; only a later query or webhook can tell.
     Unconfirmed(Unknown),
@@ -275,7 +278,8 @@ impl Outcome {
     }
 }
 
-/// Vexora's payout status code (§4), exhaustively: what a status says is decided here only.
+/// Vexora's payout status code (`docs/vexora-api.md` §4), exhaustively: what a status says is
+/// decided here only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VexoraStatus {
     /// `0000`: the money was sent (final).
@@ -320,7 +324,8 @@ impl VexoraStatus {
     }
 }
 
-/// Maps a payout status code (§4) to what it reports. Used for answers and webhooks alike.
+/// Maps a payout status code (`docs/vexora-api.md` §4) to what it reports. Used for answers and
+/// webhooks alike.
 pub fn status_outcome(status: &str) -> Outcome {
     VexoraStatus::parse(status).outcome()
 }
@@ -341,7 +346,7 @@ pub fn bounded(text: &str, max: usize) -> String {
     }
 }
 
-/// The amount a report states (§5): compared with the order's as whole yen.
+/// The amount a report states (`docs/vexora-api.md` §5): compared with the order's as whole yen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportedAmount {
     /// The report carries no amount (a submit or query answer may not).
@@ -372,8 +377,9 @@ impl ReportedAmount {
     }
 }
 
-/// Fields only a payout submit carries (§3). A signed body with any of them is a submit body
-/// (re-split or replayed), never a notification.
+/// Fields only a payout submit carries (`docs/vexora-api.md` §3). A signed body with any of them
+/// is a submit body (re-split or replayed), never a notification
+/// (docs/contract.md § Security rules for signed bodies).
 pub const SUBMIT_ONLY_FIELDS: [&str; 8] = [
     "bankCode",
     "bankNumber",
@@ -396,7 +402,7 @@ pub const KEPT_FIELDS: [&str; 7] = [
     "utr",
 ];
 
-/// Why a notification is refused with `401` (contract § Security rules for signed bodies):
+/// Why a notification is refused with `401` (docs/contract.md § Security rules for signed bodies):
 /// its signature cannot be trusted to mean what the fields say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -440,7 +446,7 @@ pub enum NotificationError {
     UnknownTradeNo,
 }
 
-/// A status notification (§5), read from fields whose signature verified.
+/// A status notification (`docs/vexora-api.md` §5), read from fields whose signature verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub trade_no: TradeNo,
@@ -566,7 +572,8 @@ fn is_ambiguous(fields: &signing::ReceivedFields) -> bool {
         })
 }
 
-/// The one mapping from an exchange to an outcome (§4). Never `Failed` on a guess.
+/// The one mapping from an exchange to an outcome (`docs/vexora-api.md` §4). Never `Failed` on a
+/// guess.
 pub fn outcome(operation: Operation, trade_no: &TradeNo, exchange: &Exchange) -> Outcome {
     let envelope = match exchange {
         Exchange::NotSent(why) => return Outcome::NotReceived(*why),
@@ -611,7 +618,7 @@ pub fn outcome(operation: Operation, trade_no: &TradeNo, exchange: &Exchange) ->
     }
 }
 
-/// Vexora's answer `code` (§4), exhaustively.
+/// Vexora's answer `code` (`docs/vexora-api.md` §4), exhaustively.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VexoraCode {
     /// `0000`: the request was accepted; the payout's state is `data.status`.

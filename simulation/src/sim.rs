@@ -30,7 +30,8 @@ use crate::world::{
 
 const SECRET: &str = "SIMULATED-APP-SECRET-5b1e";
 const NOTIFY: &str = "https://payouts.example.jp/vexora/notify";
-/// How many times Vexora delivers one notification before it gives up (§5: 1 + 8 retries).
+/// How many times Vexora delivers one notification before it gives up (`docs/vexora-api.md` §5:
+/// 1 + 8 retries).
 const DELIVERIES: u32 = 9;
 
 type Api = submit_payout::handler::App<SimStore, SimVexora, FakeSecretStore, NoMetrics>;

@@ -185,7 +185,8 @@ pub struct World {
     /// Whether step lines are kept (off when only counting seeds).
     pub tracing: bool,
     pub submits: BTreeMap<String, u32>,
-    /// Orders failed on a submit `8000` while nothing else was known (contract: Evidence ranks).
+    /// Orders failed on a submit `8000` while nothing else was known
+    /// (docs/contract.md § Evidence ranks).
     pub refused_unknown: BTreeSet<String>,
     /// How often each kind of event happened (what the seeds explored).
     pub counts: BTreeMap<String, u64>,
@@ -254,9 +255,10 @@ impl World {
                 && new.vexora.as_ref().and_then(|v| v.code.as_deref()) == Some("8000")
                 && !self.acknowledged.contains(key)
             {
-                // The contract's one decision on an answer alone: a submit `8000` without data
-                // about an order of which nothing else is known. A Vexora that answers so for a
-                // payout it created defeats it; counted, not a violation.
+                // The contract's one decision on an answer alone
+                // (docs/contract.md § Evidence ranks): a submit `8000` without data about an
+                // order of which nothing else is known. A Vexora that answers so for a payout it
+                // created defeats it; counted, not a violation.
                 self.refused_unknown.insert(key.to_owned());
             } else if new.status == OrderStatus::Failed
                 && !self.refused_unknown.contains(key)

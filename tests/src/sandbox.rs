@@ -1,4 +1,4 @@
-//! The Vexora sandbox: a stand-in for Vexora's Japan API (`vexora-api.md`) that checks what it
+//! The Vexora sandbox: a stand-in for Vexora's Japan API (`docs/vexora-api.md`) that checks what it
 //! receives as Vexora would, remembers orders, sends signed webhooks with Vexora's retry schedule
 //! (time-scaled), answers queries, and keeps a ledger of everything for assertions.
 //!
@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-/// Vexora's documented retry schedule after a failed delivery (§5), before time scaling.
+/// Vexora's documented retry schedule after a failed delivery (`docs/vexora-api.md` §5), before
+/// time scaling.
 pub const RETRY_SCHEDULE: [Duration; 8] = [
     Duration::from_secs(2),
     Duration::from_secs(5),

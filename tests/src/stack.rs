@@ -214,8 +214,9 @@ impl Stack {
     }
 }
 
-/// The environment every function gets: the contract's variables (by the configuration's own
-/// names), the AWS SDK pointed at the emulator with a region and fake credentials, and extras.
+/// The environment every function gets: the contract's variables by the configuration's own
+/// names (docs/contract.md § Configuration), the AWS SDK pointed at the emulator with a region
+/// and fake credentials, and extras.
 pub fn env(config: &StackConfig, vexora_base_url: &str, notify_url: &str) -> Vec<(String, String)> {
     let timeout = config.vexora_timeout_ms.to_string();
     [

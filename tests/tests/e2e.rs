@@ -13,6 +13,8 @@ mod batches;
 mod deploy_parameters;
 #[path = "checks/deployed_build.rs"]
 mod deployed_build;
+#[path = "checks/docs.rs"]
+mod docs;
 #[path = "e2e/events.rs"]
 mod events;
 #[path = "checks/first_payout.rs"]

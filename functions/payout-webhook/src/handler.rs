@@ -1,4 +1,5 @@
-//! HTTP ⇄ domain for Vexora's status notifications (contract § Webhook, `vexora-api.md` §5):
+//! HTTP ⇄ domain for Vexora's status notifications (docs/contract.md § Webhook,
+//! `docs/vexora-api.md` §5):
 //! authenticate the raw fields first, then apply the report with one guarded write.
 
 use std::time::Instant;
@@ -38,7 +39,7 @@ enum Verdict {
     Flagged(AnomalyReason),
     /// The signature did not verify.
     Unauthorized,
-    /// The body breaks a rule for signed bodies (contract § Security rules).
+    /// The body breaks a rule for signed bodies (docs/contract.md § Security rules).
     Refused(Refusal),
     BadRequest,
     TooLarge,
@@ -66,7 +67,8 @@ impl Verdict {
         }
     }
 
-    /// Vexora's contract: `200 OK` (plain text) once the report is durably handled.
+    /// What Vexora expects (`docs/vexora-api.md` §5): `200 OK` (plain text) once the report is
+    /// durably handled.
     fn response(self) -> Response<Body> {
         let (status, text) = match self {
             Self::Applied(_) | Self::Duplicate | Self::Stale | Self::Flagged(_) => {

@@ -197,7 +197,7 @@ where
         };
         // Only an item that an accepted (committed) batch lists is sent. One that none lists is
         // half-stored (its batch request failed half-way): it waits for a batch that lists it,
-        // and is withdrawn once none did for a day (contract: Half-stored batches).
+        // and is withdrawn once none did for a day (docs/contract.md § Half-stored batches).
         let Ok(committed) =
             payout_core::batch::listed_by_an_accepted_batch(&self.store, order).await
         else {

@@ -1,6 +1,6 @@
-//! HTTP ⇄ domain for the merchant API (contract § `POST /payouts`, § `GET /payouts/{tradeNo}`,
-//! § `GET /balance`): routing, the submit flow, idempotency answers, the order view, and the
-//! balance.
+//! HTTP ⇄ domain for the merchant API (docs/contract.md § `POST /payouts`,
+//! docs/contract.md § `GET /payouts/{tradeNo}`, docs/contract.md § `GET /balance`): routing, the
+//! submit flow, idempotency answers, the order view, and the balance.
 
 use std::time::Instant;
 
@@ -551,8 +551,8 @@ where
 
     /// An existing order that is a half-stored batch item (queued, listed by no accepted batch:
     /// its batch request failed half-way) is withdrawn, so `POST /payouts` answers as for a
-    /// payout never stored (contract: Half-stored batches): `None`. Any other order is returned
-    /// as it is. The `tradeNo` when storage failed (nothing was sent).
+    /// payout never stored (docs/contract.md § Half-stored batches): `None`. Any other order is
+    /// returned as it is. The `tradeNo` when storage failed (nothing was sent).
     async fn half_stored(&self, existing: Order) -> Result<Option<Order>, TradeNo> {
         // A batch request may still be storing it (and then accept it): only an item no batch
         // listed for longer than any request runs is half-stored; until then it is in flight.
@@ -765,7 +765,8 @@ fn parse_read_query(request: &Request) -> Result<bool, String> {
     Ok(refresh)
 }
 
-/// The order as merchants see it (contract § Order JSON). No PII: the account number is masked.
+/// The order as merchants see it (docs/contract.md § Order JSON). No PII: the account number is
+/// masked.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct OrderView<'a> {

@@ -25,7 +25,8 @@ pub enum Adopted {
 pub trait BatchStore: Send + Sync {
     /// A later batch lists a payout still queued (never sent): the item is listed by that batch
     /// too (`batchIds`) and its `updatedAt` becomes `now`, in one conditional write while it is
-    /// still queued. Whichever batch is accepted sends it (contract: Half-stored batches).
+    /// still queued. Whichever batch is accepted sends it
+    /// (docs/contract.md § Half-stored batches).
     fn adopt_queued(
         &self,
         trade_no: &TradeNo,

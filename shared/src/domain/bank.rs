@@ -3,7 +3,8 @@
 use super::invalid::{Invalid, all_digits, invalid};
 use super::pii::Pii;
 
-/// Bank code: exactly 4 digits. Only the shape is checked: no public Japan list exists (§6).
+/// Bank code: exactly 4 digits. Only the shape is checked: no public Japan list exists
+/// (`docs/vexora-api.md` §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankCode(String);
 

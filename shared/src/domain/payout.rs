@@ -52,7 +52,7 @@ impl PayoutRequestDto {
     }
 }
 
-/// A payout request that satisfies every rule of the contract.
+/// A payout request that satisfies every rule of the contract (docs/contract.md § `POST /payouts`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayoutRequest {
     /// `None` when the merchant let the service generate one.

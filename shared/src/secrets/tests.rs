@@ -95,6 +95,14 @@ fn published_placeholders_are_never_credentials() {
 fn every_app_secret_the_docs_show_is_a_placeholder() {
     let docs = [
         include_str!("../../../README.md"),
+        include_str!("../../../docs/api.md"),
+        include_str!("../../../docs/contract.md"),
+        include_str!("../../../docs/deploying.md"),
+        include_str!("../../../docs/design.md"),
+        include_str!("../../../docs/local.md"),
+        include_str!("../../../docs/operations.md"),
+        include_str!("../../../docs/vexora-api.md"),
+        include_str!("../../../docs/webhook.md"),
         include_str!("../../../openapi.yaml"),
         include_str!("../../../infra/template.yaml"),
     ];

@@ -54,7 +54,8 @@ pub mod attr {
     /// when a worker takes the item), and when the worker took it.
     pub const BATCH_ID: &str = "batchId";
     pub const QUEUED_PAYLOAD: &str = "queuedPayload";
-    /// Every batch that listed a queued item (a string set; contract: Half-stored batches).
+    /// Every batch that listed a queued item, a string set
+    /// (docs/contract.md § Half-stored batches).
     pub const BATCH_IDS: &str = "batchIds";
     pub const SENT_AT: &str = "sentAt";
     /// A batch's own record ([`crate::batch::BatchRecord`]): its item keys and fingerprint.

@@ -77,7 +77,8 @@ pub fn secrets(app_secret: &str) -> crate::secrets::Secrets<FakeSecretStore> {
     }
 }
 
-/// A JSON object of string fields signed with `app_secret` the way Vexora signs (§2).
+/// A JSON object of string fields signed with `app_secret` the way Vexora signs
+/// (`docs/vexora-api.md` §2).
 pub fn signed_json(fields: &[(&str, &str)], app_secret: &str) -> String {
     let secret = SecretString::from(app_secret.to_owned());
     let sign = crate::signing::sign(fields.iter().copied(), &secret);

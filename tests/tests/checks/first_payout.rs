@@ -1,4 +1,4 @@
-//! The README's first-payout script (scripts/first_payout.py) sends what a merchant backend must:
+//! The deploy guide's first-payout script (scripts/first_payout.py) sends what a merchant backend must:
 //! a SigV4-signed (`execute-api`) POST of a valid payout, then a signed GET of the same order.
 
 use std::path::PathBuf;

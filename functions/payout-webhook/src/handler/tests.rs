@@ -1,5 +1,6 @@
 //! Webhook tests: real API Gateway v2 events, notifications signed by a test signer, in-memory
-//! fakes for every row of the contract's table, and sequences against the moto server.
+//! fakes for every row of the contract's table (docs/contract.md § Webhook), and sequences against
+//! the moto server.
 
 use super::*;
 use chrono::TimeZone;

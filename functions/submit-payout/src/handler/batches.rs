@@ -1,5 +1,5 @@
-//! `POST /batches` and `GET /batches/{batchId}` (contract § Batches; the rules of a batch's
-//! journey are in [`payout_core::batch`]).
+//! `POST /batches` and `GET /batches/{batchId}` (docs/contract.md § Batches; the rules of a
+//! batch's journey are in [`payout_core::batch`]).
 
 use lambda_http::{Request, RequestExt};
 use payout_core::batch::{
@@ -58,7 +58,7 @@ where
         // Items that exist already: the same payout still queued (an earlier try of this batch,
         // or a half-stored batch under another batchId) is listed by this batch too and sent once
         // when this batch is accepted; the same payout already sent is never sent again; another
-        // payout under an item's tradeNo is refused (contract: Half-stored batches).
+        // payout under an item's tradeNo is refused (docs/contract.md § Half-stored batches).
         let keys: Vec<TradeNo> = batch.items.iter().map(|i| i.trade_no.clone()).collect();
         let existing = match self.store.get_many(&keys).await {
             Ok(existing) => existing,
