@@ -21,8 +21,11 @@ pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// How long a failure is answered again without asking Vexora: a merchant polling a broken
 /// balance does not turn into a stream of calls at Vexora.
 pub const FAILURE_TTL: Duration = Duration::from_secs(5);
-/// The largest amount a JSON number carries exactly (2^53 - 1).
-pub const MAX_YEN: u64 = (1 << 53) - 1;
+/// The largest balance read from Vexora: what a JSON number carries exactly (2^53 - 1). A
+/// balance is not a payout: it may exceed [`crate::domain::Amount::MAX_YEN`], the largest
+/// payout, which is below it.
+pub const MAX_BALANCE_YEN: u64 = (1 << 53) - 1;
+const _: () = assert!(crate::domain::Amount::MAX_YEN < MAX_BALANCE_YEN);
 
 /// The balance as the API answers it (whole yen).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,7 +68,7 @@ pub fn from_exchange(exchange: &Exchange, as_of: DateTime<Utc>) -> Result<Balanc
     let data = envelope.data.as_ref().ok_or("no data")?;
     let yen = |text: Option<&String>| match text.map(|t| ReportedAmount::parse(t)) {
         None => Err("an amount is missing"),
-        Some(Some(ReportedAmount::Whole(yen))) if yen <= MAX_YEN => Ok(yen),
+        Some(Some(ReportedAmount::Whole(yen))) if yen <= MAX_BALANCE_YEN => Ok(yen),
         Some(_) => Err("an amount is not whole yen below 2^53"),
     };
     Ok(Balance {

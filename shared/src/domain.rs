@@ -20,7 +20,7 @@ pub use name::KatakanaName;
 pub use payout::{PayoutRequest, PayoutRequestDto};
 pub use pii::Pii;
 pub use remark::Remark;
-pub use trade_no::TradeNo;
+pub use trade_no::{JAPAN_TIME, TradeNo};
 
 #[cfg(test)]
 mod tests;

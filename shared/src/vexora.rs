@@ -466,10 +466,6 @@ fn is_field_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric())
 }
 
-fn is_trade_no_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
-}
-
 impl Notification {
     /// The rules that need no secret, checked before the signature so that bodies no
     /// notification can have never cost a secret read: field names, submit-only fields.
@@ -566,7 +562,7 @@ fn is_ambiguous(fields: &signing::ReceivedFields) -> bool {
         .any(|cut| {
             let (head, tail) = joined.split_at(cut);
             head.len() <= TradeNo::MAX_LEN
-                && head.bytes().all(is_trade_no_char)
+                && head.bytes().all(crate::domain::TradeNo::allows)
                 && is_field_name(tail)
                 && tail > "tradeNo"
         })

@@ -10,7 +10,7 @@ mod output;
 
 use std::process::ExitCode;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use payout_core::apply::{Applied, Applier, Schedule, settle_abandoned};
 use payout_core::bootstrap::Runtime;
@@ -200,16 +200,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// Japan's offset: UTC+9 all year (no daylight saving time).
-const JAPAN: FixedOffset = match FixedOffset::east_opt(9 * 3600) {
-    Some(offset) => offset,
-    None => panic!("UTC+9 is a valid offset"),
-};
-
 /// 00:00 of `date` in Japan.
 fn japan_midnight(date: NaiveDate) -> DateTime<Utc> {
     date.and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(JAPAN).single())
+        .and_then(|t| {
+            t.and_local_timezone(payout_core::domain::JAPAN_TIME)
+                .single()
+        })
         .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc))
 }
 
