@@ -70,6 +70,28 @@ impl<'de> Visitor<'de> for MembersVisitor {
 }
 
 /// A raw JSON value's text as a string when it is a JSON string; `None` for any other type.
+/// A member's value as the one reading both the signature rule and Vexora's answers use: a
+/// string unescaped, a number or boolean in its textual form as received (`1500.00` stays
+/// `1500.00`), `null`, or an object or array (nested).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scalar {
+    Text(String),
+    Null,
+    Nested,
+}
+
+/// The [`Scalar`] a member's raw text stands for; `None` for a string that cannot be
+/// unescaped.
+pub fn scalar(value: &RawValue) -> Option<Scalar> {
+    let text = value.get();
+    match text.as_bytes().first() {
+        Some(b'"') => as_string(value).map(Scalar::Text),
+        Some(b'{') | Some(b'[') => Some(Scalar::Nested),
+        _ if text == "null" => Some(Scalar::Null),
+        _ => Some(Scalar::Text(text.to_owned())),
+    }
+}
+
 pub fn as_string(value: &RawValue) -> Option<String> {
     match value.get().as_bytes().first() {
         Some(b'"') => serde_json::from_str(value.get()).ok(),
@@ -97,6 +119,11 @@ mod tests {
         );
         assert_eq!(as_string(object.get("b").unwrap()).as_deref(), Some("xA"));
         assert_eq!(as_string(object.get("a").unwrap()), None);
+        let read = |name| scalar(object.get(name).unwrap());
+        assert_eq!(read("a"), Some(Scalar::Text("1500.00".into())));
+        assert_eq!(read("b"), Some(Scalar::Text("xA".into())));
+        assert_eq!(read("c"), Some(Scalar::Null));
+        assert_eq!(read("d"), Some(Scalar::Text("1e2".into())));
     }
 
     #[test]

@@ -112,12 +112,10 @@ impl ReceivedFields {
         })?;
         let mut fields = BTreeMap::new();
         for (name, value) in object.iter() {
-            let text = value.get();
-            let as_text = match text.as_bytes().first() {
-                Some(b'"') => json::as_string(value).ok_or(FieldsError::NotAnObject)?,
-                Some(b'{') | Some(b'[') => return Err(FieldsError::NestedValue(name.to_owned())),
-                _ if text == "null" => String::new(),
-                _ => text.to_owned(),
+            let as_text = match json::scalar(value).ok_or(FieldsError::NotAnObject)? {
+                json::Scalar::Text(text) => text,
+                json::Scalar::Null => String::new(),
+                json::Scalar::Nested => return Err(FieldsError::NestedValue(name.to_owned())),
             };
             fields.insert(name.to_owned(), as_text);
         }

@@ -170,11 +170,9 @@ pub struct EnvelopeData {
 /// A scalar as text: strings unescaped, numbers and booleans in their textual form as received;
 /// `null`, empty strings, objects and arrays as absent.
 fn lenient_text(raw: Option<&RawValue>) -> Option<String> {
-    let raw = raw?;
-    match raw.get().as_bytes().first()? {
-        b'"' => json::as_string(raw).filter(|s| !s.is_empty()),
-        b'{' | b'[' | b'n' => None,
-        _ => Some(raw.get().to_owned()),
+    match json::scalar(raw?)? {
+        json::Scalar::Text(text) => Some(text).filter(|t| !t.is_empty()),
+        json::Scalar::Null | json::Scalar::Nested => None,
     }
 }
 
