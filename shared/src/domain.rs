@@ -12,7 +12,7 @@ mod pii;
 mod remark;
 mod trade_no;
 
-pub use amount::Amount;
+pub use amount::{Amount, PlainDecimal};
 pub use bank::{BankCode, BankNumber};
 pub use contact::{Email, Mobile, UserId};
 pub use invalid::{FieldError, Invalid, ValidationErrors};

@@ -359,19 +359,12 @@ impl ReportedAmount {
     /// From the text Vexora sent; `None` when it is not a plain decimal number (`1e3`, `-5`,
     /// `abc`), which a signed notification must not carry.
     pub fn parse(text: &str) -> Option<Self> {
-        let (whole, fraction) = match text.split_once('.') {
-            Some((whole, fraction)) => (whole, Some(fraction)),
-            None => (text, None),
-        };
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
-            return None;
-        }
-        if fraction.is_some_and(|f| f.bytes().any(|b| b != b'0')) {
+        let number = crate::domain::PlainDecimal::parse(text)?;
+        if !number.is_whole {
             return Some(Self::NotWhole);
         }
         // More digits than u64 holds cannot be any order's amount.
-        Some(whole.parse().map_or(Self::NotWhole, Self::Whole))
+        Some(number.whole.parse().map_or(Self::NotWhole, Self::Whole))
     }
 }
 

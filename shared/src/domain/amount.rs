@@ -4,6 +4,33 @@ use std::fmt;
 
 use super::invalid::{Invalid, all_digits, invalid};
 
+/// A plain decimal number's text, read exactly: digits, then optionally `.` and digits
+/// (`1500`, `1500.00`, `1500.50`); no sign, exponent, blank or empty part. The one reading of
+/// an amount's text, for a merchant's payout and for what Vexora reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlainDecimal<'a> {
+    /// The digits before the point.
+    pub whole: &'a str,
+    /// Whether every digit after the point (if any) is zero.
+    pub is_whole: bool,
+}
+
+impl<'a> PlainDecimal<'a> {
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (text, None),
+        };
+        if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f)) {
+            return None;
+        }
+        Some(Self {
+            whole,
+            is_whole: fraction.is_none_or(|f| f.bytes().all(|b| b == b'0')),
+        })
+    }
+}
+
 /// Whole yen, at least 100 and at most [`Amount::MAX_YEN`]. Money is never a float: a JSON
 /// number is accepted only when it is a whole number (`1500` or `1500.0`, which JSON Schema also
 /// calls an integer), within the range where every whole number is exact.
@@ -37,16 +64,10 @@ impl Amount {
                 Err(_) => invalid(SHAPE),
             },
             Some(b'-') => invalid("must not be negative"),
-            Some(b'0'..=b'9') => {
-                if raw.contains(['e', 'E']) {
-                    return invalid(SHAPE);
-                }
-                let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
-                if fraction.bytes().any(|b| b != b'0') {
-                    return invalid(SHAPE);
-                }
-                Self::parse_digits(whole)
-            }
+            Some(b'0'..=b'9') => match PlainDecimal::parse(raw) {
+                Some(number) if number.is_whole => Self::parse_digits(number.whole),
+                _ => invalid(SHAPE),
+            },
             _ => invalid(SHAPE),
         }
     }
@@ -72,5 +93,37 @@ impl Amount {
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod plain_decimal_tests {
+    use super::PlainDecimal;
+
+    #[test]
+    fn a_plain_decimal_is_digits_and_at_most_one_point_between_digits() {
+        let read = |t| PlainDecimal::parse(t).map(|d| (d.whole, d.is_whole));
+        assert_eq!(read("1500"), Some(("1500", true)));
+        assert_eq!(read("1500.00"), Some(("1500", true)));
+        assert_eq!(read("1500.50"), Some(("1500", false)));
+        assert_eq!(read("0.0000000000000001"), Some(("0", false)));
+        for refused in [
+            "",
+            ".",
+            "1500.",
+            ".5",
+            "-1500",
+            "+1500",
+            "1e3",
+            "1E3",
+            "15 00",
+            "1500.0.0",
+            "１５００",
+            "1_500",
+            "0x10",
+            " 1500",
+        ] {
+            assert_eq!(read(refused), None, "{refused:?}");
+        }
     }
 }
