@@ -2,13 +2,18 @@
 //! stored order's payout and send it once, and read Vexora's answer as a report about that
 //! very intent (so it never lands on a later intent for the same `tradeNo`).
 
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
 use url::Url;
 
-use crate::apply::Report;
-use crate::domain::PayoutRequest;
-use crate::order::Order;
+use crate::apply::{Applied, Applier, Report};
+use crate::domain::{PayoutRequest, TradeNo};
+use crate::metrics::{self, Metrics};
+use crate::order::{Order, OrderStatus};
 use crate::secrets::VexoraCredentials;
-use crate::vexora::{DisbursementRequest, Exchange, Operation, PayoutGateway};
+use crate::store::{OrderStore, StoreError};
+use crate::vexora::{DisbursementRequest, Exchange, Operation, Outcome, PayoutGateway};
 
 /// Signs `payout` as `order`'s submit (timestamped when its submit started) and sends it.
 pub async fn send<G: PayoutGateway>(
@@ -33,4 +38,74 @@ pub fn report(order: &Order, exchange: &Exchange) -> Report {
     let mut report = Report::from_exchange(Operation::Submit, &order.trade_no, exchange);
     report.intent.clone_from(&order.intent_id);
     report
+}
+
+/// What became of a sent submit's answer ([`record`]). Short-lived (returned, matched,
+/// dropped), so the size of the applied variant does not matter.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Recorded {
+    /// Certainly never received by Vexora, and undone (the intent withdrawn, or the batch item
+    /// queued again): nothing was sent and nothing else is kept.
+    Undone,
+    /// The answer applied to the order (which a webhook may have reached first).
+    Applied(Applied),
+    /// The answer could not be stored. If it was sent, never again: the reconciler resolves it
+    /// once it counts as abandoned.
+    Failed(StoreError),
+}
+
+/// The steps after sending a submit, for `POST /payouts` and batch items alike: a submit
+/// Vexora certainly never received is undone first (`undo`: withdraw the intent, or queue the
+/// item again; `Ok(true)` when it was); anything else, or an undo that did not happen, goes
+/// through the one rule ([`Applier::apply`]). Counts once: Vexora unavailable for an undone
+/// submit (the applier counts every other answer), and every other submit as submitted, and as
+/// unconfirmed when its order is not final (or its answer could not be stored).
+pub async fn record<S, M, F, Fut>(
+    applier: &Applier<'_, S, M>,
+    trade_no: &TradeNo,
+    report: &Report,
+    now: DateTime<Utc>,
+    undo: F,
+) -> Recorded
+where
+    S: OrderStore,
+    M: Metrics,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<bool, StoreError>>,
+{
+    if matches!(report.outcome, Outcome::NotReceived(_)) {
+        match undo().await {
+            Ok(true) => {
+                applier.metrics.count(metrics::VEXORA_UNAVAILABLE, 1);
+                tracing::warn!(trade_no = trade_no.as_str(), "Vexora unreachable; undone");
+                return Recorded::Undone;
+            }
+            Ok(false) | Err(_) => {
+                tracing::warn!(
+                    trade_no = trade_no.as_str(),
+                    "Vexora unreachable; undoing the submit may have failed"
+                );
+            }
+        }
+    }
+    let recorded = match applier.apply(trade_no, report, now).await {
+        Ok(applied) => Recorded::Applied(applied),
+        Err(e) => {
+            tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording Vexora's answer failed");
+            Recorded::Failed(e)
+        }
+    };
+    let unconfirmed = match &recorded {
+        Recorded::Applied(applied) => applied
+            .order()
+            .is_none_or(|o| matches!(o.status, OrderStatus::Pending | OrderStatus::Unconfirmed)),
+        Recorded::Failed(_) => true,
+        Recorded::Undone => false,
+    };
+    applier.metrics.count(metrics::PAYOUT_SUBMITTED, 1);
+    if unconfirmed {
+        applier.metrics.count(metrics::PAYOUT_UNCONFIRMED, 1);
+    }
+    recorded
 }

@@ -12,11 +12,10 @@ use chrono::{DateTime, Utc};
 use payout_core::apply::{Applier, Schedule};
 use payout_core::batch::{BatchMessage, BatchStore};
 use payout_core::domain::{PayoutRequest, TradeNo};
-use payout_core::metrics::{self, Metrics};
-use payout_core::order::OrderStatus;
+use payout_core::metrics::Metrics;
 use payout_core::secrets::{SecretStore, Secrets};
 use payout_core::store::OrderStore;
-use payout_core::vexora::{self, PayoutGateway};
+use payout_core::vexora::PayoutGateway;
 use url::Url;
 
 pub use payout_core::partial_batch::{BatchResponse, ItemFailure};
@@ -154,48 +153,28 @@ where
         )
         .await;
         let report = payout_core::submit::report(&order, &exchange);
-        if matches!(report.outcome, vexora::Outcome::NotReceived(_)) {
-            // Certainly never received: back in the queue, its message handed back.
-            self.metrics.count(metrics::VEXORA_UNAVAILABLE, 1);
-            match self
-                .store
-                .requeue(
-                    trade_no,
-                    &attempt,
-                    (self.clock)() + payout_core::batch::REQUEUE_AFTER,
-                )
-                .await
-            {
-                Ok(true) => return Done::Again,
-                Ok(false) | Err(_) => {
-                    tracing::warn!(
-                        trade_no = trade_no.as_str(),
-                        "Vexora unreachable; putting the item back may have failed"
-                    );
-                }
-            }
-        }
         let applier = Applier {
             store: &self.store,
             metrics: &self.metrics,
             schedule: self.schedule,
         };
-        match applier.apply(trade_no, &report, (self.clock)()).await {
-            Ok(applied) => {
-                self.metrics.count(metrics::PAYOUT_SUBMITTED, 1);
-                let unconfirmed = applied.order().is_none_or(|o| {
-                    matches!(o.status, OrderStatus::Pending | OrderStatus::Unconfirmed)
-                });
-                if unconfirmed {
-                    self.metrics.count(metrics::PAYOUT_UNCONFIRMED, 1);
-                }
-            }
-            Err(e) => {
-                // Sent: never again. The reconciler resolves it once it counts as abandoned.
-                tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording Vexora's answer failed");
-            }
+        // Certainly never received: back in the queue, its message handed back.
+        let requeue = || {
+            self.store.requeue(
+                trade_no,
+                &attempt,
+                (self.clock)() + payout_core::batch::REQUEUE_AFTER,
+            )
+        };
+        match payout_core::submit::record(&applier, trade_no, &report, (self.clock)(), requeue)
+            .await
+        {
+            payout_core::submit::Recorded::Undone => Done::Again,
+            // Sent (or never received, and not undone): never again. An answer not stored is
+            // resolved by the reconciler once the order counts as abandoned.
+            payout_core::submit::Recorded::Applied(_)
+            | payout_core::submit::Recorded::Failed(_) => Done::Sent,
         }
-        Done::Sent
     }
 }
 

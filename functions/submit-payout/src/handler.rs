@@ -13,7 +13,7 @@ use payout_core::balance::{Balance, BalanceCache, BalanceError};
 use payout_core::batch::{BatchId, BatchQueue, BatchStore, BatchView};
 use payout_core::domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
 use payout_core::intent::{Intent, store_intent};
-use payout_core::metrics::{self, Metrics};
+use payout_core::metrics::Metrics;
 use payout_core::order::{Order, OrderStatus};
 use payout_core::resolve::query_and_apply;
 use payout_core::secrets::{SecretStore, Secrets};
@@ -503,22 +503,7 @@ where
             &self.notify_url,
         )
         .await;
-        let outcome = self.record(order, &exchange).await;
-        let unconfirmed = match &outcome {
-            Outcome::Recorded(order, _) => {
-                matches!(
-                    order.status,
-                    OrderStatus::Pending | OrderStatus::Unconfirmed
-                )
-            }
-            Outcome::Unrecorded(_) => true,
-            _ => return outcome,
-        };
-        self.metrics.count(metrics::PAYOUT_SUBMITTED, 1);
-        if unconfirmed {
-            self.metrics.count(metrics::PAYOUT_UNCONFIRMED, 1);
-        }
-        outcome
+        self.record(order, &exchange).await
     }
 
     /// Stores a new `PENDING` order (exactly once, [`store_intent`]). Returns the existing order
@@ -622,59 +607,44 @@ where
         }
     }
 
-    /// Records Vexora's answer (the one rule, [`Applier::apply`]) and answers the merchant.
+    /// Records Vexora's answer (the steps every submit shares, [`payout_core::submit::record`])
+    /// and answers the merchant.
     async fn record(&self, order: Order, exchange: &Exchange) -> Outcome {
         let trade_no = order.trade_no.clone();
         // Recorded on this submit's own order only, never on a later intent for the tradeNo.
         let report = payout_core::submit::report(&order, exchange);
         let not_received = matches!(report.outcome, vexora::Outcome::NotReceived(_));
-        if not_received {
-            // Certainly not sent: withdraw the intent (only ours, only while PENDING) so that a
-            // retry starts afresh.
-            let intent = order.intent_id.as_deref().unwrap_or_default();
-            match self.store.delete_pending(&trade_no, intent).await {
-                Ok(true) => {
-                    // Counted here: this answer does not go through the applier, which counts
-                    // every other one.
-                    self.metrics.count(metrics::VEXORA_UNAVAILABLE, 1);
-                    tracing::warn!(
-                        trade_no = trade_no.as_str(),
-                        "Vexora unreachable; order withdrawn"
-                    );
-                    return Outcome::VexoraUnreachable(trade_no);
-                }
-                Ok(false) | Err(_) => {
-                    tracing::warn!(
-                        trade_no = trade_no.as_str(),
-                        "Vexora unreachable; withdrawing the order may have failed"
-                    );
-                }
-            }
-        }
-        match self
-            .applier()
-            .apply(&trade_no, &report, (self.clock)())
-            .await
+        // Certainly not sent: withdraw the intent (only ours, only while PENDING) so that a
+        // retry starts afresh.
+        let intent = order.intent_id.as_deref().unwrap_or_default();
+        let withdraw = || self.store.delete_pending(&trade_no, intent);
+        match payout_core::submit::record(
+            &self.applier(),
+            &trade_no,
+            &report,
+            (self.clock)(),
+            withdraw,
+        )
+        .await
         {
+            payout_core::submit::Recorded::Undone => Outcome::VexoraUnreachable(trade_no),
             // Our order is gone: only the withdrawal of an intent that never left removes one
             // (it landed though it reported an error). Nothing was sent and nothing is kept.
-            Ok(Applied::NotFound) if not_received => Outcome::VexoraUnreachable(trade_no),
+            payout_core::submit::Recorded::Applied(Applied::NotFound) if not_received => {
+                Outcome::VexoraUnreachable(trade_no)
+            }
             // A webhook may have got there first: what is stored is the truth.
-            Ok(applied) => match applied.order() {
+            payout_core::submit::Recorded::Applied(applied) => match applied.order() {
                 Some(stored) => Outcome::Recorded(Box::new(stored.clone()), report.outcome.label()),
                 None => unrecorded(order),
             },
             // Certainly never sent, and whether the intent is still there cannot be told: the
             // truthful answer is that nothing was sent (a retry finds the order, if any, in
             // flight until it is abandoned, then answered as it stands).
-            Err(e) if not_received => {
-                tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording an unsent submit failed");
+            payout_core::submit::Recorded::Failed(_) if not_received => {
                 Outcome::VexoraUnreachable(trade_no)
             }
-            Err(e) => {
-                tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording Vexora's answer failed");
-                unrecorded(order)
-            }
+            payout_core::submit::Recorded::Failed(_) => unrecorded(order),
         }
     }
 

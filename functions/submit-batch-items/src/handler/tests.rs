@@ -4,6 +4,7 @@
 use super::*;
 use chrono::TimeZone;
 use payout_core::batch::{BatchId, BatchRequest};
+use payout_core::order::OrderStatus;
 use payout_core::testkit::{
     self, FakeSecretStore, InMemoryStore, RecordingMetrics, ScriptedGateway, vexora_answer,
 };
