@@ -69,7 +69,6 @@ impl<'de> Visitor<'de> for MembersVisitor {
     }
 }
 
-/// A raw JSON value's text as a string when it is a JSON string; `None` for any other type.
 /// A member's value as the one reading both the signature rule and Vexora's answers use: a
 /// string unescaped, a number or boolean in its textual form as received (`1500.00` stays
 /// `1500.00`), `null`, or an object or array (nested).
@@ -92,6 +91,7 @@ pub fn scalar(value: &RawValue) -> Option<Scalar> {
     }
 }
 
+/// A raw JSON value's text as a string when it is a JSON string; `None` for any other type.
 pub fn as_string(value: &RawValue) -> Option<String> {
     match value.get().as_bytes().first() {
         Some(b'"') => serde_json::from_str(value.get()).ok(),

@@ -58,14 +58,16 @@ pub enum Recorded {
 /// The steps after sending a submit, for `POST /payouts` and batch items alike: a submit
 /// Vexora certainly never received is undone first (`undo`: withdraw the intent, or queue the
 /// item again; `Ok(true)` when it was); anything else, or an undo that did not happen, goes
-/// through the one rule ([`Applier::apply`]). Counts once: Vexora unavailable for an undone
-/// submit (the applier counts every other answer), and every other submit as submitted, and as
-/// unconfirmed when its order is not final (or its answer could not be stored).
+/// through the one rule ([`Applier::apply`]) at `clock()` (read after the undo). Counts once:
+/// Vexora unavailable for an undone submit (the applier counts every other answer); a payout
+/// submitted, and unconfirmed when its order is not final or its answer could not be stored —
+/// except a submit Vexora never received whose order is gone or could not be written: no
+/// payout was sent or kept, and the UNCONFIRMED rate counts payouts.
 pub async fn record<S, M, F, Fut>(
     applier: &Applier<'_, S, M>,
     trade_no: &TradeNo,
     report: &Report,
-    now: DateTime<Utc>,
+    clock: impl Fn() -> DateTime<Utc>,
     undo: F,
 ) -> Recorded
 where
@@ -74,7 +76,8 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<bool, StoreError>>,
 {
-    if matches!(report.outcome, Outcome::NotReceived(_)) {
+    let not_received = matches!(report.outcome, Outcome::NotReceived(_));
+    if not_received {
         match undo().await {
             Ok(true) => {
                 applier.metrics.count(metrics::VEXORA_UNAVAILABLE, 1);
@@ -89,14 +92,22 @@ where
             }
         }
     }
-    let recorded = match applier.apply(trade_no, report, now).await {
+    let recorded = match applier.apply(trade_no, report, clock()).await {
         Ok(applied) => Recorded::Applied(applied),
         Err(e) => {
-            tracing::error!(trade_no = trade_no.as_str(), error = %e, "recording Vexora's answer failed");
+            let what = if not_received {
+                "recording a submit Vexora never received failed"
+            } else {
+                "recording Vexora's answer failed"
+            };
+            tracing::error!(trade_no = trade_no.as_str(), error = %e, "{what}");
             Recorded::Failed(e)
         }
     };
     let unconfirmed = match &recorded {
+        Recorded::Applied(Applied::NotFound) | Recorded::Failed(_) if not_received => {
+            return recorded;
+        }
         Recorded::Applied(applied) => applied
             .order()
             .is_none_or(|o| matches!(o.status, OrderStatus::Pending | OrderStatus::Unconfirmed)),

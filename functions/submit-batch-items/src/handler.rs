@@ -166,9 +166,7 @@ where
                 (self.clock)() + payout_core::batch::REQUEUE_AFTER,
             )
         };
-        match payout_core::submit::record(&applier, trade_no, &report, (self.clock)(), requeue)
-            .await
-        {
+        match payout_core::submit::record(&applier, trade_no, &report, self.clock, requeue).await {
             payout_core::submit::Recorded::Undone => Done::Again,
             // Sent (or never received, and not undone): never again. An answer not stored is
             // resolved by the reconciler once the order counts as abandoned.

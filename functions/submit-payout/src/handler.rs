@@ -618,14 +618,8 @@ where
         // retry starts afresh.
         let intent = order.intent_id.as_deref().unwrap_or_default();
         let withdraw = || self.store.delete_pending(&trade_no, intent);
-        match payout_core::submit::record(
-            &self.applier(),
-            &trade_no,
-            &report,
-            (self.clock)(),
-            withdraw,
-        )
-        .await
+        match payout_core::submit::record(&self.applier(), &trade_no, &report, self.clock, withdraw)
+            .await
         {
             payout_core::submit::Recorded::Undone => Outcome::VexoraUnreachable(trade_no),
             // Our order is gone: only the withdrawal of an intent that never left removes one

@@ -131,6 +131,23 @@ async fn an_item_vexora_certainly_never_got_goes_back_in_the_queue_and_is_sent_l
         "the unreceived call and the real one"
     );
     assert_eq!(stored(&w, &items[0]).status, OrderStatus::Processing);
+    // Counted as the submit path counts: the unreceived call once, the real one as submitted.
+    let count = |name| w.metrics.total(name);
+    assert_eq!(count(payout_core::metrics::VEXORA_UNAVAILABLE), 1);
+    assert_eq!(count(payout_core::metrics::PAYOUT_SUBMITTED), 1);
+    assert_eq!(count(payout_core::metrics::PAYOUT_UNCONFIRMED), 0);
+}
+
+#[tokio::test]
+async fn an_unreceived_item_that_cannot_be_put_back_is_counted_unavailable_once() {
+    let w = worker(vexora_answer("0000", Some("0015"), "-"));
+    let items = queued(&w, 1).await;
+    w.gateway.then_submit(Exchange::NotSent(NotSent::Connect));
+    w.store.fail_operation("requeue");
+    let answer = w.handle(&event(&items), later()).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(w.metrics.total(payout_core::metrics::VEXORA_UNAVAILABLE), 1);
+    assert_eq!(w.gateway.submits().len(), 1);
 }
 
 #[tokio::test]

@@ -291,6 +291,12 @@ async fn a_withdrawal_that_landed_but_reported_an_error_still_answers_nothing_wa
         1,
         "one unreachable call is counted once, whichever path records it"
     );
+    // Nothing was sent and nothing is kept: no payout to count, so no UNCONFIRMED rate either.
+    assert_eq!(app.metrics.total(payout_core::metrics::PAYOUT_SUBMITTED), 0);
+    assert_eq!(
+        app.metrics.total(payout_core::metrics::PAYOUT_UNCONFIRMED),
+        0
+    );
 }
 
 #[tokio::test]
