@@ -24,7 +24,7 @@ use crate::order::{Order, OrderStatus};
 mod queue;
 mod store;
 
-pub use queue::{BatchMessage, BatchQueue, MemoryQueue, QueueError, SqsBatchQueue};
+pub use queue::{BatchMessage, BatchQueue, QueueError, Sent, SqsBatchQueue};
 pub use store::{Adopted, BatchStore};
 
 /// Items per batch.

@@ -1,9 +1,8 @@
-//! The batch queue port: `{batchId, tradeNo}` messages (never personal data), an SQS adapter
-//! and an in-memory one for tests.
+//! The batch queue port: `{batchId, tradeNo}` messages (never personal data) and its SQS
+//! adapter (the in-memory one for tests is `testkit::MemoryQueue`, never in a deployed build).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +19,8 @@ pub struct BatchMessage {
 #[error("the batch queue refused or could not be reached")]
 pub struct QueueError;
 
-type Sent<'a> = Pin<Box<dyn Future<Output = Result<usize, QueueError>> + Send + 'a>>;
+/// What sending returns: how many messages went.
+pub type Sent<'a> = Pin<Box<dyn Future<Output = Result<usize, QueueError>> + Send + 'a>>;
 
 /// Where batch items wait for a worker.
 pub trait BatchQueue: Send + Sync + std::fmt::Debug {
@@ -99,40 +99,6 @@ impl BatchQueue for SqsBatchQueue {
                 return Err(QueueError);
             }
             Ok(sent)
-        })
-    }
-}
-
-/// Messages kept in memory (tests).
-#[derive(Debug, Default)]
-pub struct MemoryQueue {
-    pub messages: Mutex<Vec<BatchMessage>>,
-    /// While set, every send fails.
-    pub down: std::sync::atomic::AtomicBool,
-}
-
-impl MemoryQueue {
-    pub fn taken(&self) -> Vec<BatchMessage> {
-        std::mem::take(
-            &mut *self
-                .messages
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-}
-
-impl BatchQueue for MemoryQueue {
-    fn send<'a>(&'a self, messages: &'a [BatchMessage]) -> Sent<'a> {
-        Box::pin(async move {
-            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(QueueError);
-            }
-            self.messages
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend_from_slice(messages);
-            Ok(messages.len())
         })
     }
 }

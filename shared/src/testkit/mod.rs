@@ -3,9 +3,11 @@
 
 mod memory;
 mod moto;
+mod queue;
 
 pub use memory::{FakeSecretStore, InMemoryStore};
 pub use moto::{Fault, Moto, aws_config_for};
+pub use queue::MemoryQueue;
 
 use secrecy::SecretString;
 

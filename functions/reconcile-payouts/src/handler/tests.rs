@@ -418,7 +418,8 @@ async fn each_run_publishes_vexoras_available_balance_and_skips_it_when_vexora_c
 
 #[tokio::test]
 async fn a_queued_batch_item_whose_message_was_lost_goes_on_the_queue_again_once() {
-    use payout_core::batch::{BatchId, BatchRequest, BatchStore, MemoryQueue};
+    use payout_core::batch::{BatchId, BatchRequest, BatchStore};
+    use payout_core::testkit::MemoryQueue;
     let queue = Arc::new(MemoryQueue::default());
     let r = Reconciler {
         queue: Some(queue.clone()),
@@ -481,7 +482,8 @@ async fn make_due(r: &RealReconciler, trade_no: &str) {
 
 #[tokio::test]
 async fn a_half_stored_item_no_accepted_batch_lists_is_counted_stuck_then_withdrawn_within_a_day() {
-    use payout_core::batch::{BatchId, BatchRequest, BatchStore, MemoryQueue};
+    use payout_core::batch::{BatchId, BatchRequest, BatchStore};
+    use payout_core::testkit::MemoryQueue;
     let queue = Arc::new(MemoryQueue::default());
     let r = Reconciler {
         queue: Some(queue.clone()),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use payout_core::batch::MemoryQueue;
+use payout_core::testkit::MemoryQueue;
 
 use super::*;
 
