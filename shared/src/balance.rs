@@ -76,7 +76,7 @@ pub fn from_exchange(exchange: &Exchange, as_of: DateTime<Utc>) -> Result<Balanc
         freeze_amount: yen(data.freeze_amount.as_ref())?,
         unsettled_amount: yen(data.unsettled_amount.as_ref())?,
         currency: "JPY",
-        as_of: crate::store::timestamp(as_of),
+        as_of: crate::domain::timestamp(as_of),
     })
 }
 

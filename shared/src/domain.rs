@@ -22,5 +22,11 @@ pub use pii::Pii;
 pub use remark::Remark;
 pub use trade_no::{JAPAN_TIME, TradeNo};
 
+/// The one text form of an instant: RFC 3339 with milliseconds, in UTC. Sortable; what is
+/// stored, shown by the API and the operator tool, and published in events.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 #[cfg(test)]
 mod tests;

@@ -116,7 +116,7 @@ pub fn for_change(old: Option<&Order>, new: Option<&Order>) -> Vec<PayoutEvent> 
         events.push(event(
             DetailType::StatusChanged,
             first,
-            crate::store::timestamp(new.updated_at),
+            crate::domain::timestamp(new.updated_at),
             None,
         ));
     }
@@ -131,7 +131,7 @@ pub fn for_change(old: Option<&Order>, new: Option<&Order>) -> Vec<PayoutEvent> 
         events.push(event(
             DetailType::AnomalyRecorded,
             first + u64::from(moved),
-            crate::store::timestamp(recorded.map_or(new.updated_at, |a| a.at)),
+            crate::domain::timestamp(recorded.map_or(new.updated_at, |a| a.at)),
             Some(recorded.map_or("unrecorded", |a| a.reason.label())),
         ));
     }

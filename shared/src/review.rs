@@ -127,13 +127,13 @@ fn anomaly_says_paid(a: &Anomaly) -> bool {
 /// stored before it) a kept report, the last anomaly, any kept anomaly, or the last answer.
 fn reported_paid(order: &Order) -> Option<String> {
     if let Some(at) = order.reported_paid_at {
-        return Some(format!("first at {}", crate::store::timestamp(at)));
+        return Some(format!("first at {}", crate::domain::timestamp(at)));
     }
     order
         .history
         .iter()
         .find(|h| says_paid(Some(h), None))
-        .map(|h| format!("{} at {}", h.source.label(), crate::store::timestamp(h.at)))
+        .map(|h| format!("{} at {}", h.source.label(), crate::domain::timestamp(h.at)))
         .or_else(|| {
             order
                 .last_anomaly
@@ -144,7 +144,7 @@ fn reported_paid(order: &Order) -> Option<String> {
                     format!(
                         "{} anomaly at {}",
                         a.source.label(),
-                        crate::store::timestamp(a.at)
+                        crate::domain::timestamp(a.at)
                     )
                 })
         })

@@ -17,8 +17,6 @@ mod dynamo;
 pub mod plan;
 pub mod schema;
 
-pub use codec::timestamp;
-
 /// An order from a DynamoDB stream image (DynamoDB's JSON, as a stream record carries it).
 pub fn order_from_image(image: serde_dynamo::Item) -> Result<Order, StoreError> {
     let item: HashMap<String, AttributeValue> = image

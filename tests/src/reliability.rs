@@ -919,7 +919,7 @@ async fn unresolved_trade_nos(s: &Stack) -> Result<Vec<String>, String> {
 /// would (the order's version is untouched: no event). Its next run then flags them for manual
 /// review. Returns how many orders were aged.
 async fn age_unresolved_past_give_up(s: &Stack) -> Result<usize, String> {
-    let aged = payout_core::store::timestamp(
+    let aged = payout_core::domain::timestamp(
         chrono::Utc::now() - chrono::Duration::hours(GIVE_UP_HOURS + 1),
     );
     let mut count = 0;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use super::schema::{self, attr, member};
@@ -20,10 +20,7 @@ pub fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// RFC 3339 with milliseconds in UTC: sortable and what the API shows.
-pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::domain::timestamp;
 
 fn map(
     entries: impl IntoIterator<Item = (&'static str, Option<AttributeValue>)>,

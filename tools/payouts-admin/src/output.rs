@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
+use payout_core::domain::timestamp;
 use payout_core::order::{Order, OrderStatus};
-use payout_core::store::timestamp;
 use serde_json::{Value, json};
 
 fn print(text: &str) {
