@@ -64,7 +64,7 @@ enum Refresh {
 
 /// What one request came to: its one status mapping (`response`) and its log label (`label`).
 #[derive(Debug)]
-enum Outcome {
+enum Answer {
     /// A new order and Vexora's answer recorded (`label` is that answer's): `201` when definite,
     /// `202` when unconfirmed.
     Recorded(Box<Order>, &'static str),
@@ -134,7 +134,7 @@ struct ErrorBody<'a> {
     batch_id: Option<&'a str>,
 }
 
-impl Outcome {
+impl Answer {
     fn label(&self) -> &'static str {
         match self {
             Self::Recorded(_, label) => label,
@@ -392,16 +392,16 @@ where
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let outcome = match (segments.as_slice(), request.method()) {
         (["payouts"], &Method::POST) => app.submit(request.body()).await,
-        (["payouts"], _) => Outcome::MethodNotAllowed("POST"),
+        (["payouts"], _) => Answer::MethodNotAllowed("POST"),
         (["payouts", trade_no], &Method::GET) => app.read(trade_no, &request).await,
-        (["payouts", _], _) => Outcome::MethodNotAllowed("GET"),
+        (["payouts", _], _) => Answer::MethodNotAllowed("GET"),
         (["balance"], &Method::GET) => app.balance().await,
-        (["balance"], _) => Outcome::MethodNotAllowed("GET"),
+        (["balance"], _) => Answer::MethodNotAllowed("GET"),
         (["batches"], &Method::POST) => app.submit_batch(request.body().as_ref()).await,
-        (["batches"], _) => Outcome::MethodNotAllowed("POST"),
+        (["batches"], _) => Answer::MethodNotAllowed("POST"),
         (["batches", batch_id], &Method::GET) => app.read_batch(batch_id, &request).await,
-        (["batches", _], _) => Outcome::MethodNotAllowed("GET"),
-        _ => Outcome::NoRoute,
+        (["batches", _], _) => Answer::MethodNotAllowed("GET"),
+        _ => Answer::NoRoute,
     };
     let response = outcome.response();
     tracing::info!(
@@ -449,36 +449,36 @@ where
         }
     }
 
-    async fn balance(&self) -> Outcome {
+    async fn balance(&self) -> Answer {
         match self
             .balance
             .get(&self.gateway, &self.secrets, &self.metrics, (self.clock)())
             .await
         {
-            Ok(balance) => Outcome::Balance(balance),
+            Ok(balance) => Answer::Balance(balance),
             Err(BalanceError::Secret(e)) => {
                 tracing::error!(error = %e, "the Vexora secret could not be read for the balance");
-                Outcome::BalanceUnavailable
+                Answer::BalanceUnavailable
             }
-            Err(BalanceError::Unavailable(_)) => Outcome::BalanceUnavailable,
+            Err(BalanceError::Unavailable(_)) => Answer::BalanceUnavailable,
         }
     }
 
-    async fn submit(&self, body: &Body) -> Outcome {
+    async fn submit(&self, body: &Body) -> Answer {
         let bytes: &[u8] = body.as_ref();
         if bytes.len() > MAX_BODY_BYTES {
-            return Outcome::TooLarge;
+            return Answer::TooLarge;
         }
         let payout = match PayoutRequest::from_json(bytes) {
             Ok(payout) => payout,
-            Err(ValidationErrors(fields)) => return Outcome::Invalid(fields),
+            Err(ValidationErrors(fields)) => return Answer::Invalid(fields),
         };
         // The secret comes first: failing here leaves nothing behind.
         let version = match self.secrets.current().await {
             Ok(version) => version,
             Err(e) => {
                 tracing::error!(error = %e, "the Vexora secret could not be read");
-                return Outcome::SecretUnavailable;
+                return Answer::SecretUnavailable;
             }
         };
         let credentials = &version.credentials;
@@ -489,12 +489,12 @@ where
                 Ok(None) => match self.store_new(&payout).await {
                     Ok(Intent::New(order)) => order,
                     Ok(Intent::Existing(existing)) => return self.repeat(&payout, existing).await,
-                    Err(trade_no) => return Outcome::StorageUnavailable(trade_no),
+                    Err(trade_no) => return Answer::StorageUnavailable(trade_no),
                 },
                 Ok(Some(existing)) => return self.repeat(&payout, existing).await,
-                Err(trade_no) => return Outcome::StorageUnavailable(Some(trade_no)),
+                Err(trade_no) => return Answer::StorageUnavailable(Some(trade_no)),
             },
-            Err(trade_no) => return Outcome::StorageUnavailable(trade_no),
+            Err(trade_no) => return Answer::StorageUnavailable(trade_no),
         };
         let exchange = payout_core::submit::send(
             &self.gateway,
@@ -575,16 +575,16 @@ where
     }
 
     /// A second submit of a known `tradeNo`, answered from the stored order without a call.
-    async fn repeat(&self, payout: &PayoutRequest, existing: Order) -> Outcome {
+    async fn repeat(&self, payout: &PayoutRequest, existing: Order) -> Answer {
         if existing.fingerprint != payout.fingerprint() {
-            return Outcome::IdempotencyMismatch(existing.trade_no);
+            return Answer::IdempotencyMismatch(existing.trade_no);
         }
         let trade_no = existing.trade_no.clone();
         match self.settle(existing).await {
             // Withdrawn since (its submit never reached Vexora): a retry starts afresh.
-            None => Outcome::Withdrawn(trade_no),
-            Some(stored) if stored.status == OrderStatus::Pending => Outcome::InFlight(trade_no),
-            Some(stored) => Outcome::Duplicate(Box::new(stored)),
+            None => Answer::Withdrawn(trade_no),
+            Some(stored) if stored.status == OrderStatus::Pending => Answer::InFlight(trade_no),
+            Some(stored) => Answer::Duplicate(Box::new(stored)),
         }
     }
 
@@ -610,7 +610,7 @@ where
 
     /// Records Vexora's answer (the steps every submit shares, [`payout_core::submit::record`])
     /// and answers the merchant.
-    async fn record(&self, order: Order, exchange: &Exchange) -> Outcome {
+    async fn record(&self, order: Order, exchange: &Exchange) -> Answer {
         let trade_no = order.trade_no.clone();
         // Recorded on this submit's own order only, never on a later intent for the tradeNo.
         let report = payout_core::submit::report(&order, exchange);
@@ -622,59 +622,59 @@ where
         match payout_core::submit::record(&self.applier(), &trade_no, &report, self.clock, withdraw)
             .await
         {
-            payout_core::submit::Recorded::Undone => Outcome::VexoraUnreachable(trade_no),
+            payout_core::submit::Recorded::Undone => Answer::VexoraUnreachable(trade_no),
             // Our order is gone: only the withdrawal of an intent that never left removes one
             // (it landed though it reported an error). Nothing was sent and nothing is kept.
             payout_core::submit::Recorded::Applied(Applied::NotFound) if not_received => {
-                Outcome::VexoraUnreachable(trade_no)
+                Answer::VexoraUnreachable(trade_no)
             }
             // A webhook may have got there first: what is stored is the truth.
             payout_core::submit::Recorded::Applied(applied) => match applied.order() {
-                Some(stored) => Outcome::Recorded(Box::new(stored.clone()), report.outcome.label()),
+                Some(stored) => Answer::Recorded(Box::new(stored.clone()), report.outcome.label()),
                 None => unrecorded(order),
             },
             // Certainly never sent, and whether the intent is still there cannot be told: the
             // truthful answer is that nothing was sent (a retry finds the order, if any, in
             // flight until it is abandoned, then answered as it stands).
             payout_core::submit::Recorded::Failed(_) if not_received => {
-                Outcome::VexoraUnreachable(trade_no)
+                Answer::VexoraUnreachable(trade_no)
             }
             payout_core::submit::Recorded::Failed(_) => unrecorded(order),
         }
     }
 
-    async fn read(&self, trade_no: &str, request: &Request) -> Outcome {
+    async fn read(&self, trade_no: &str, request: &Request) -> Answer {
         let refresh = match parse_read_query(request) {
             Ok(refresh) => refresh,
-            Err(message) => return Outcome::InvalidQuery(message),
+            Err(message) => return Answer::InvalidQuery(message),
         };
         let Ok(trade_no) = TradeNo::parse(trade_no) else {
-            return Outcome::NotFound(None);
+            return Answer::NotFound(None);
         };
         let order = match self.store.get(&trade_no).await {
             Ok(Some(order)) => self.settle(order).await,
             Ok(None) => None,
             Err(e) => {
                 tracing::error!(trade_no = trade_no.as_str(), error = %e, "reading the order failed");
-                return Outcome::ReadUnavailable(trade_no);
+                return Answer::ReadUnavailable(trade_no);
             }
         };
         let Some(order) = order else {
-            return Outcome::NotFound(Some(trade_no));
+            return Answer::NotFound(Some(trade_no));
         };
         let unresolved = !order.status.is_final() && order.status != OrderStatus::Pending;
         if refresh && unresolved {
             self.refresh(order).await
         } else {
-            Outcome::Found(Box::new(order))
+            Answer::Found(Box::new(order))
         }
     }
 
     /// Resolves a non-final order once against Vexora's query API, at most once per
     /// [`REFRESH_INTERVAL`] per order. Any failure answers the stored order.
-    async fn refresh(&self, order: Order) -> Outcome {
+    async fn refresh(&self, order: Order) -> Answer {
         let now = (self.clock)();
-        let refreshed = |order, how| Outcome::Refreshed(Box::new(order), how);
+        let refreshed = |order, how| Answer::Refreshed(Box::new(order), how);
         match self
             .store
             .claim_refresh(&order.trade_no, now, REFRESH_INTERVAL)
@@ -705,9 +705,9 @@ where
 
 /// The intent is durable as `PENDING`; once abandoned it is stored `UNCONFIRMED` and the
 /// reconciler resolves it by query. It is shown `UNCONFIRMED` now, never `FAILED`.
-fn unrecorded(mut order: Order) -> Outcome {
+fn unrecorded(mut order: Order) -> Answer {
     order.status = OrderStatus::Unconfirmed;
-    Outcome::Unrecorded(Box::new(order))
+    Answer::Unrecorded(Box::new(order))
 }
 
 /// `refresh=true|false` is the only query parameter `GET` takes.

@@ -12,7 +12,7 @@ use payout_core::secrets::SecretStore;
 use payout_core::store::{Created, OrderStore};
 use payout_core::vexora::PayoutGateway;
 
-use super::{App, Outcome};
+use super::{Answer, App};
 
 /// Writes in flight at once while a batch's items are stored.
 const STORE_CONCURRENCY: usize = 25;
@@ -24,35 +24,35 @@ where
     K: SecretStore,
     M: Metrics,
 {
-    pub(super) async fn submit_batch(&self, body: &[u8]) -> Outcome {
+    pub(super) async fn submit_batch(&self, body: &[u8]) -> Answer {
         let Some(queue) = &self.queue else {
-            return Outcome::BatchesOff;
+            return Answer::BatchesOff;
         };
         if body.len() > MAX_BODY_BYTES {
-            return Outcome::BatchTooLarge;
+            return Answer::BatchTooLarge;
         }
         let now = (self.clock)();
         let generated = BatchId::generate(now, &mut rand::rng());
         let batch = match BatchRequest::from_json(body, generated) {
             Ok(batch) => batch,
-            Err(ValidationErrors(fields)) => return Outcome::Invalid(fields),
+            Err(ValidationErrors(fields)) => return Answer::Invalid(fields),
         };
         let batch_id = batch.batch_id.clone();
         if let Some((trade_no, i)) = batch.repeated_trade_no() {
-            return Outcome::ItemMismatch(trade_no.clone(), i);
+            return Answer::ItemMismatch(trade_no.clone(), i);
         }
         // A batch stored before: committed with the same items is a replay, other items a
         // mismatch; still open (a request that failed half-way) is completed by this one.
         let open = match self.store.get_batch(&batch_id).await {
             Ok(Some(record)) if record.fingerprint != batch.fingerprint() => {
-                return Outcome::BatchMismatch(batch_id);
+                return Answer::BatchMismatch(batch_id);
             }
             Ok(Some(record)) if record.committed => return self.replayed(&batch, &record).await,
             Ok(Some(_)) => true,
             Ok(None) => false,
             Err(e) => {
                 tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the batch failed");
-                return Outcome::BatchUnavailable(batch_id);
+                return Answer::BatchUnavailable(batch_id);
             }
         };
         // Items that exist already: the same payout still queued (an earlier try of this batch,
@@ -64,7 +64,7 @@ where
             Ok(existing) => existing,
             Err(e) => {
                 tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the items failed");
-                return Outcome::BatchUnavailable(batch_id);
+                return Answer::BatchUnavailable(batch_id);
             }
         };
         let mut new_items = Vec::with_capacity(batch.items.len());
@@ -73,11 +73,11 @@ where
         for (i, item) in batch.items.iter().enumerate() {
             match existing.iter().find(|o| o.trade_no == item.trade_no) {
                 Some(order) if order.fingerprint != item.payout.fingerprint() => {
-                    return Outcome::ItemMismatch(item.trade_no.clone(), i);
+                    return Answer::ItemMismatch(item.trade_no.clone(), i);
                 }
                 Some(order) if order.queued => unsent.push((i, item)),
                 Some(order) if self.in_flight(order, now) => {
-                    return Outcome::ItemInFlight(item.trade_no.clone(), i);
+                    return Answer::ItemInFlight(item.trade_no.clone(), i);
                 }
                 Some(_) => {}
                 None => new_items.push((i, item)),
@@ -95,13 +95,13 @@ where
                 .await
             {
                 Ok(balance) if total > balance.available_amount => {
-                    return Outcome::InsufficientBalance {
+                    return Answer::InsufficientBalance {
                         total,
                         available: balance.available_amount,
                     };
                 }
                 Ok(_) => {}
-                Err(_) => return Outcome::BalanceUnavailable,
+                Err(_) => return Answer::BalanceUnavailable,
             }
         }
         // The record first, open: it claims the batchId (a concurrent other batch under it is
@@ -110,10 +110,10 @@ where
             match self.store.put_batch(&batch.record(now)).await {
                 Ok(None) => {}
                 Ok(Some(other)) if other.fingerprint == batch.fingerprint() => {}
-                Ok(Some(_)) => return Outcome::BatchMismatch(batch_id),
+                Ok(Some(_)) => return Answer::BatchMismatch(batch_id),
                 Err(e) => {
                     tracing::error!(batch_id = batch_id.as_str(), error = %e, "storing the batch failed");
-                    return Outcome::BatchUnavailable(batch_id);
+                    return Answer::BatchUnavailable(batch_id);
                 }
             }
         }
@@ -133,10 +133,10 @@ where
                     // Sent (or being sent) once already; unless it became another payout.
                     Ok(Adopted::Taken(order)) => {
                         if order.fingerprint != item.payout.fingerprint() {
-                            return Outcome::ItemMismatch(item.trade_no.clone(), i);
+                            return Answer::ItemMismatch(item.trade_no.clone(), i);
                         }
                         if self.in_flight(&order, now) {
-                            return Outcome::ItemInFlight(item.trade_no.clone(), i);
+                            return Answer::ItemInFlight(item.trade_no.clone(), i);
                         }
                     }
                     Ok(Adopted::Gone) => new_items.push((i, item)),
@@ -167,10 +167,10 @@ where
                     // it is queued; or another payout, which leaves this batch open (unsent).
                     Ok(Created::AlreadyExists(order)) => {
                         if order.fingerprint != item.payout.fingerprint() {
-                            return Outcome::ItemMismatch(item.trade_no.clone(), *i);
+                            return Answer::ItemMismatch(item.trade_no.clone(), *i);
                         }
                         if self.in_flight(&order, now) {
-                            return Outcome::ItemInFlight(item.trade_no.clone(), *i);
+                            return Answer::ItemInFlight(item.trade_no.clone(), *i);
                         }
                         if order.queued {
                             match self
@@ -181,10 +181,10 @@ where
                                 Ok(Adopted::Listed(_)) => queued.push(item.trade_no.clone()),
                                 Ok(Adopted::Taken(order)) => {
                                     if order.fingerprint != item.payout.fingerprint() {
-                                        return Outcome::ItemMismatch(item.trade_no.clone(), *i);
+                                        return Answer::ItemMismatch(item.trade_no.clone(), *i);
                                     }
                                     if self.in_flight(&order, now) {
-                                        return Outcome::ItemInFlight(item.trade_no.clone(), *i);
+                                        return Answer::ItemInFlight(item.trade_no.clone(), *i);
                                     }
                                 }
                                 Ok(Adopted::Gone) | Err(_) => failed = true,
@@ -201,11 +201,11 @@ where
         if failed {
             // What was stored stays queued and unsent under the open batch: a retry with the
             // same batchId completes it.
-            return Outcome::BatchUnavailable(batch_id);
+            return Answer::BatchUnavailable(batch_id);
         }
         if let Err(e) = self.store.commit_batch(&batch_id).await {
             tracing::error!(batch_id = batch_id.as_str(), error = %e, "committing the batch failed");
-            return Outcome::BatchUnavailable(batch_id);
+            return Answer::BatchUnavailable(batch_id);
         }
         self.enqueue(queue.as_ref(), &batch_id, &queued).await;
         tracing::info!(
@@ -214,7 +214,7 @@ where
             queued = queued.len(),
             "batch accepted"
         );
-        Outcome::BatchAccepted(batch_id, batch.items.len())
+        Answer::BatchAccepted(batch_id, batch.items.len())
     }
 
     /// Whether `order` (not queued) is a submit still running, which may yet withdraw it unsent
@@ -267,15 +267,15 @@ where
     /// A `POST /batches` for a stored batch: `200` with it when the items are the same (items
     /// still queued are queued again: a message may have been lost; a worker sends each once),
     /// `422` otherwise. Nothing is stored, nothing is sent twice.
-    async fn replayed(&self, batch: &BatchRequest, record: &BatchRecord) -> Outcome {
+    async fn replayed(&self, batch: &BatchRequest, record: &BatchRecord) -> Answer {
         if record.fingerprint != batch.fingerprint() {
-            return Outcome::BatchMismatch(record.batch_id.clone());
+            return Answer::BatchMismatch(record.batch_id.clone());
         }
         let orders = match self.store.get_many(&record.trade_nos).await {
             Ok(orders) => orders,
             Err(e) => {
                 tracing::error!(batch_id = record.batch_id.as_str(), error = %e, "reading the items failed");
-                return Outcome::BatchUnavailable(record.batch_id.clone());
+                return Answer::BatchUnavailable(record.batch_id.clone());
             }
         };
         let still_queued: Vec<TradeNo> = orders
@@ -287,32 +287,32 @@ where
             self.enqueue(queue.as_ref(), &record.batch_id, &still_queued)
                 .await;
         }
-        Outcome::Batch(Box::new(BatchView::new(record, &orders, 0)))
+        Answer::Batch(Box::new(BatchView::new(record, &orders, 0)))
     }
 
-    pub(super) async fn read_batch(&self, batch_id: &str, request: &Request) -> Outcome {
+    pub(super) async fn read_batch(&self, batch_id: &str, request: &Request) -> Answer {
         let start = match parse_batch_query(request) {
             Ok(start) => start,
-            Err(message) => return Outcome::InvalidQuery(message),
+            Err(message) => return Answer::InvalidQuery(message),
         };
         let Ok(batch_id) = BatchId::parse(batch_id) else {
-            return Outcome::NotFound(None);
+            return Answer::NotFound(None);
         };
         let record = match self.store.get_batch(&batch_id).await {
             Ok(Some(record)) if record.committed => record,
             // Never accepted (its request failed half-way): nothing of it is sent.
-            Ok(_) => return Outcome::NotFound(None),
+            Ok(_) => return Answer::NotFound(None),
             Err(e) => {
                 tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the batch failed");
-                return Outcome::BatchUnavailable(batch_id);
+                return Answer::BatchUnavailable(batch_id);
             }
         };
         // A `next` past the end is an empty last page.
         match self.store.get_many(&record.trade_nos).await {
-            Ok(orders) => Outcome::Batch(Box::new(BatchView::new(&record, &orders, start))),
+            Ok(orders) => Answer::Batch(Box::new(BatchView::new(&record, &orders, start))),
             Err(e) => {
                 tracing::error!(batch_id = batch_id.as_str(), error = %e, "reading the items failed");
-                Outcome::BatchUnavailable(batch_id)
+                Answer::BatchUnavailable(batch_id)
             }
         }
     }

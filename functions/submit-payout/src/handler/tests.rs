@@ -332,7 +332,7 @@ async fn an_unreachable_vexora_never_touches_a_later_submits_order() {
     let outcome = app.record(a, &Exchange::NotSent(NotSent::Connect)).await;
 
     assert!(
-        matches!(outcome, Outcome::VexoraUnreachable(_)),
+        matches!(outcome, Answer::VexoraUnreachable(_)),
         "{outcome:?}"
     );
     assert_eq!(outcome.response().status(), 503);
@@ -849,45 +849,45 @@ fn openapi_documents_every_error_code_the_handler_can_answer() {
     let t = || TradeNo::parse("T1").unwrap();
     let errors = [
         (
-            Outcome::Invalid(vec![FieldError {
+            Answer::Invalid(vec![FieldError {
                 field: "amount".into(),
                 message: "m".into(),
             }]),
             post,
         ),
-        (Outcome::InvalidQuery(String::new()), get),
-        (Outcome::TooLarge, post),
-        (Outcome::NotFound(Some(t())), get),
-        (Outcome::NoRoute, get),
-        (Outcome::MethodNotAllowed("GET"), get),
-        (Outcome::InFlight(t()), post),
-        (Outcome::IdempotencyMismatch(t()), post),
-        (Outcome::SecretUnavailable, post),
-        (Outcome::StorageUnavailable(Some(t())), post),
-        (Outcome::Withdrawn(t()), post),
-        (Outcome::ReadUnavailable(t()), get),
-        (Outcome::VexoraUnreachable(t()), post),
-        (Outcome::BalanceUnavailable, ("/balance", "get")),
+        (Answer::InvalidQuery(String::new()), get),
+        (Answer::TooLarge, post),
+        (Answer::NotFound(Some(t())), get),
+        (Answer::NoRoute, get),
+        (Answer::MethodNotAllowed("GET"), get),
+        (Answer::InFlight(t()), post),
+        (Answer::IdempotencyMismatch(t()), post),
+        (Answer::SecretUnavailable, post),
+        (Answer::StorageUnavailable(Some(t())), post),
+        (Answer::Withdrawn(t()), post),
+        (Answer::ReadUnavailable(t()), get),
+        (Answer::VexoraUnreachable(t()), post),
+        (Answer::BalanceUnavailable, ("/balance", "get")),
         (
-            Outcome::InsufficientBalance {
+            Answer::InsufficientBalance {
                 total: 2,
                 available: 1,
             },
             ("/batches", "post"),
         ),
-        (Outcome::ItemMismatch(t(), 3), ("/batches", "post")),
+        (Answer::ItemMismatch(t(), 3), ("/batches", "post")),
         (
-            Outcome::BatchMismatch(BatchId::parse("B").unwrap()),
+            Answer::BatchMismatch(BatchId::parse("B").unwrap()),
             ("/batches", "post"),
         ),
         (
-            Outcome::BatchUnavailable(BatchId::parse("B").unwrap()),
+            Answer::BatchUnavailable(BatchId::parse("B").unwrap()),
             ("/batches", "post"),
         ),
-        (Outcome::BatchTooLarge, ("/batches", "post")),
-        (Outcome::BatchesOff, ("/batches", "post")),
+        (Answer::BatchTooLarge, ("/batches", "post")),
+        (Answer::BatchesOff, ("/batches", "post")),
         (
-            Outcome::BatchUnavailable(BatchId::parse("B").unwrap()),
+            Answer::BatchUnavailable(BatchId::parse("B").unwrap()),
             ("/batches/{batchId}", "get"),
         ),
     ];
