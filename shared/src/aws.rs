@@ -35,7 +35,7 @@ pub fn https_client() -> SharedHttpClient {
 /// `aws_config::defaults` with [`https_client`], and without stalled-stream protection: it wraps
 /// every request and response body in a throughput monitor with its own timers, for bodies of a
 /// few hundred bytes whose whole call is already bounded by the attempt and operation timeouts
-/// ([`crate::budget::aws_timeouts`]).
+/// ([`crate::time_budget::aws_timeouts`]).
 pub fn sdk_defaults() -> ConfigLoader {
     // A dated behavior version, not `latest()`: an SDK upgrade must not change retries,
     // timeouts or defaults without a change here that says so. No SDK crate has the

@@ -1,10 +1,10 @@
 //! Init for every function, once per sandbox: configuration, AWS clients, the Vexora client and
 //! the first read of the secret. A failure stops init with a message that names its cause.
 
-use crate::budget;
 use crate::config::{Config, ConfigError};
 use crate::secrets::{DEFAULT_TTL, SecretError, Secrets, SecretsManagerStore};
 use crate::store::DynamoOrderStore;
+use crate::time_budget;
 use crate::vexora::{ClientBuildError, VexoraClient};
 
 /// Why a function could not start.
@@ -48,12 +48,12 @@ impl Runtime {
     }
 
     /// Reads the environment (the SDK honours `AWS_REGION` and `AWS_ENDPOINT_URL`), builds the
-    /// clients with bounded timeouts ([`budget::aws_timeouts`]) and reads the secret once, so a
+    /// clients with bounded timeouts ([`time_budget::aws_timeouts`]) and reads the secret once, so a
     /// warm request never calls Secrets Manager.
     pub async fn init() -> Result<Self, InitError> {
         let config = Config::from_env()?;
         let sdk = crate::aws::sdk_defaults()
-            .timeout_config(budget::aws_timeouts())
+            .timeout_config(time_budget::aws_timeouts())
             .load()
             .await;
         let store = DynamoOrderStore::new(

@@ -5,15 +5,14 @@ pub mod aws;
 pub mod balance;
 pub mod batch;
 pub mod bootstrap;
-pub mod budget;
 pub mod config;
 pub mod domain;
 pub mod events;
 pub mod intent;
+pub mod item_failures;
 pub mod json;
 pub mod metrics;
 pub mod order;
-pub mod partial_batch;
 pub mod permissions;
 pub mod resolve;
 pub mod review;
@@ -22,6 +21,7 @@ pub mod signing;
 pub mod store;
 pub mod submit;
 pub mod telemetry;
+pub mod time_budget;
 pub mod vexora;
 
 #[cfg(any(test, feature = "test-util"))]

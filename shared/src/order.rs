@@ -275,7 +275,7 @@ pub struct VexoraAnswer {
 }
 
 /// How long after its creation a `PENDING` order is abandoned: its submit function has
-/// certainly ended (the function timeout is set below this; see [`crate::budget`] and the SAM
+/// certainly ended (the function timeout is set below this; see [`crate::time_budget`] and the SAM
 /// template), so nobody will record Vexora's answer. Readers and the reconciler then store it
 /// as `UNCONFIRMED`.
 pub fn pending_abandoned_after(vexora_timeout: std::time::Duration) -> chrono::Duration {

@@ -15,7 +15,7 @@ use crate::vexora::Notification;
 /// name ends at its first `=`, names ascend, no field is called `sign`); a name the webhook's own
 /// rule refuses ([`Notification::check_names`], called, not copied) ends that branch, and every
 /// other rule is left to the webhook, which `visit` asks. `order` shuffles which value ends are
-/// tried first (0: shortest first). Stops after `budget` whole splits; returns how many it saw.
+/// tried first (0: shortest first). Stops after `time_budget` whole splits; returns how many it saw.
 type Split = [(String, String)];
 
 fn resplits(canonical: &str, order: u64, budget: usize, visit: &mut dyn FnMut(&Split)) -> usize {

@@ -715,7 +715,7 @@ impl VexoraClient {
         crate::aws::install_crypto();
         let http = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout.min(crate::budget::VEXORA_CONNECT))
+            .connect_timeout(timeout.min(crate::time_budget::VEXORA_CONNECT))
             // A redirected POST could be replayed elsewhere: never follow one.
             .redirect(reqwest::redirect::Policy::none())
             // Signed payouts go to Vexora directly, never through a proxy named by whatever

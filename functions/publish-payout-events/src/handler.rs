@@ -11,7 +11,7 @@ use payout_core::events::stream::StreamRecord;
 use payout_core::events::{EventSink, MAX_ENTRIES, PayoutEvent};
 use payout_core::metrics::{self, Metrics};
 
-pub use payout_core::partial_batch::{BatchResponse, ItemFailure};
+pub use payout_core::item_failures::{BatchResponse, ItemFailure};
 
 /// Why a whole batch fails (Lambda then delivers all of it again).
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ impl<S: EventSink, M: Metrics> Publisher<S, M> {
             attempts: 3,
             backoff: Duration::from_millis(100),
             // One AWS call's whole budget, plus the answer.
-            reserve: payout_core::budget::AWS_CALL + Duration::from_millis(500),
+            reserve: payout_core::time_budget::AWS_CALL + Duration::from_millis(500),
         }
     }
 

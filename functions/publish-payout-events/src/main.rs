@@ -2,10 +2,10 @@
 //! records per invocation, within the invocation's deadline.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use payout_core::budget;
 use payout_core::config::EventsConfig;
 use payout_core::events::EventBridgeSink;
 use payout_core::metrics::EmfMetrics;
+use payout_core::time_budget;
 use publish_payout_events::handler::Publisher;
 
 #[tokio::main(flavor = "current_thread")]
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let config =
         EventsConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
     let sdk = payout_core::aws::sdk_defaults()
-        .timeout_config(budget::aws_timeouts())
+        .timeout_config(time_budget::aws_timeouts())
         .load()
         .await;
     let publisher = Publisher::new(
@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
     let publisher = &publisher;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let deadline = budget::deadline_of(event.context.deadline, chrono::Utc::now());
+            let deadline = time_budget::deadline_of(event.context.deadline, chrono::Utc::now());
             let answer = publisher.handle(&event.payload, deadline).await?;
             Ok::<_, Error>(serde_json::to_value(answer)?)
         },

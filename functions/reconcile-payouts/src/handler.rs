@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use payout_core::apply::{Applied, Applier, Schedule, backoff, settle_abandoned};
-use payout_core::budget::MARGIN;
 use payout_core::domain::TradeNo;
 use payout_core::metrics::{self, Metrics};
 use payout_core::order::OrderStatus;
 use payout_core::resolve::query_and_apply;
 use payout_core::secrets::{SecretStore, Secrets};
 use payout_core::store::{CheckClaim, DueCursor, OrderStore, StoreError};
+use payout_core::time_budget::MARGIN;
 use payout_core::vexora::PayoutGateway;
 use serde::Serialize;
 
@@ -373,7 +373,7 @@ where
     }
 }
 
-pub use payout_core::budget::deadline_of;
+pub use payout_core::time_budget::deadline_of;
 
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@ use payout_core::store::OrderStore;
 use payout_core::vexora::PayoutGateway;
 use url::Url;
 
-pub use payout_core::partial_batch::{BatchResponse, ItemFailure};
+pub use payout_core::item_failures::{BatchResponse, ItemFailure};
 
 /// The worker's dependencies, built once at init.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub struct Worker<S, G, K, M> {
     /// After this long a taken item whose answer was never recorded counts as abandoned.
     pub abandoned_after: chrono::Duration,
     pub schedule: Schedule,
-    /// One item's worst case ([`payout_core::budget::batch_item_worst_case`]): no item starts
+    /// One item's worst case ([`payout_core::time_budget::batch_item_worst_case`]): no item starts
     /// with less time left.
     pub worst_item: Duration,
     pub clock: fn() -> DateTime<Utc>,
@@ -65,7 +65,7 @@ where
         for record in &records {
             let id = record["messageId"].as_str().unwrap_or_default().to_owned();
             let left = deadline.saturating_duration_since(Instant::now());
-            let done = if left < self.worst_item + payout_core::budget::MARGIN {
+            let done = if left < self.worst_item + payout_core::time_budget::MARGIN {
                 // Not started: its message comes again.
                 Done::Again
             } else {

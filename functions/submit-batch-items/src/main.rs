@@ -3,8 +3,8 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use payout_core::apply::Schedule;
 use payout_core::bootstrap::Runtime;
-use payout_core::budget;
 use payout_core::order::pending_abandoned_after;
+use payout_core::time_budget;
 use submit_batch_items::handler::Worker;
 
 #[tokio::main(flavor = "current_thread")]
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
         abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
         schedule: Schedule::from(&runtime.config),
         notify_url: runtime.config.vexora_notify_url,
-        worst_item: budget::batch_item_worst_case(runtime.config.vexora_timeout),
+        worst_item: time_budget::batch_item_worst_case(runtime.config.vexora_timeout),
         store: runtime.store,
         gateway: runtime.vexora,
         secrets: runtime.secrets,
@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
     let worker = &worker;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let deadline = budget::deadline_of(event.context.deadline, chrono::Utc::now());
+            let deadline = time_budget::deadline_of(event.context.deadline, chrono::Utc::now());
             Ok::<_, Error>(serde_json::to_value(
                 worker.handle(&event.payload, deadline).await,
             )?)

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use payout_core::{budget, config, metrics, permissions, store::schema};
+use payout_core::{config, metrics, permissions, store::schema, time_budget};
 use serde_norway::Value;
 
 use super::iam;
@@ -226,11 +226,11 @@ fn timeouts_fit_vexora_and_the_abandonment_rule() {
     // Every path of a function, each call at its bound, fits its timeout with margin.
     let submit = seconds(timeout("SubmitPayoutFunction"));
     for (path, worst) in [
-        ("POST /payouts", budget::submit(vexora_max)),
-        ("GET ?refresh=true", budget::refresh(vexora_max)),
+        ("POST /payouts", time_budget::submit(vexora_max)),
+        ("GET ?refresh=true", time_budget::refresh(vexora_max)),
     ] {
         assert!(
-            worst + budget::MARGIN <= submit,
+            worst + time_budget::MARGIN <= submit,
             "{path}: {worst:?} in {submit:?}"
         );
     }
@@ -243,13 +243,13 @@ fn timeouts_fit_vexora_and_the_abandonment_rule() {
     let webhook = seconds(timeout("PayoutWebhookFunction"));
     assert!(webhook < seconds(10));
     assert!(
-        budget::webhook() + budget::MARGIN <= webhook,
+        time_budget::webhook() + time_budget::MARGIN <= webhook,
         "{:?}",
-        budget::webhook()
+        time_budget::webhook()
     );
     // The reconciler stops at its deadline; one order still fits many times over.
     let reconcile = seconds(timeout("ReconcilePayoutsFunction"));
-    assert!(budget::reconcile_one(vexora_max) * 10 <= reconcile);
+    assert!(time_budget::reconcile_one(vexora_max) * 10 <= reconcile);
     // The API Gateway integration waits for the longest submit.
     let integration = resource(&t, "SubmitIntegration")["TimeoutInMillis"]
         .as_u64()

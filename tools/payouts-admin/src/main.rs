@@ -212,7 +212,7 @@ fn japan_midnight(date: NaiveDate) -> DateTime<Utc> {
 
 async fn sdk() -> aws_config::SdkConfig {
     payout_core::aws::sdk_defaults()
-        .timeout_config(payout_core::budget::aws_timeouts())
+        .timeout_config(payout_core::time_budget::aws_timeouts())
         .load()
         .await
 }

@@ -369,7 +369,8 @@ async fn a_run_answers_before_its_deadline_however_slow_vexora_is() {
         queue: None,
     };
     let started = Instant::now();
-    let deadline = started + payout_core::budget::MARGIN + std::time::Duration::from_millis(300);
+    let deadline =
+        started + payout_core::time_budget::MARGIN + std::time::Duration::from_millis(300);
 
     let report = r.run(now, deadline).await.unwrap();
 
