@@ -104,19 +104,22 @@ where
             Recorded::Failed(e)
         }
     };
-    let unconfirmed = match &recorded {
-        Recorded::Applied(Applied::NotFound) | Recorded::Failed(_) if not_received => {
-            return recorded;
+    // A payout to count, and whether it is unconfirmed; none for a submit Vexora never received
+    // whose order is gone or could not be written (nothing was sent or kept).
+    let payout =
+        match &recorded {
+            Recorded::Applied(Applied::NotFound) | Recorded::Failed(_) if not_received => None,
+            Recorded::Applied(applied) => Some(applied.order().is_none_or(|o| {
+                matches!(o.status, OrderStatus::Pending | OrderStatus::Unconfirmed)
+            })),
+            Recorded::Failed(_) => Some(true),
+            Recorded::Undone => None,
+        };
+    if let Some(unconfirmed) = payout {
+        applier.metrics.count(metrics::PAYOUT_SUBMITTED, 1);
+        if unconfirmed {
+            applier.metrics.count(metrics::PAYOUT_UNCONFIRMED, 1);
         }
-        Recorded::Applied(applied) => applied
-            .order()
-            .is_none_or(|o| matches!(o.status, OrderStatus::Pending | OrderStatus::Unconfirmed)),
-        Recorded::Failed(_) => true,
-        Recorded::Undone => false,
-    };
-    applier.metrics.count(metrics::PAYOUT_SUBMITTED, 1);
-    if unconfirmed {
-        applier.metrics.count(metrics::PAYOUT_UNCONFIRMED, 1);
     }
     recorded
 }

@@ -552,14 +552,9 @@ fn run_hook_reporting(
     let code = resource(&t, "PreTrafficHookFunction")["InlineCode"]
         .as_str()
         .unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "pre-traffic-{}-{}",
-        std::process::id(),
-        failing.len()
-            + usize::from(raise) * 10
-            + gate.len() * 100
-            + usize::from(report_raises) * 1000
-    ));
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pre-traffic-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("index.py"), code).unwrap();
     std::fs::write(
@@ -1201,17 +1196,11 @@ fn requests(stack: &iam::Stack, source: &Value) -> Vec<(String, iam::Request)> {
     let table = r("PayoutsTable", "Arn");
     let stream = r("PayoutsTable", "StreamArn");
     let index = format!("{table}/index/{}", schema::UNRESOLVED_INDEX);
+    // The secret every function is given (SAM merged the Globals into each function).
     let secret = text(&stack.resolve(
-        &stack.template["Globals"]["Function"]["Environment"]["Variables"]["VEXORA_SECRET_ID"],
+        &stack.template["Resources"]["SubmitPayoutFunction"]["Properties"]["Environment"]
+            ["Variables"]["VEXORA_SECRET_ID"],
     ));
-    let secret = if secret.is_empty() {
-        text(&stack.resolve(
-            &stack.template["Resources"]["SubmitPayoutFunction"]["Properties"]["Environment"]
-                ["Variables"]["VEXORA_SECRET_ID"],
-        ))
-    } else {
-        secret
-    };
     let via_secrets_manager = format!("secretsmanager.{}.amazonaws.com", iam::REGION);
     let kms_key = text(&stack.reference("VexoraSecretKmsKeyArn"));
     let mut out = Vec::new();
