@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use payout_core::domain::PayoutRequest;
+use payout_domain::PayoutRequest;
 
 fuzz_target!(|data: &[u8]| {
     match PayoutRequest::from_json(data) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use payout_core::signing::{ReceivedFields, SIGN_FIELD, sign};
+use vexora::signing::{ReceivedFields, SIGN_FIELD, sign};
 use secrecy::SecretString;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,17 +7,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use payout_core::batch::{
+use payout_app::batch::{
     Adopted, BatchId, BatchMessage, BatchQueue, BatchRecord, BatchStore, QueueError,
 };
-use payout_core::domain::TradeNo;
-use payout_core::order::Order;
-use payout_core::secrets::VexoraCredentials;
-use payout_core::store::{
+use payout_app::store::{
     CheckClaim, Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned,
 };
-use payout_core::testkit::{InMemoryStore, balance_answer};
-use payout_core::vexora::{
+use payout_domain::TradeNo;
+use payout_domain::order::Order;
+use payout_testkit::{InMemoryStore, balance_answer};
+use vexora::credentials::VexoraCredentials;
+use vexora::{
     BalanceRequest, DisbursementRequest, Exchange, NotSent, PayoutGateway, QueryRequest,
     parse_envelope,
 };

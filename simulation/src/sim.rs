@@ -12,12 +12,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use payout_core::apply::Schedule;
-use payout_core::batch::BatchQueue;
-use payout_core::item_failures::BatchResponse;
-use payout_core::order::{Order, OrderStatus};
-use payout_core::secrets::{DEFAULT_PREVIOUS_SECRET_GRACE, Keyring, MIN_REFRESH_INTERVAL};
-use payout_core::testkit::{self, FakeSecretStore, InMemoryStore, NoMetrics};
+use payout_app::apply::Schedule;
+use payout_app::batch::BatchQueue;
+use payout_app::secrets::{DEFAULT_PREVIOUS_SECRET_GRACE, Keyring, MIN_REFRESH_INTERVAL};
+use payout_aws::item_failures::BatchResponse;
+use payout_domain::order::{Order, OrderStatus};
+use payout_testkit::{FakeSecretStore, InMemoryStore, NoMetrics};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use url::Url;
@@ -272,23 +272,23 @@ impl Sim {
             processing_age: chrono::Duration::minutes(15),
         };
         let abandoned_after =
-            payout_core::order::pending_abandoned_after(Duration::from_millis(8000));
+            payout_domain::order::pending_abandoned_after(Duration::from_millis(8000));
         let api = Api {
             store: store.clone(),
             gateway: vexora.clone(),
-            secrets: testkit::secrets(SECRET),
+            secrets: payout_testkit::secrets(SECRET),
             metrics: NoMetrics,
             notify_url: notify.clone(),
             abandoned_after,
             schedule,
             clock: crate::world::now,
-            balance: payout_core::balance::BalanceCache::default(),
+            balance: payout_app::balance::BalanceCache::default(),
             queue: Some(queue.clone()),
         };
         let hook = Hook {
             store: store.clone(),
             keyring: Keyring::new(
-                testkit::secrets(SECRET),
+                payout_testkit::secrets(SECRET),
                 DEFAULT_PREVIOUS_SECRET_GRACE,
                 MIN_REFRESH_INTERVAL,
             ),
@@ -299,7 +299,7 @@ impl Sim {
         let worker = Work {
             store: store.clone(),
             gateway: vexora.clone(),
-            secrets: testkit::secrets(SECRET),
+            secrets: payout_testkit::secrets(SECRET),
             metrics: NoMetrics,
             notify_url: notify,
             abandoned_after,
@@ -310,7 +310,7 @@ impl Sim {
         let recon = Recon {
             store: store.clone(),
             gateway: vexora,
-            secrets: testkit::secrets(SECRET),
+            secrets: payout_testkit::secrets(SECRET),
             metrics: NoMetrics,
             abandoned_after,
             schedule,
@@ -716,7 +716,7 @@ impl Sim {
         let p = &mut self.payouts[i];
         p.attempts += 1;
         let amount = if other { p.amount + 1 } else { p.amount };
-        let body = testkit::payout_json(&p.trade_no, amount);
+        let body = payout_testkit::payout_json(&p.trade_no, amount);
         let api = self.api.clone();
         let id = self.spawn(
             Kind::Post(i, amount),
@@ -741,7 +741,7 @@ impl Sim {
             .iter()
             .map(|&i| {
                 let p = &self.payouts[i];
-                serde_json::from_str(&testkit::payout_json(&p.trade_no, p.amount))
+                serde_json::from_str(&payout_testkit::payout_json(&p.trade_no, p.amount))
                     .unwrap_or_default()
             })
             .collect();
@@ -801,7 +801,7 @@ impl Sim {
         if note.status == "0000" {
             fields.push(("successTime", "2026-12-01 09:00:00"));
         }
-        let body = testkit::signed_json(&fields, SECRET);
+        let body = payout_testkit::signed_json(&fields, SECRET);
         let hook = self.hook.clone();
         self.spawn(
             Kind::Webhook(note),
@@ -866,7 +866,7 @@ impl Sim {
         let look = self.looks.remove(index);
         let now = crate::world::now();
         let Ok(transition) =
-            payout_core::review::resolution(&look.order, look.to, "operator", "ticket 1", now)
+            payout_app::review::resolution(&look.order, look.to, "operator", "ticket 1", now)
         else {
             return;
         };
@@ -875,7 +875,7 @@ impl Sim {
         self.spawn(
             Kind::Operator(trade_no.as_str().to_owned()),
             Box::pin(async move {
-                use payout_core::store::OrderStore;
+                use payout_app::store::OrderStore;
                 let _ = store.transition(&trade_no, &transition).await;
                 Out::Done
             }),

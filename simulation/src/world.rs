@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use chrono::{DateTime, TimeZone, Utc};
-use payout_core::order::{Order, OrderStatus};
+use payout_domain::order::{Order, OrderStatus};
 
 /// A running invocation (an API request, a webhook delivery, a worker or reconciler run, an
 /// operator's write).
@@ -279,7 +279,7 @@ impl World {
                 self.events.remove(key);
             }
             Some(_) => {
-                for event in payout_core::events::for_change(old, new) {
+                for event in payout_domain::events::for_change(old, new) {
                     let last = self.events.get(key).copied().unwrap_or(0);
                     if event.detail.version != last + 1 {
                         self.violation(format!(

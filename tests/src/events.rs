@@ -21,7 +21,7 @@ use crate::lambda::Function;
 
 /// The event pattern every payout event matches.
 pub fn pattern() -> String {
-    serde_json::json!({ "source": [payout_core::events::SOURCE] }).to_string()
+    serde_json::json!({ "source": [payout_domain::events::SOURCE] }).to_string()
 }
 
 /// Creates the bus, an SQS queue and a rule sending every payout event to the queue (all

@@ -18,10 +18,11 @@ pub async fn setup(
     app_secret: &str,
 ) -> Result<(), String> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    match payout_core::store::create_table(&dynamodb, table).await {
+    match payout_aws::store::create_table(&dynamodb, table).await {
         Ok(()) => {}
-        Err(payout_core::store::StoreError::Unavailable(e))
-            if e.code() == Some("ResourceInUseException") => {}
+        Err(payout_app::store::StoreError::Unavailable(e))
+            if e.downcast_ref::<aws_sdk_dynamodb::Error>()
+                .is_some_and(|e| e.code() == Some("ResourceInUseException")) => {}
         Err(e) => return Err(format!("creating table {table}: {e} ({e:?})")),
     }
     put_secret(sdk, secret_id, &secret_json(merchant_no, app_secret)).await

@@ -22,11 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use payout_core::config;
-use payout_core::domain::TradeNo;
-use payout_core::order::{Order, OrderStatus, ReportSource};
-use payout_core::store::{DynamoOrderStore, OrderStore, schema};
-use payout_core::testkit::Moto;
+use payout_app::store::OrderStore;
+use payout_aws::config;
+use payout_aws::store::{DynamoOrderStore, schema};
+use payout_domain::TradeNo;
+use payout_domain::order::{Order, OrderStatus, ReportSource};
+use payout_testkit::Moto;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -796,7 +797,8 @@ fn compare_events(report: &mut Report, stored: &[Option<Order>], events: &[Recei
                             detail: format!("deliveries of {id} differ"),
                         });
                     }
-                    if first.detail_type == payout_core::events::DetailType::StatusChanged.as_str()
+                    if first.detail_type
+                        == payout_domain::events::DetailType::StatusChanged.as_str()
                     {
                         moves += 1;
                         let before = last_status.map_or("PENDING", |(_, s)| s);
@@ -919,9 +921,8 @@ async fn unresolved_trade_nos(s: &Stack) -> Result<Vec<String>, String> {
 /// would (the order's version is untouched: no event). Its next run then flags them for manual
 /// review. Returns how many orders were aged.
 async fn age_unresolved_past_give_up(s: &Stack) -> Result<usize, String> {
-    let aged = payout_core::domain::timestamp(
-        chrono::Utc::now() - chrono::Duration::hours(GIVE_UP_HOURS + 1),
-    );
+    let aged =
+        payout_domain::timestamp(chrono::Utc::now() - chrono::Duration::hours(GIVE_UP_HOURS + 1));
     let mut count = 0;
     for trade_no in unresolved_trade_nos(s).await? {
         for (attribute, condition) in [
@@ -1029,7 +1030,7 @@ async fn count_items(s: &Stack) -> Result<usize, String> {
             .expression_attribute_names("#k", schema::PARTITION_KEY)
             .expression_attribute_values(
                 ":batch",
-                AttributeValue::S(payout_core::batch::RECORD_PREFIX.to_owned()),
+                AttributeValue::S(payout_app::batch::RECORD_PREFIX.to_owned()),
             )
             .set_exclusive_start_key(start)
             .send()
@@ -1736,8 +1737,8 @@ impl Report {
 mod tests {
     use super::*;
     use crate::sandbox::{Delivery, SandboxOrder};
-    use payout_core::domain::PayoutRequest;
-    use payout_core::order::HistoryEntry;
+    use payout_domain::PayoutRequest;
+    use payout_domain::order::HistoryEntry;
 
     fn plan_specs(n: usize) -> Vec<Spec> {
         let plan = Plan::new(n, PathBuf::from("unused"));

@@ -16,11 +16,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use payout_core::signing::{self, ReceivedFields};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use vexora::signing::{self, ReceivedFields};
 
 /// Vexora's documented retry schedule after a failed delivery (`docs/vexora-api.md` §5), before
 /// time scaling.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use payout_core::config;
-use payout_core::testkit::{Moto, aws_config_for};
+use payout_aws::config;
+use payout_testkit::{Moto, aws_config_for};
 use tokio::net::TcpListener;
 
 use crate::events::{self, Collector, StreamPump};

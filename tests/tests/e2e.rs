@@ -31,11 +31,11 @@ mod template;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use payout_core::testkit::{Fault, Moto, signed_json};
 use payout_e2e::lambda::{Function, binary};
 use payout_e2e::local;
 use payout_e2e::sandbox::{Behaviour, SandboxConfig};
 use payout_e2e::stack::{Stack, StackConfig};
+use payout_testkit::{Fault, Moto, signed_json};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -200,7 +200,7 @@ async fn each_scripted_outcome_ends_in_the_right_state_with_one_vexora_call() {
     let timeout = Duration::from_millis(8000);
     let s = stack_with(timeout.as_millis() as u64, |c| {
         c.sandbox.slow_answer = Duration::from_secs(3600);
-        c.sandbox.processing_time = payout_core::time_budget::submit(timeout);
+        c.sandbox.processing_time = payout_aws::time_budget::submit(timeout);
     })
     .await;
     let cases = [

@@ -7,14 +7,14 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use payout_core::apply::{Applied, Applier, Report, Schedule};
-use payout_core::domain::TradeNo;
-use payout_core::metrics::{self, Metrics};
-use payout_core::order::{AnomalyReason, OrderStatus};
-use payout_core::secrets::{Keyring, SecretStore};
-use payout_core::signing::{FieldsError, ReceivedFields, SIGN_FIELD};
-use payout_core::store::OrderStore;
-use payout_core::vexora::{Notification, NotificationError, Refusal, ReportedAmount};
+use payout_app::apply::{Applied, Applier, Report, Schedule};
+use payout_app::metrics::{self, Metrics};
+use payout_app::secrets::{Keyring, SecretStore};
+use payout_app::store::OrderStore;
+use payout_domain::TradeNo;
+use payout_domain::order::{AnomalyReason, OrderStatus};
+use vexora::signing::{FieldsError, ReceivedFields, SIGN_FIELD};
+use vexora::{Notification, NotificationError, Refusal, ReportedAmount};
 
 /// Notifications are small; anything larger is refused before parsing.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -195,13 +195,13 @@ where
     /// Whether a known secret signed `fields`. A failure re-reads the secret (a rotation may have
     /// happened) only for a notification that could be genuine: it names an order we hold, for
     /// its amount. Forged bodies about nothing we know never cost a secret read; the rest cost at
-    /// most one per interval ([`payout_core::secrets::MIN_REFRESH_INTERVAL`]).
+    /// most one per interval ([`payout_app::secrets::MIN_REFRESH_INTERVAL`]).
     async fn authenticate(
         &self,
         fields: &ReceivedFields,
         now: DateTime<Utc>,
     ) -> Result<bool, Verdict> {
-        let secret_error = |e: payout_core::secrets::SecretError| {
+        let secret_error = |e: vexora::credentials::SecretError| {
             tracing::error!(error = %e, "the Vexora secret could not be read");
             Verdict::SecretError
         };

@@ -3,9 +3,9 @@
 use std::convert::Infallible;
 
 use lambda_http::{Error, run, service_fn};
-use payout_core::apply::Schedule;
-use payout_core::bootstrap::Runtime;
-use payout_core::secrets::{Keyring, MIN_REFRESH_INTERVAL};
+use payout_app::apply::Schedule;
+use payout_app::secrets::{Keyring, MIN_REFRESH_INTERVAL};
+use payout_aws::bootstrap::Runtime;
 use payout_webhook::handler::{App, handle};
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,4 +1,4 @@
-//! One batch of the table's stream records: the events each stands for ([`payout_core::events`]),
+//! One batch of the table's stream records: the events each stands for ([`payout_domain::events`]),
 //! published in record order, at most ten per `PutEvents`, each refused entry sent again a few
 //! times. What still fails is handed back to Lambda as `batchItemFailures` from the first record
 //! not wholly published, so Lambda delivers it (and everything after it) again: a crash, a
@@ -7,11 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use payout_core::events::stream::StreamRecord;
-use payout_core::events::{EventSink, MAX_ENTRIES, PayoutEvent};
-use payout_core::metrics::{self, Metrics};
+use payout_app::events::{EventSink, MAX_ENTRIES};
+use payout_app::metrics::{self, Metrics};
+use payout_aws::events::stream::StreamRecord;
+use payout_domain::events::PayoutEvent;
 
-pub use payout_core::item_failures::{BatchResponse, ItemFailure};
+pub use payout_aws::item_failures::{BatchResponse, ItemFailure};
 
 /// Why a whole batch fails (Lambda then delivers all of it again).
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +45,7 @@ impl<S: EventSink, M: Metrics> Publisher<S, M> {
             attempts: 3,
             backoff: Duration::from_millis(100),
             // One AWS call's whole budget, plus the answer.
-            reserve: payout_core::time_budget::AWS_CALL + Duration::from_millis(500),
+            reserve: payout_aws::time_budget::AWS_CALL + Duration::from_millis(500),
         }
     }
 

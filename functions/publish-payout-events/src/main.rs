@@ -2,18 +2,18 @@
 //! records per invocation, within the invocation's deadline.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use payout_core::config::EventsConfig;
-use payout_core::events::EventBridgeSink;
-use payout_core::metrics::EmfMetrics;
-use payout_core::time_budget;
+use payout_app::metrics::EmfMetrics;
+use payout_aws::config::EventsConfig;
+use payout_aws::events::EventBridgeSink;
+use payout_aws::time_budget;
 use publish_payout_events::handler::Publisher;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    payout_core::telemetry::init();
+    payout_aws::telemetry::init();
     let config =
         EventsConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
-    let sdk = payout_core::aws::sdk_defaults()
+    let sdk = payout_aws::sdk::sdk_defaults()
         .timeout_config(time_budget::aws_timeouts())
         .load()
         .await;

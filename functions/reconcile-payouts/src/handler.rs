@@ -6,16 +6,16 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use payout_core::apply::{Applied, Applier, Schedule, backoff, settle_abandoned};
-use payout_core::domain::TradeNo;
-use payout_core::metrics::{self, Metrics};
-use payout_core::order::OrderStatus;
-use payout_core::resolve::query_and_apply;
-use payout_core::secrets::{SecretStore, Secrets};
-use payout_core::store::{CheckClaim, DueCursor, OrderStore, StoreError};
-use payout_core::time_budget::MARGIN;
-use payout_core::vexora::PayoutGateway;
+use payout_app::apply::{Applied, Applier, Schedule, backoff, settle_abandoned};
+use payout_app::metrics::{self, Metrics};
+use payout_app::resolve::query_and_apply;
+use payout_app::secrets::{SecretStore, Secrets};
+use payout_app::store::{CheckClaim, DueCursor, OrderStore, StoreError};
+use payout_aws::time_budget::MARGIN;
+use payout_domain::TradeNo;
+use payout_domain::order::OrderStatus;
 use serde::Serialize;
+use vexora::PayoutGateway;
 
 /// Orders read from the index per page.
 const PAGE_SIZE: i32 = 25;
@@ -34,7 +34,7 @@ pub struct Reconciler<S, G, K, M> {
     /// At most this many orders are checked (and queried) per run.
     pub max_orders: u32,
     /// The batch queue: a queued item whose message was lost is put on it again.
-    pub queue: Option<std::sync::Arc<dyn payout_core::batch::BatchQueue>>,
+    pub queue: Option<std::sync::Arc<dyn payout_app::batch::BatchQueue>>,
 }
 
 /// What a run did; also the function's answer.
@@ -94,7 +94,7 @@ impl Action {
 
 impl<S, G, K, M> Reconciler<S, G, K, M>
 where
-    S: OrderStore + payout_core::batch::BatchStore,
+    S: OrderStore + payout_app::batch::BatchStore,
     G: PayoutGateway,
     K: SecretStore,
     M: Metrics,
@@ -120,7 +120,7 @@ where
         if !time.is_zero() {
             let reading = tokio::time::timeout(
                 time,
-                payout_core::balance::query(&self.gateway, &self.secrets, &self.metrics, now),
+                payout_app::balance::query(&self.gateway, &self.secrets, &self.metrics, now),
             )
             .await;
             match reading {
@@ -186,7 +186,7 @@ where
     /// overlapping runs queue it once); a worker sends it once whatever the copies.
     async fn requeue(
         &self,
-        order: &payout_core::order::Order,
+        order: &payout_domain::order::Order,
         seen: DateTime<Utc>,
         now: DateTime<Utc>,
         report: &mut RunReport,
@@ -199,12 +199,12 @@ where
         // half-stored (its batch request failed half-way): it waits for a batch that lists it,
         // and is withdrawn once none did for a day (docs/contract.md § Half-stored batches).
         let Ok(committed) =
-            payout_core::batch::listed_by_an_accepted_batch(&self.store, order).await
+            payout_app::batch::listed_by_an_accepted_batch(&self.store, order).await
         else {
             report.skipped += 1;
             return;
         };
-        let withdraw_at = order.updated_at + payout_core::batch::HALF_STORED_KEPT;
+        let withdraw_at = order.updated_at + payout_app::batch::HALF_STORED_KEPT;
         if !committed && now >= withdraw_at {
             match self
                 .store
@@ -226,7 +226,7 @@ where
         if !committed {
             report.half_stored += 1;
         }
-        let next = now + payout_core::batch::REQUEUE_AFTER.max(backoff(order.check_attempts));
+        let next = now + payout_app::batch::REQUEUE_AFTER.max(backoff(order.check_attempts));
         let claim = CheckClaim {
             seen,
             next: if committed {
@@ -248,7 +248,7 @@ where
             report.skipped += 1;
             return;
         }
-        let message = payout_core::batch::BatchMessage {
+        let message = payout_app::batch::BatchMessage {
             batch_id: order.batch_id.clone().unwrap_or_default(),
             trade_no: order.trade_no.as_str().to_owned(),
         };
@@ -373,7 +373,7 @@ where
     }
 }
 
-pub use payout_core::time_budget::deadline_of;
+pub use payout_aws::time_budget::deadline_of;
 
 #[cfg(test)]
 mod tests;

@@ -2,9 +2,9 @@
 //! invocation's deadline.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use payout_core::apply::Schedule;
-use payout_core::bootstrap::Runtime;
-use payout_core::order::pending_abandoned_after;
+use payout_app::apply::Schedule;
+use payout_aws::bootstrap::Runtime;
+use payout_domain::order::pending_abandoned_after;
 use reconcile_payouts::handler::{Reconciler, deadline_of};
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,6 +1,6 @@
 //! One SQS batch of queued batch items (`{batchId, tradeNo}`): each is claimed in one
 //! conditional write, then sent through the same submit path as `POST /payouts`
-//! ([`payout_core::submit`]) and its answer recorded by the one applier. A second delivery of a
+//! ([`payout_app::submit`]) and its answer recorded by the one applier. A second delivery of a
 //! message, a duplicate message or a replayed batch finds the item taken and sends nothing: one
 //! Vexora call per item, ever. Only a call that certainly never reached Vexora (no connection)
 //! puts the item back in the queue and hands its message back (`batchItemFailures`), as does an
@@ -9,16 +9,16 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use payout_core::apply::{Applier, Schedule};
-use payout_core::batch::{BatchMessage, BatchStore};
-use payout_core::domain::{PayoutRequest, TradeNo};
-use payout_core::metrics::Metrics;
-use payout_core::secrets::{SecretStore, Secrets};
-use payout_core::store::OrderStore;
-use payout_core::vexora::PayoutGateway;
+use payout_app::apply::{Applier, Schedule};
+use payout_app::batch::{BatchMessage, BatchStore};
+use payout_app::metrics::Metrics;
+use payout_app::secrets::{SecretStore, Secrets};
+use payout_app::store::OrderStore;
+use payout_domain::{PayoutRequest, TradeNo};
 use url::Url;
+use vexora::PayoutGateway;
 
-pub use payout_core::item_failures::{BatchResponse, ItemFailure};
+pub use payout_aws::item_failures::{BatchResponse, ItemFailure};
 
 /// The worker's dependencies, built once at init.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub struct Worker<S, G, K, M> {
     /// After this long a taken item whose answer was never recorded counts as abandoned.
     pub abandoned_after: chrono::Duration,
     pub schedule: Schedule,
-    /// One item's worst case ([`payout_core::time_budget::batch_item_worst_case`]): no item starts
+    /// One item's worst case ([`payout_aws::time_budget::batch_item_worst_case`]): no item starts
     /// with less time left.
     pub worst_item: Duration,
     pub clock: fn() -> DateTime<Utc>,
@@ -65,7 +65,7 @@ where
         for record in &records {
             let id = record["messageId"].as_str().unwrap_or_default().to_owned();
             let left = deadline.saturating_duration_since(Instant::now());
-            let done = if left < self.worst_item + payout_core::time_budget::MARGIN {
+            let done = if left < self.worst_item + payout_aws::time_budget::MARGIN {
                 // Not started: its message comes again.
                 Done::Again
             } else {
@@ -104,7 +104,7 @@ where
 
     async fn send(&self, trade_no: &TradeNo) -> Done {
         let now = (self.clock)();
-        let attempt = payout_core::apply::write_id();
+        let attempt = payout_app::apply::write_id();
         // The secret first: failing here leaves the item queued.
         let version = match self.secrets.current().await {
             Ok(version) => version,
@@ -144,7 +144,7 @@ where
             );
             return Done::Nothing;
         };
-        let exchange = payout_core::submit::send(
+        let exchange = payout_app::submit::send(
             &self.gateway,
             credentials,
             &payout,
@@ -152,7 +152,7 @@ where
             &self.notify_url,
         )
         .await;
-        let report = payout_core::submit::report(&order, &exchange);
+        let report = payout_app::submit::report(&order, &exchange);
         let applier = Applier {
             store: &self.store,
             metrics: &self.metrics,
@@ -163,15 +163,16 @@ where
             self.store.requeue(
                 trade_no,
                 &attempt,
-                (self.clock)() + payout_core::batch::REQUEUE_AFTER,
+                (self.clock)() + payout_app::batch::REQUEUE_AFTER,
             )
         };
-        match payout_core::submit::record(&applier, trade_no, &report, self.clock, requeue).await {
-            payout_core::submit::Recorded::Undone => Done::Again,
+        match payout_app::submit::record(&applier, trade_no, &report, self.clock, requeue).await {
+            payout_app::submit::Recorded::Undone => Done::Again,
             // Sent (or never received, and not undone): never again. An answer not stored is
             // resolved by the reconciler once the order counts as abandoned.
-            payout_core::submit::Recorded::Applied(_)
-            | payout_core::submit::Recorded::Failed(_) => Done::Sent,
+            payout_app::submit::Recorded::Applied(_) | payout_app::submit::Recorded::Failed(_) => {
+                Done::Sent
+            }
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Wiring only: logs, init once, then one SQS batch of items per invocation, within its deadline.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use payout_core::apply::Schedule;
-use payout_core::bootstrap::Runtime;
-use payout_core::order::pending_abandoned_after;
-use payout_core::time_budget;
+use payout_app::apply::Schedule;
+use payout_aws::bootstrap::Runtime;
+use payout_aws::time_budget;
+use payout_domain::order::pending_abandoned_after;
 use submit_batch_items::handler::Worker;
 
 #[tokio::main(flavor = "current_thread")]

@@ -8,20 +8,21 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use payout_core::apply::{Applied, Applier, Schedule, settle_abandoned};
-use payout_core::balance::{Balance, BalanceCache, BalanceError};
-use payout_core::batch::{BatchId, BatchQueue, BatchStore, BatchView};
-use payout_core::domain::timestamp;
-use payout_core::domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
-use payout_core::intent::{Intent, store_intent};
-use payout_core::metrics::Metrics;
-use payout_core::order::{Order, OrderStatus};
-use payout_core::resolve::query_and_apply;
-use payout_core::secrets::{SecretStore, Secrets};
-use payout_core::store::OrderStore;
-use payout_core::vexora::{self, Exchange, PayoutGateway};
+use payout_app::apply::{Applied, Applier, Schedule, settle_abandoned};
+use payout_app::balance::{Balance, BalanceCache, BalanceError};
+use payout_app::batch::{BatchId, BatchQueue, BatchStore, BatchView};
+use payout_app::intent::{Intent, store_intent};
+use payout_app::metrics::Metrics;
+use payout_app::resolve::query_and_apply;
+use payout_app::secrets::{SecretStore, Secrets};
+use payout_app::store::OrderStore;
+use payout_domain::order::{Order, OrderStatus};
+use payout_domain::timestamp;
+use payout_domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
 use serde::Serialize;
 use url::Url;
+use vexora;
+use vexora::{Exchange, PayoutGateway};
 
 /// Bodies larger than this are refused before parsing (a payout is well under 1 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -40,11 +41,11 @@ pub struct App<S, G, K, M> {
     pub secrets: Secrets<K>,
     pub metrics: M,
     pub notify_url: Url,
-    /// Age after which a `PENDING` order is stored as `UNCONFIRMED` ([`payout_core::order::pending_abandoned_after`]).
+    /// Age after which a `PENDING` order is stored as `UNCONFIRMED` ([`payout_domain::order::pending_abandoned_after`]).
     pub abandoned_after: chrono::Duration,
     pub schedule: Schedule,
     pub clock: fn() -> DateTime<Utc>,
-    /// `GET /balance` readings, kept for [`payout_core::balance::CACHE_TTL`].
+    /// `GET /balance` readings, kept for [`payout_app::balance::CACHE_TTL`].
     pub balance: BalanceCache,
     /// Where batch items wait (`PAYOUT_BATCH_QUEUE_URL`); `None`: batches are not served.
     pub queue: Option<std::sync::Arc<dyn BatchQueue>>,
@@ -496,7 +497,7 @@ where
             },
             Err(trade_no) => return Answer::StorageUnavailable(trade_no),
         };
-        let exchange = payout_core::submit::send(
+        let exchange = payout_app::submit::send(
             &self.gateway,
             credentials,
             &payout,
@@ -543,11 +544,11 @@ where
         // A batch request may still be storing it (and then accept it): only an item no batch
         // listed for longer than any request runs is half-stored; until then it is in flight.
         let settled =
-            (self.clock)() - existing.updated_at >= payout_core::batch::HALF_STORED_SETTLED;
+            (self.clock)() - existing.updated_at >= payout_app::batch::HALF_STORED_SETTLED;
         if !existing.queued || !settled {
             return Ok(Some(existing));
         }
-        match payout_core::batch::listed_by_an_accepted_batch(&self.store, &existing).await {
+        match payout_app::batch::listed_by_an_accepted_batch(&self.store, &existing).await {
             Ok(true) => return Ok(Some(existing)),
             Ok(false) => {}
             Err(e) => {
@@ -608,38 +609,38 @@ where
         }
     }
 
-    /// Records Vexora's answer (the steps every submit shares, [`payout_core::submit::record`])
+    /// Records Vexora's answer (the steps every submit shares, [`payout_app::submit::record`])
     /// and answers the merchant.
     async fn record(&self, order: Order, exchange: &Exchange) -> Answer {
         let trade_no = order.trade_no.clone();
         // Recorded on this submit's own order only, never on a later intent for the tradeNo.
-        let report = payout_core::submit::report(&order, exchange);
+        let report = payout_app::submit::report(&order, exchange);
         let not_received = matches!(report.outcome, vexora::Outcome::NotReceived(_));
         // Certainly not sent: withdraw the intent (only ours, only while PENDING) so that a
         // retry starts afresh.
         let intent = order.intent_id.as_deref().unwrap_or_default();
         let withdraw = || self.store.delete_pending(&trade_no, intent);
-        match payout_core::submit::record(&self.applier(), &trade_no, &report, self.clock, withdraw)
+        match payout_app::submit::record(&self.applier(), &trade_no, &report, self.clock, withdraw)
             .await
         {
-            payout_core::submit::Recorded::Undone => Answer::VexoraUnreachable(trade_no),
+            payout_app::submit::Recorded::Undone => Answer::VexoraUnreachable(trade_no),
             // Our order is gone: only the withdrawal of an intent that never left removes one
             // (it landed though it reported an error). Nothing was sent and nothing is kept.
-            payout_core::submit::Recorded::Applied(Applied::NotFound) if not_received => {
+            payout_app::submit::Recorded::Applied(Applied::NotFound) if not_received => {
                 Answer::VexoraUnreachable(trade_no)
             }
             // A webhook may have got there first: what is stored is the truth.
-            payout_core::submit::Recorded::Applied(applied) => match applied.order() {
+            payout_app::submit::Recorded::Applied(applied) => match applied.order() {
                 Some(stored) => Answer::Recorded(Box::new(stored.clone()), report.outcome.label()),
                 None => unrecorded(order),
             },
             // Certainly never sent, and whether the intent is still there cannot be told: the
             // truthful answer is that nothing was sent (a retry finds the order, if any, in
             // flight until it is abandoned, then answered as it stands).
-            payout_core::submit::Recorded::Failed(_) if not_received => {
+            payout_app::submit::Recorded::Failed(_) if not_received => {
                 Answer::VexoraUnreachable(trade_no)
             }
-            payout_core::submit::Recorded::Failed(_) => unrecorded(order),
+            payout_app::submit::Recorded::Failed(_) => unrecorded(order),
         }
     }
 

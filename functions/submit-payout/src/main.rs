@@ -3,9 +3,9 @@
 use std::convert::Infallible;
 
 use lambda_http::{Error, run, service_fn};
-use payout_core::apply::Schedule;
-use payout_core::bootstrap::Runtime;
-use payout_core::order::pending_abandoned_after;
+use payout_app::apply::Schedule;
+use payout_aws::bootstrap::Runtime;
+use payout_domain::order::pending_abandoned_after;
 use submit_payout::handler::{App, handle};
 
 #[tokio::main(flavor = "current_thread")]
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
         gateway: runtime.vexora,
         secrets: runtime.secrets,
         clock: chrono::Utc::now,
-        balance: payout_core::balance::BalanceCache::default(),
+        balance: payout_app::balance::BalanceCache::default(),
         queue: runtime.batch_queue,
     };
     let app = &app;

@@ -13,13 +13,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use lambda_http::Request;
-use payout_core::apply::Schedule;
-use payout_core::domain::{PayoutRequest, TradeNo};
-use payout_core::order::{Order, OrderStatus};
-use payout_core::secrets::{DEFAULT_PREVIOUS_SECRET_GRACE, Keyring, MIN_REFRESH_INTERVAL};
-use payout_core::testkit::{EchoGateway, InMemoryStore, Moto, NoMetrics, payout_json, signed_json};
+use payout_app::apply::Schedule;
+use payout_app::secrets::{DEFAULT_PREVIOUS_SECRET_GRACE, Keyring, MIN_REFRESH_INTERVAL};
+use payout_domain::order::{Order, OrderStatus};
+use payout_domain::{PayoutRequest, TradeNo};
 use payout_e2e::lambda::{Function, binary_in};
 use payout_e2e::stack::{Stack, StackConfig};
+use payout_testkit::{EchoGateway, InMemoryStore, Moto, NoMetrics, payout_json, signed_json};
 use serde_json::Value;
 
 const FUNCTIONS: [&str; 3] = ["submit-payout", "payout-webhook", "reconcile-payouts"];
@@ -118,7 +118,7 @@ fn submit_cpu() -> Result<(f64, f64)> {
     let app = submit_payout::handler::App {
         store: InMemoryStore::new(),
         gateway: EchoGateway,
-        secrets: payout_core::testkit::secrets(SECRET),
+        secrets: payout_testkit::secrets(SECRET),
         metrics: NoMetrics,
         notify_url: url::Url::parse("https://api.example.jp/vexora/notify")
             .map_err(|e| e.to_string())?,
@@ -127,7 +127,7 @@ fn submit_cpu() -> Result<(f64, f64)> {
             processing_age: chrono::Duration::minutes(15),
         },
         clock: chrono::Utc::now,
-        balance: payout_core::balance::BalanceCache::default(),
+        balance: payout_app::balance::BalanceCache::default(),
         queue: None,
     };
     let events = (0..CPU_REQUESTS)
@@ -168,7 +168,7 @@ fn webhook_cpu() -> Result<(f64, f64)> {
         events.push(event(fixture, &body)?);
     }
     let keyring = Keyring::new(
-        payout_core::testkit::secrets(SECRET),
+        payout_testkit::secrets(SECRET),
         DEFAULT_PREVIOUS_SECRET_GRACE,
         MIN_REFRESH_INTERVAL,
     );

@@ -19,7 +19,7 @@ fn var(name: &str) -> Result<String, String> {
 #[tokio::main]
 async fn main() -> Result<(), String> {
     var("AWS_ENDPOINT_URL")?;
-    let sdk = payout_core::aws::sdk_defaults().load().await;
+    let sdk = payout_aws::sdk::sdk_defaults().load().await;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
         .iter()

@@ -18,7 +18,7 @@ async fn main() -> Result<(), String> {
     let bus = var("PAYOUT_EVENTS_BUS")?;
     let invoke_url = var("INVOKE_URL")?;
     var("AWS_ENDPOINT_URL")?;
-    let sdk = payout_core::aws::sdk_defaults().load().await;
+    let sdk = payout_aws::sdk::sdk_defaults().load().await;
     let queue_url = events::setup(&sdk, &bus, "payout-events-local").await?;
     let invoker = Arc::new(HttpInvoke {
         url: invoke_url,

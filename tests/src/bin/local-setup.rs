@@ -13,7 +13,7 @@ async fn main() -> Result<(), String> {
     let merchant_no = var("SANDBOX_MERCHANT_NO")?;
     let app_secret = var("SANDBOX_APP_SECRET")?;
     var("AWS_ENDPOINT_URL")?;
-    let sdk = payout_core::aws::sdk_defaults().load().await;
+    let sdk = payout_aws::sdk::sdk_defaults().load().await;
     payout_e2e::local::setup(&sdk, &table, &secret_id, &merchant_no, &app_secret).await?;
     println!("table {table} and secret {secret_id} are ready");
     Ok(())

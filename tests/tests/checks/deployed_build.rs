@@ -1,7 +1,10 @@
-//! The build that ships (`sam build`: `cargo lambda build --release --arm64 --bin <function>` at
-//! the workspace root, no `-p`) resolves features over the default members only, so no test
-//! support (`payout-core/test-util`: fakes, the moto launcher and its `unsafe` block) is
-//! compiled into a deployed binary.
+//! The layering, as `cargo tree` sees it: each layer crate depends only on the layers below it
+//! (domain ← vexora ← app ← aws ← functions), and the testkit is a dev-dependency only, so no
+//! test support (fakes, the moto launcher and its `unsafe` block) is compiled into a deployed
+//! binary: the compiler, not a feature flag, keeps it out. The build that ships (`sam build`:
+//! `cargo lambda build --release --arm64 --bin <function>` at the workspace root, no `-p`)
+//! resolves features over the default members only, so the test crates' own features (reqwest's
+//! aws-lc-rs TLS) do not reach it either.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -32,28 +35,6 @@ fn cargo_tree(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// What reaches `invert` in the deployed build: normal (not dev) dependencies, with features.
-fn deployed_tree(invert: &str) -> String {
-    cargo_tree(&["-e", "features,no-dev", "-i", invert])
-}
-
-#[test]
-fn the_deployed_build_compiles_no_test_support() {
-    let tree = deployed_tree("payout-core");
-
-    for function in ["submit-payout", "payout-webhook", "reconcile-payouts"] {
-        assert!(tree.contains(function), "{function} is built: {tree}");
-    }
-    assert!(
-        !tree.contains("test-util"),
-        "payout-core/test-util reaches the deployed build:\n{tree}"
-    );
-    assert!(
-        !tree.contains("payout-e2e"),
-        "the test crate takes part in the deployed build's resolution:\n{tree}"
-    );
-}
-
 /// The name of every crate in the deployed build, from one `cargo tree` that must succeed
 /// (`cargo tree -i` of a crate not in the build fails, which would hide any other failure).
 fn deployed_crates() -> BTreeSet<String> {
@@ -64,9 +45,124 @@ fn deployed_crates() -> BTreeSet<String> {
         .collect()
 }
 
+/// The crates `package` depends on (normal dependencies only), itself included.
+fn dependencies_of(package: &str) -> BTreeSet<String> {
+    cargo_tree(&["-e", "normal", "--prefix", "none", "-p", package])
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+const FUNCTIONS: [&str; 5] = [
+    "submit-payout",
+    "payout-webhook",
+    "reconcile-payouts",
+    "publish-payout-events",
+    "submit-batch-items",
+];
+
+#[test]
+fn the_deployed_build_compiles_no_test_support() {
+    let crates = deployed_crates();
+    for function in FUNCTIONS {
+        assert!(crates.contains(function), "{function} is built: {crates:?}");
+    }
+    for absent in [
+        "payout-testkit",
+        "payout-e2e",
+        "payout-simulation",
+        "wiremock",
+        "proptest",
+    ] {
+        if crates.contains(absent) {
+            let reached_by = cargo_tree(&["-e", "no-dev", "-i", absent]);
+            panic!("{absent} reaches the deployed build:\n{reached_by}");
+        }
+    }
+}
+
+#[test]
+fn each_layer_depends_only_on_the_layers_below_it() {
+    let aws_crates = |deps: &BTreeSet<String>| -> Vec<String> {
+        deps.iter()
+            .filter(|d| d.starts_with("aws-") || d.starts_with("lambda_"))
+            .cloned()
+            .collect()
+    };
+    let layers: [(&str, &[&str], bool); 4] = [
+        (
+            "payout-domain",
+            &[
+                "vexora",
+                "payout-app",
+                "payout-aws",
+                "payout-testkit",
+                "reqwest",
+                "tokio",
+            ],
+            false,
+        ),
+        (
+            "vexora",
+            &["payout-app", "payout-aws", "payout-testkit"],
+            false,
+        ),
+        ("payout-app", &["payout-aws", "payout-testkit"], false),
+        ("payout-aws", &["payout-testkit"], true),
+    ];
+    for (layer, above, may_use_aws) in layers {
+        let deps = dependencies_of(layer);
+        for crate_above in above {
+            assert!(
+                !deps.contains(*crate_above),
+                "{layer} depends on {crate_above}:\n{deps:?}"
+            );
+        }
+        if !may_use_aws {
+            assert_eq!(
+                aws_crates(&deps),
+                Vec::<String>::new(),
+                "{layer} reaches AWS or Lambda"
+            );
+        }
+    }
+    for function in FUNCTIONS {
+        assert!(
+            !dependencies_of(function).contains("payout-testkit"),
+            "{function} depends on the testkit outside its tests"
+        );
+    }
+}
+
+#[test]
+fn the_testkit_is_a_normal_dependency_of_the_test_crates_only() {
+    let dependents: BTreeSet<String> = cargo_tree(&[
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--depth",
+        "1",
+        "--workspace",
+        "-i",
+        "payout-testkit",
+    ])
+    .lines()
+    .filter_map(|line| line.split_whitespace().next())
+    .filter(|name| *name != "payout-testkit")
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(
+        dependents,
+        BTreeSet::from(["payout-e2e".to_owned(), "payout-simulation".to_owned()]),
+        "only the end-to-end tests and the simulation may depend on the testkit outside tests"
+    );
+}
+
 #[test]
 fn the_deployed_build_links_one_tls_stack_with_one_crypto_library() {
-    // reqwest over rustls with ring for the SDK and for Vexora (payout_core::aws); the SDK's
+    // reqwest over rustls with ring for the SDK and for Vexora (payout_aws::sdk); the SDK's
     // default HTTPS client (hyper with HTTP/2, aws-lc-rs), OpenSSL or native TLS would each add
     // to every zip.
     let crates = deployed_crates();

@@ -56,7 +56,7 @@ async fn the_first_payout_script_signs_a_post_and_a_get() {
     let payout: serde_json::Value = serde_json::from_slice(body).unwrap();
     assert_eq!(payout["tradeNo"], "FIRST-1");
     assert!(
-        payout_core::domain::PayoutRequest::from_json(body).is_ok(),
+        payout_domain::PayoutRequest::from_json(body).is_ok(),
         "{payout}"
     );
     let (method, path, get_auth, _) = &seen[1];

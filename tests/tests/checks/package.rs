@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use payout_core::testkit::Moto;
+use payout_testkit::Moto;
 use serde_norway::Value;
 
 fn root() -> PathBuf {
@@ -121,7 +121,7 @@ fn the_packaged_template_pins_every_function_to_the_object_version_it_uploaded()
     }
     assert_eq!(
         pinned.len(),
-        payout_core::permissions::ALL.len(),
+        payout_aws::permissions::ALL.len(),
         "{pinned:?}"
     );
 
@@ -178,7 +178,7 @@ fn the_packaged_template_pins_every_function_to_the_object_version_it_uploaded()
             checked += 1;
         }
     }
-    assert_eq!(checked, payout_core::permissions::ALL.len());
+    assert_eq!(checked, payout_aws::permissions::ALL.len());
 
     // Without versions there is nothing to pin: refused, with the reason.
     let out = package(&moto, &dir, "unversioned");

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use payout_core::{config, metrics, permissions, store::schema, time_budget};
+use payout_app::metrics;
+use payout_aws::store::schema;
+use payout_aws::{config, permissions, time_budget};
 use serde_norway::Value;
 
 use super::iam;
@@ -235,7 +237,7 @@ fn timeouts_fit_vexora_and_the_abandonment_rule() {
         );
     }
     // ... and the submit ends before its PENDING order counts as abandoned.
-    let abandoned_at_least = payout_core::order::pending_abandoned_after(
+    let abandoned_at_least = payout_domain::order::pending_abandoned_after(
         std::time::Duration::from_millis(vexora_min_ms),
     );
     assert!((submit.as_secs() as i64) < abandoned_at_least.num_seconds());
@@ -304,7 +306,7 @@ fn the_template_ships_no_usable_secret() {
     // What Secrets Manager generates from it: a random string, which is not credentials, so
     // every function stops at init until the merchant's are put.
     let generated_value = "k3J9xQ2mVbN7pL4tR8wZ1cF6hD0sG5yAeU3iO9nM2qW7vB4x";
-    assert!(payout_core::secrets::VexoraCredentials::from_json(generated_value).is_err());
+    assert!(vexora::credentials::VexoraCredentials::from_json(generated_value).is_err());
 }
 
 /// The template as CloudFormation's `AWS::Serverless` transform turns it into resources, with
@@ -1187,7 +1189,7 @@ fn deployed(environment: &str) -> Vec<(&'static str, String)> {
     p
 }
 
-/// What is done with each role of a stack: the functions' code (`payout_core::permissions`),
+/// What is done with each role of a stack: the functions' code (`payout_aws::permissions`),
 /// Lambda on their behalf (logs, traces, event source mappings, on-failure destinations),
 /// the schedule, CodeDeploy and the PreTraffic hook.
 fn requests(stack: &iam::Stack, source: &Value) -> Vec<(String, iam::Request)> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use payout_core::store::schema::attr;
+use payout_aws::store::schema::attr;
 use payout_e2e::lambda::binary;
 use serde_json::Value;
 

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use payout_core::order::OrderStatus;
-use payout_core::store::schema::attr;
-use payout_core::testkit::Moto;
+use payout_aws::store::schema::attr;
+use payout_domain::order::OrderStatus;
 use payout_e2e::sandbox::SandboxConfig;
 use payout_e2e::stack::{Stack, StackConfig};
+use payout_testkit::Moto;
 use serde_json::{Value, json};
 
 use super::{APP_SECRET, eventually, payout};
@@ -381,11 +381,11 @@ fn own_items(prefix: &str, n: usize, amount: u64) -> Vec<Value> {
 async fn failing_commit(batch_id: &str) {
     let key = format!("batch#{batch_id}");
     Moto::shared()
-        .inject(&payout_core::testkit::Fault {
+        .inject(&payout_testkit::Fault {
             target: "DynamoDB_20120810.UpdateItem",
             contains: &key,
             times: 20,
-            ..payout_core::testkit::Fault::default()
+            ..payout_testkit::Fault::default()
         })
         .await
         .unwrap();

@@ -12,13 +12,14 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
-use payout_core::apply::{Applied, Applier, Schedule, settle_abandoned};
-use payout_core::bootstrap::Runtime;
-use payout_core::config::PAYOUTS_TABLE;
-use payout_core::domain::TradeNo;
-use payout_core::order::{Order, OrderStatus, pending_abandoned_after};
-use payout_core::resolve::query_and_apply;
-use payout_core::store::{DynamoOrderStore, OrderStore, Transitioned};
+use payout_app::apply::{Applied, Applier, Schedule, settle_abandoned};
+use payout_app::resolve::query_and_apply;
+use payout_app::store::{OrderStore, Transitioned};
+use payout_aws::bootstrap::Runtime;
+use payout_aws::config::PAYOUTS_TABLE;
+use payout_aws::store::DynamoOrderStore;
+use payout_domain::TradeNo;
+use payout_domain::order::{Order, OrderStatus, pending_abandoned_after};
 
 /// Operate Vexora payouts: find orders, look at them, ask Vexora again, close the ones in
 /// manual review, export the ledger.
@@ -128,7 +129,7 @@ fn broken(message: impl std::fmt::Display) -> Failure {
 /// Counts nowhere: metrics are the functions' (an operator's action is in the order's history).
 struct NoMetrics;
 
-impl payout_core::metrics::Metrics for NoMetrics {
+impl payout_app::metrics::Metrics for NoMetrics {
     fn count(&self, _: &'static str, _: u64) {}
 }
 
@@ -203,16 +204,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 /// 00:00 of `date` in Japan.
 fn japan_midnight(date: NaiveDate) -> DateTime<Utc> {
     date.and_hms_opt(0, 0, 0)
-        .and_then(|t| {
-            t.and_local_timezone(payout_core::domain::JAPAN_TIME)
-                .single()
-        })
+        .and_then(|t| t.and_local_timezone(payout_domain::JAPAN_TIME).single())
         .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc))
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    payout_core::aws::sdk_defaults()
-        .timeout_config(payout_core::time_budget::aws_timeouts())
+    payout_aws::sdk::sdk_defaults()
+        .timeout_config(payout_aws::time_budget::aws_timeouts())
         .load()
         .await
 }
@@ -305,7 +303,7 @@ async fn resolve(trade_no: &str, to: Final, evidence: &str, json: bool) -> Resul
         Final::Failed => OrderStatus::Failed,
     };
     // Refusals that need no identity come first: nothing is asked of AWS for them.
-    payout_core::review::resolution(&order, to, "-", evidence, Utc::now())
+    payout_app::review::resolution(&order, to, "-", evidence, Utc::now())
         .map_err(|r| refused(format!("{trade_no}: {r}")))?;
     let identity = aws_sdk_sts::Client::new(&sdk)
         .get_caller_identity()
@@ -317,7 +315,7 @@ async fn resolve(trade_no: &str, to: Final, evidence: &str, json: bool) -> Resul
             ))
         })?;
     let operator = identity.arn.unwrap_or_default();
-    let transition = payout_core::review::resolution(&order, to, &operator, evidence, Utc::now())
+    let transition = payout_app::review::resolution(&order, to, &operator, evidence, Utc::now())
         .map_err(|r| refused(format!("{trade_no}: {r}")))?;
     match store
         .transition(&order.trade_no, &transition)

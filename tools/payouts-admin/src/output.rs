@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
-use payout_core::domain::timestamp;
-use payout_core::order::{Order, OrderStatus};
+use payout_domain::order::{Order, OrderStatus};
+use payout_domain::timestamp;
 use serde_json::{Value, json};
 
 fn print(text: &str) {

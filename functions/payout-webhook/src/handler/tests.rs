@@ -4,12 +4,10 @@
 
 use super::*;
 use chrono::TimeZone;
-use payout_core::secrets::{
+use payout_app::secrets::{
     DEFAULT_PREVIOUS_SECRET_GRACE, DEFAULT_TTL, MIN_REFRESH_INTERVAL, Secrets,
 };
-use payout_core::testkit::{
-    self, FakeSecretStore, InMemoryStore, RecordingMetrics, secret_json, signed_json,
-};
+use payout_testkit::{FakeSecretStore, InMemoryStore, RecordingMetrics, secret_json, signed_json};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -66,9 +64,9 @@ fn tn(s: &str) -> TradeNo {
 
 /// Stores a `PENDING` order for 1500 yen.
 async fn with_order<S: OrderStore>(store: &S, trade_no: &str) {
-    let order = payout_core::order::Order::pending(
+    let order = payout_domain::order::Order::pending(
         tn(trade_no),
-        &testkit::payout(trade_no, 1500),
+        &payout_testkit::payout(trade_no, 1500),
         t0(),
         t0(),
     );
@@ -213,7 +211,7 @@ async fn signatures_verify_over_whatever_fields_arrive() {
         let pairs = report("W3", "0000");
         let as_strs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let secret = secrecy::SecretString::from(SECRET.to_owned());
-        let sign = payout_core::signing::sign(as_strs.iter().copied(), &secret);
+        let sign = vexora::signing::sign(as_strs.iter().copied(), &secret);
         // The amount arrives as a JSON number; it was signed as its text `1500`.
         format!(
             r#"{{"platFormTradeNo":"PF-W3","tradeNo":"W3","amount":1500,"status":"0000","message":"ok","timestamp":"1795435205000","sign":"{sign}"}}"#
@@ -581,9 +579,9 @@ async fn a_signed_submit_body_replayed_as_a_notification_changes_nothing() {
     // status: 00029` with the submit's own signature.
     let app = app().await;
     with_order(&app.store, "X2").await;
-    let payout = testkit::payout_json("X2", 1500).replace("test payout", "Xstatus=00029");
-    let submit = payout_core::vexora::DisbursementRequest::signed(
-        &payout_core::domain::PayoutRequest::from_json(payout.as_bytes()).unwrap(),
+    let payout = payout_testkit::payout_json("X2", 1500).replace("test payout", "Xstatus=00029");
+    let submit = vexora::DisbursementRequest::signed(
+        &payout_domain::PayoutRequest::from_json(payout.as_bytes()).unwrap(),
         &tn("X2"),
         &url::Url::parse("https://api.example.jp/vexora/notify").unwrap(),
         1_795_435_205_000,
@@ -640,7 +638,7 @@ async fn a_secrets_manager_outage_does_not_stop_a_warm_webhook() {
 
 #[tokio::test]
 async fn logs_are_one_line_per_notification_without_pii_secret_or_body() {
-    let logs = testkit::CapturedLogs::default();
+    let logs = payout_testkit::CapturedLogs::default();
     let _guard = logs.install();
     let app = app().await;
     with_order(&app.store, "W12").await;

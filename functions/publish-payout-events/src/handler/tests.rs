@@ -5,11 +5,12 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use chrono::{TimeZone, Utc};
-use payout_core::domain::TradeNo;
-use payout_core::events::{EventSink, PayoutEvent, Rejected, SinkError};
-use payout_core::order::{Order, OrderStatus};
-use payout_core::store::order_to_image;
-use payout_core::testkit::{self, RecordingMetrics};
+use payout_app::events::{EventSink, Rejected, SinkError};
+use payout_aws::store::order_to_image;
+use payout_domain::TradeNo;
+use payout_domain::events::PayoutEvent;
+use payout_domain::order::{Order, OrderStatus};
+use payout_testkit::RecordingMetrics;
 
 use super::*;
 
@@ -101,7 +102,7 @@ fn moved(
     let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap();
     let mut old = Order::pending(
         TradeNo::parse(trade_no).unwrap(),
-        &testkit::payout(trade_no, 1500),
+        &payout_testkit::payout(trade_no, 1500),
         t0,
         t0,
     );

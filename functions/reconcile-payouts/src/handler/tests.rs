@@ -4,12 +4,12 @@
 
 use super::*;
 use chrono::Duration;
-use payout_core::domain::TradeNo;
-use payout_core::order::Order;
-use payout_core::store::{DynamoOrderStore, create_table};
-use payout_core::testkit::vexora_answer;
-use payout_core::testkit::{
-    self, FakeSecretStore, InMemoryStore, Moto, RecordingMetrics, ScriptedGateway, aws_config_for,
+use payout_aws::store::{DynamoOrderStore, create_table};
+use payout_domain::TradeNo;
+use payout_domain::order::Order;
+use payout_testkit::vexora_answer;
+use payout_testkit::{
+    FakeSecretStore, InMemoryStore, Moto, RecordingMetrics, ScriptedGateway, aws_config_for,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,7 +42,7 @@ async fn setup(max_orders: u32) -> RealReconciler {
         store: DynamoOrderStore::new(client, table),
         // A payout Vexora does not hold: `8000` ("not found") to a query.
         gateway: ScriptedGateway::answering(vexora_answer("8000", None, "-")),
-        secrets: testkit::secrets(SECRET),
+        secrets: payout_testkit::secrets(SECRET),
         metrics: RecordingMetrics::default(),
         abandoned_after: Duration::seconds(28),
         schedule: Schedule {
@@ -81,7 +81,7 @@ async fn arrange(
     };
     if let Some(final_status) = held {
         let mut answer = vexora_answer("0000", Some(final_status), trade_no);
-        if let payout_core::vexora::Exchange::Answered {
+        if let vexora::Exchange::Answered {
             envelope: Some(envelope),
             ..
         } = &mut answer
@@ -91,7 +91,7 @@ async fn arrange(
         }
         r.gateway.holds(trade_no, answer);
     }
-    let payout = testkit::payout(trade_no, 1500);
+    let payout = payout_testkit::payout(trade_no, 1500);
     let mut order = Order::pending(tn(trade_no), &payout, now - age, now - Duration::seconds(1));
     order.status = status;
     r.store.create(&order).await.unwrap();
@@ -151,7 +151,7 @@ async fn stuck_orders_of_every_kind_are_resolved_to_vexoras_truth() {
         assert!(r.gateway.submits().is_empty(), "{t}: never re-submitted");
         assert_eq!(
             order.history.last().unwrap().source,
-            payout_core::order::ReportSource::Query
+            payout_domain::order::ReportSource::Query
         );
     }
     assert_eq!((report.checked, report.resolved, report.flagged), (5, 5, 0));
@@ -347,7 +347,7 @@ async fn a_run_answers_before_its_deadline_however_slow_vexora_is() {
         let trade_no = format!("SLOW{i}");
         let mut order = Order::pending(
             tn(&trade_no),
-            &testkit::payout(&trade_no, 1500),
+            &payout_testkit::payout(&trade_no, 1500),
             now - Duration::hours(1),
             now - Duration::minutes(1),
         );
@@ -356,9 +356,9 @@ async fn a_run_answers_before_its_deadline_however_slow_vexora_is() {
     }
     let r = Reconciler {
         store,
-        gateway: ScriptedGateway::answering(payout_core::vexora::Exchange::TimedOut)
+        gateway: ScriptedGateway::answering(vexora::Exchange::TimedOut)
             .with_delay(std::time::Duration::from_secs(3600)),
-        secrets: testkit::secrets(SECRET),
+        secrets: payout_testkit::secrets(SECRET),
         metrics: RecordingMetrics::default(),
         abandoned_after: Duration::seconds(28),
         schedule: Schedule {
@@ -370,7 +370,7 @@ async fn a_run_answers_before_its_deadline_however_slow_vexora_is() {
     };
     let started = Instant::now();
     let deadline =
-        started + payout_core::time_budget::MARGIN + std::time::Duration::from_millis(300);
+        started + payout_aws::time_budget::MARGIN + std::time::Duration::from_millis(300);
 
     let report = r.run(now, deadline).await.unwrap();
 
@@ -399,14 +399,13 @@ async fn a_run_answers_before_its_deadline_however_slow_vexora_is() {
 async fn each_run_publishes_vexoras_available_balance_and_skips_it_when_vexora_cannot_tell() {
     let r = setup(10).await;
     r.gateway
-        .then_balance(testkit::balance_answer("45000", "0", "0"));
+        .then_balance(payout_testkit::balance_answer("45000", "0", "0"));
     let report = r.run(now_ms(), no_deadline()).await.unwrap();
     assert_eq!(report.available_balance, Some(45000));
     assert_eq!(r.metrics.total(metrics::VEXORA_AVAILABLE_BALANCE), 45000);
     assert_eq!(r.gateway.balance_queries().len(), 1);
 
-    r.gateway
-        .then_balance(payout_core::vexora::Exchange::TimedOut);
+    r.gateway.then_balance(vexora::Exchange::TimedOut);
     let report = r.run(now_ms(), no_deadline()).await.unwrap();
     assert_eq!(report.available_balance, None, "never a made-up zero");
     assert_eq!(
@@ -419,15 +418,15 @@ async fn each_run_publishes_vexoras_available_balance_and_skips_it_when_vexora_c
 
 #[tokio::test]
 async fn a_queued_batch_item_whose_message_was_lost_goes_on_the_queue_again_once() {
-    use payout_core::batch::{BatchId, BatchRequest, BatchStore};
-    use payout_core::testkit::MemoryQueue;
+    use payout_app::batch::{BatchId, BatchRequest, BatchStore};
+    use payout_testkit::MemoryQueue;
     let queue = Arc::new(MemoryQueue::default());
     let r = Reconciler {
         queue: Some(queue.clone()),
         ..setup(10).await
     };
     let mut item: serde_json::Value =
-        serde_json::from_str(&testkit::payout_json("QB-0", 1500)).unwrap();
+        serde_json::from_str(&payout_testkit::payout_json("QB-0", 1500)).unwrap();
     item.as_object_mut().unwrap().remove("tradeNo");
     let body = serde_json::json!({"batchId": "QB", "items": [item]}).to_string();
     let batch = BatchRequest::from_json(body.as_bytes(), BatchId::parse("x").unwrap()).unwrap();
@@ -472,7 +471,7 @@ async fn a_queued_batch_item_whose_message_was_lost_goes_on_the_queue_again_once
 /// Moves an unresolved order's next check to the past, as time passing would.
 async fn make_due(r: &RealReconciler, trade_no: &str) {
     let order = status(r, trade_no).await;
-    let claim = payout_core::store::CheckClaim {
+    let claim = payout_app::store::CheckClaim {
         seen: order.check_after.unwrap(),
         next: now_ms() - Duration::minutes(1),
         now: now_ms(),
@@ -483,15 +482,15 @@ async fn make_due(r: &RealReconciler, trade_no: &str) {
 
 #[tokio::test]
 async fn a_half_stored_item_no_accepted_batch_lists_is_counted_stuck_then_withdrawn_within_a_day() {
-    use payout_core::batch::{BatchId, BatchRequest, BatchStore};
-    use payout_core::testkit::MemoryQueue;
+    use payout_app::batch::{BatchId, BatchRequest, BatchStore};
+    use payout_testkit::MemoryQueue;
     let queue = Arc::new(MemoryQueue::default());
     let r = Reconciler {
         queue: Some(queue.clone()),
         ..setup(10).await
     };
     let mut item: serde_json::Value =
-        serde_json::from_str(&testkit::payout_json("HS-0", 1500)).unwrap();
+        serde_json::from_str(&payout_testkit::payout_json("HS-0", 1500)).unwrap();
     item.as_object_mut().unwrap().remove("tradeNo");
     let body = serde_json::json!({"batchId": "HS", "items": [item]}).to_string();
     let batch = BatchRequest::from_json(body.as_bytes(), BatchId::parse("x").unwrap()).unwrap();

@@ -3,12 +3,12 @@
 
 use super::*;
 use chrono::TimeZone;
-use payout_core::batch::{BatchId, BatchRequest};
-use payout_core::order::OrderStatus;
-use payout_core::testkit::{
-    self, FakeSecretStore, InMemoryStore, RecordingMetrics, ScriptedGateway, vexora_answer,
+use payout_app::batch::{BatchId, BatchRequest};
+use payout_domain::order::OrderStatus;
+use payout_testkit::{
+    FakeSecretStore, InMemoryStore, RecordingMetrics, ScriptedGateway, vexora_answer,
 };
-use payout_core::vexora::{Exchange, NotSent};
+use vexora::{Exchange, NotSent};
 
 type TestWorker = Worker<InMemoryStore, ScriptedGateway, FakeSecretStore, RecordingMetrics>;
 
@@ -20,7 +20,7 @@ fn worker(answer: Exchange) -> TestWorker {
     Worker {
         store: InMemoryStore::new(),
         gateway: ScriptedGateway::answering(answer),
-        secrets: testkit::secrets("batch-secret"),
+        secrets: payout_testkit::secrets("batch-secret"),
         metrics: RecordingMetrics::default(),
         notify_url: Url::parse("https://api.example.jp/vexora/notify").unwrap(),
         abandoned_after: chrono::Duration::seconds(28),
@@ -37,7 +37,7 @@ async fn queued(w: &TestWorker, n: usize) -> Vec<String> {
     let items: Vec<serde_json::Value> = (0..n)
         .map(|i| {
             let mut p: serde_json::Value =
-                serde_json::from_str(&testkit::payout_json(&format!("W{i}"), 1500)).unwrap();
+                serde_json::from_str(&payout_testkit::payout_json(&format!("W{i}"), 1500)).unwrap();
             p.as_object_mut().unwrap().remove("tradeNo");
             p
         })
@@ -78,7 +78,7 @@ fn later() -> Instant {
     Instant::now() + Duration::from_secs(3600)
 }
 
-fn stored(w: &TestWorker, trade_no: &str) -> payout_core::order::Order {
+fn stored(w: &TestWorker, trade_no: &str) -> payout_domain::order::Order {
     w.store
         .snapshot(&TradeNo::parse(trade_no).unwrap())
         .unwrap()
@@ -133,9 +133,9 @@ async fn an_item_vexora_certainly_never_got_goes_back_in_the_queue_and_is_sent_l
     assert_eq!(stored(&w, &items[0]).status, OrderStatus::Processing);
     // Counted as the submit path counts: the unreceived call once, the real one as submitted.
     let count = |name| w.metrics.total(name);
-    assert_eq!(count(payout_core::metrics::VEXORA_UNAVAILABLE), 1);
-    assert_eq!(count(payout_core::metrics::PAYOUT_SUBMITTED), 1);
-    assert_eq!(count(payout_core::metrics::PAYOUT_UNCONFIRMED), 0);
+    assert_eq!(count(payout_app::metrics::VEXORA_UNAVAILABLE), 1);
+    assert_eq!(count(payout_app::metrics::PAYOUT_SUBMITTED), 1);
+    assert_eq!(count(payout_app::metrics::PAYOUT_UNCONFIRMED), 0);
 }
 
 #[tokio::test]
@@ -146,7 +146,7 @@ async fn an_unreceived_item_that_cannot_be_put_back_is_counted_unavailable_once(
     w.store.fail_operation("requeue");
     let answer = w.handle(&event(&items), later()).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
-    assert_eq!(w.metrics.total(payout_core::metrics::VEXORA_UNAVAILABLE), 1);
+    assert_eq!(w.metrics.total(payout_app::metrics::VEXORA_UNAVAILABLE), 1);
     assert_eq!(w.gateway.submits().len(), 1);
 }
 

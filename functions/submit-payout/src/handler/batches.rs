@@ -1,16 +1,16 @@
 //! `POST /batches` and `GET /batches/{batchId}` (docs/contract.md § Batches; the rules of a
-//! batch's journey are in [`payout_core::batch`]).
+//! batch's journey are in [`payout_app::batch`]).
 
 use lambda_http::{Request, RequestExt};
-use payout_core::batch::{
+use payout_app::batch::{
     Adopted, BatchId, BatchMessage, BatchRecord, BatchRequest, BatchStore, BatchView,
     MAX_BODY_BYTES,
 };
-use payout_core::domain::{TradeNo, ValidationErrors};
-use payout_core::metrics::Metrics;
-use payout_core::secrets::SecretStore;
-use payout_core::store::{Created, OrderStore};
-use payout_core::vexora::PayoutGateway;
+use payout_app::metrics::Metrics;
+use payout_app::secrets::SecretStore;
+use payout_app::store::{Created, OrderStore};
+use payout_domain::{TradeNo, ValidationErrors};
+use vexora::PayoutGateway;
 
 use super::{Answer, App};
 
@@ -222,10 +222,10 @@ where
     /// as sent.
     fn in_flight(
         &self,
-        order: &payout_core::order::Order,
+        order: &payout_domain::order::Order,
         now: chrono::DateTime<chrono::Utc>,
     ) -> bool {
-        order.status == payout_core::order::OrderStatus::Pending
+        order.status == payout_domain::order::OrderStatus::Pending
             && !order.queued
             && !order.is_abandoned(now, self.abandoned_after)
     }
@@ -234,7 +234,7 @@ where
     /// there again by the reconciler.
     async fn enqueue(
         &self,
-        queue: &dyn payout_core::batch::BatchQueue,
+        queue: &dyn payout_app::batch::BatchQueue,
         batch_id: &BatchId,
         trade_nos: &[TradeNo],
     ) {

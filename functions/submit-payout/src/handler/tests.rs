@@ -4,13 +4,13 @@
 
 use super::*;
 use chrono::TimeZone;
-use payout_core::signing::ReceivedFields;
-use payout_core::testkit::{
-    self, FakeSecretStore, InMemoryStore, RecordingMetrics, ScriptedGateway, vexora_answer,
+use payout_testkit::{
+    FakeSecretStore, InMemoryStore, RecordingMetrics, ScriptedGateway, vexora_answer,
 };
-use payout_core::vexora::{Exchange, NotSent};
 use serde_json::{Value, json};
 use std::sync::OnceLock;
+use vexora::signing::ReceivedFields;
+use vexora::{Exchange, NotSent};
 
 mod batches;
 mod integration;
@@ -32,7 +32,7 @@ fn app(answer: Exchange) -> TestApp {
     App {
         store: InMemoryStore::new(),
         gateway: ScriptedGateway::answering(answer),
-        secrets: testkit::secrets(SECRET),
+        secrets: payout_testkit::secrets(SECRET),
         metrics: RecordingMetrics::default(),
         notify_url: Url::parse(NOTIFY).unwrap(),
         abandoned_after: chrono::Duration::seconds(28),
@@ -40,7 +40,7 @@ fn app(answer: Exchange) -> TestApp {
             processing_age: chrono::Duration::minutes(15),
         },
         clock: t0,
-        balance: payout_core::balance::BalanceCache::default(),
+        balance: payout_app::balance::BalanceCache::default(),
         queue: None,
     }
 }
@@ -161,7 +161,7 @@ fn stored(app: &TestApp, trade_no: &str) -> Option<Order> {
 async fn a_new_payout_accepted_by_vexora_is_201_processing() {
     let app = app(processing("NEW1"));
 
-    let answer = send(&app, post(&testkit::payout_json("NEW1", 1500))).await;
+    let answer = send(&app, post(&payout_testkit::payout_json("NEW1", 1500))).await;
 
     assert_eq!(answer.status, 201);
     assert_eq!(answer.body["status"], "PROCESSING");
@@ -187,7 +187,7 @@ async fn definite_answers_are_201_with_their_final_state() {
     ];
     for (code, status, expected) in cases {
         let app = app(vexora_answer(code, status, "DEF1"));
-        let answer = send(&app, post(&testkit::payout_json("DEF1", 1500))).await;
+        let answer = send(&app, post(&payout_testkit::payout_json("DEF1", 1500))).await;
         assert_eq!(answer.status, 201, "{code}/{status:?}");
         assert_eq!(answer.body["status"], expected, "{code}/{status:?}");
         assert_eq!(stored(&app, "DEF1").unwrap().status.as_str(), expected);
@@ -216,14 +216,14 @@ async fn ambiguous_answers_are_202_unconfirmed_never_failed() {
     ];
     for (reason, exchange) in cases {
         let app = app(exchange);
-        let answer = send(&app, post(&testkit::payout_json("AMB1", 1500))).await;
+        let answer = send(&app, post(&payout_testkit::payout_json("AMB1", 1500))).await;
         assert_eq!(answer.status, 202, "{reason}");
         assert_eq!(answer.body["status"], "UNCONFIRMED", "{reason}");
         let order = stored(&app, "AMB1").unwrap();
         assert_eq!(order.status, OrderStatus::Unconfirmed, "{reason}");
         let flagged = reason.starts_with("undocumented");
         assert_eq!(
-            app.metrics.total(payout_core::metrics::PAYOUT_ANOMALY),
+            app.metrics.total(payout_app::metrics::PAYOUT_ANOMALY),
             u64::from(flagged),
             "{reason}: undocumented answers raise the anomaly alarm on the submit path too"
         );
@@ -231,15 +231,15 @@ async fn ambiguous_answers_are_202_unconfirmed_never_failed() {
         let counted = |name| app.metrics.total(name);
         assert_eq!(
             (
-                counted(payout_core::metrics::PAYOUT_SUBMITTED),
-                counted(payout_core::metrics::PAYOUT_UNCONFIRMED)
+                counted(payout_app::metrics::PAYOUT_SUBMITTED),
+                counted(payout_app::metrics::PAYOUT_UNCONFIRMED)
             ),
             (1, 1),
             "{reason}: the UNCONFIRMED rate's numerator and denominator"
         );
         let unavailable = ["timeout", "dropped", "html 502"].contains(&reason);
         assert_eq!(
-            counted(payout_core::metrics::VEXORA_UNAVAILABLE),
+            counted(payout_app::metrics::VEXORA_UNAVAILABLE),
             u64::from(unavailable),
             "{reason}"
         );
@@ -254,18 +254,18 @@ async fn ambiguous_answers_are_202_unconfirmed_never_failed() {
 async fn vexora_unreachable_is_503_and_leaves_nothing_so_a_retry_starts_afresh() {
     let app = app(Exchange::NotSent(NotSent::Connect));
 
-    let first = send(&app, post(&testkit::payout_json("DOWN1", 1500))).await;
+    let first = send(&app, post(&payout_testkit::payout_json("DOWN1", 1500))).await;
 
     assert_eq!(first.status, 503);
     assert_eq!(first.body["error"], "vexora_unreachable");
     assert_eq!(stored(&app, "DOWN1"), None);
     assert_eq!(
-        app.metrics.total(payout_core::metrics::VEXORA_UNAVAILABLE),
+        app.metrics.total(payout_app::metrics::VEXORA_UNAVAILABLE),
         1
     );
 
     app.gateway.then_submit(processing("DOWN1"));
-    let retry = send(&app, post(&testkit::payout_json("DOWN1", 1500))).await;
+    let retry = send(&app, post(&payout_testkit::payout_json("DOWN1", 1500))).await;
     assert_eq!(retry.status, 201);
     assert_eq!(
         app.gateway.submits().len(),
@@ -279,22 +279,22 @@ async fn a_withdrawal_that_landed_but_reported_an_error_still_answers_nothing_wa
     let app = app(Exchange::NotSent(NotSent::Connect));
     app.store.fail_after_applying("delete_pending", 1);
 
-    let first = send(&app, post(&testkit::payout_json("DOWN2", 1500))).await;
+    let first = send(&app, post(&payout_testkit::payout_json("DOWN2", 1500))).await;
 
     assert_eq!(first.status, 503, "{}", first.body);
     assert_eq!(first.body["error"], "vexora_unreachable");
     assert_eq!(first.body["tradeNo"], "DOWN2");
     assert_eq!(stored(&app, "DOWN2"), None);
-    assert_eq!(app.metrics.total(payout_core::metrics::PAYOUT_ANOMALY), 0);
+    assert_eq!(app.metrics.total(payout_app::metrics::PAYOUT_ANOMALY), 0);
     assert_eq!(
-        app.metrics.total(payout_core::metrics::VEXORA_UNAVAILABLE),
+        app.metrics.total(payout_app::metrics::VEXORA_UNAVAILABLE),
         1,
         "one unreachable call is counted once, whichever path records it"
     );
     // Nothing was sent and nothing is kept: no payout to count, so no UNCONFIRMED rate either.
-    assert_eq!(app.metrics.total(payout_core::metrics::PAYOUT_SUBMITTED), 0);
+    assert_eq!(app.metrics.total(payout_app::metrics::PAYOUT_SUBMITTED), 0);
     assert_eq!(
-        app.metrics.total(payout_core::metrics::PAYOUT_UNCONFIRMED),
+        app.metrics.total(payout_app::metrics::PAYOUT_UNCONFIRMED),
         0
     );
 }
@@ -304,11 +304,11 @@ async fn an_unreachable_vexora_is_counted_once_when_the_withdrawal_fails_too() {
     let app = app(Exchange::NotSent(NotSent::Connect));
     app.store.fail_operation("delete_pending");
 
-    let first = send(&app, post(&testkit::payout_json("DOWN4", 1500))).await;
+    let first = send(&app, post(&payout_testkit::payout_json("DOWN4", 1500))).await;
 
     assert_ne!(first.status, 201, "{}", first.body);
     assert_eq!(
-        app.metrics.total(payout_core::metrics::VEXORA_UNAVAILABLE),
+        app.metrics.total(payout_app::metrics::VEXORA_UNAVAILABLE),
         1
     );
 }
@@ -320,7 +320,7 @@ async fn an_unreachable_vexora_never_touches_a_later_submits_order() {
     let app = app(Exchange::NotSent(NotSent::Connect));
     let mut b = Order::pending(
         TradeNo::parse("DOWN3").unwrap(),
-        &testkit::payout("DOWN3", 1500),
+        &payout_testkit::payout("DOWN3", 1500),
         t0(),
         t0(),
     );
@@ -349,13 +349,13 @@ async fn a_retry_of_an_abandoned_order_is_answered_even_when_storing_it_fails() 
     };
     app.store.insert(Order::pending(
         TradeNo::parse("FLY3").unwrap(),
-        &testkit::payout("FLY3", 1500),
+        &payout_testkit::payout("FLY3", 1500),
         t0(),
         t0(),
     ));
     app.store.fail_operation("transition");
 
-    let retry = send(&app, post(&testkit::payout_json("FLY3", 1500))).await;
+    let retry = send(&app, post(&payout_testkit::payout_json("FLY3", 1500))).await;
     let read = send(&app, get("FLY3")).await;
 
     assert_eq!(
@@ -372,7 +372,7 @@ async fn a_retry_of_an_abandoned_order_is_answered_even_when_storing_it_fails() 
 async fn a_503_names_the_generated_trade_no_so_a_retry_can_use_it() {
     let app = app(processing("ignored"));
     app.store.set_unavailable(true);
-    let mut body: Value = serde_json::from_str(&testkit::payout_json("X", 1500)).unwrap();
+    let mut body: Value = serde_json::from_str(&payout_testkit::payout_json("X", 1500)).unwrap();
     body.as_object_mut().unwrap().remove("tradeNo");
 
     let answer = send(&app, post(&body.to_string())).await;
@@ -389,7 +389,7 @@ async fn a_503_names_the_generated_trade_no_so_a_retry_can_use_it() {
 #[tokio::test]
 async fn the_same_payload_again_is_200_with_the_stored_order_and_no_call() {
     let app = app(processing("DUP1"));
-    let first = send(&app, post(&testkit::payout_json("DUP1", 1500))).await;
+    let first = send(&app, post(&payout_testkit::payout_json("DUP1", 1500))).await;
 
     let reordered_with_string_amount = r#"{"remark":"test payout","lastname":"ヤマダ","firstname":"タロウ",
         "email":"taro@example.jp","mobile":"09012345678","userId":"user-42","bankNumber":"1234567",
@@ -404,9 +404,9 @@ async fn the_same_payload_again_is_200_with_the_stored_order_and_no_call() {
 #[tokio::test]
 async fn the_same_trade_no_with_another_payload_is_422_and_no_call() {
     let app = app(processing("MIS1"));
-    send(&app, post(&testkit::payout_json("MIS1", 1500))).await;
+    send(&app, post(&payout_testkit::payout_json("MIS1", 1500))).await;
 
-    let other = send(&app, post(&testkit::payout_json("MIS1", 1600))).await;
+    let other = send(&app, post(&payout_testkit::payout_json("MIS1", 1600))).await;
 
     assert_eq!(other.status, 422);
     assert_eq!(other.body["error"], "idempotency_mismatch");
@@ -419,13 +419,13 @@ async fn a_submit_still_in_flight_is_409_and_an_abandoned_one_reads_unconfirmed(
     let app = app(processing("FLY1"));
     let order = Order::pending(
         TradeNo::parse("FLY1").unwrap(),
-        &testkit::payout("FLY1", 1500),
+        &payout_testkit::payout("FLY1", 1500),
         t0(),
         t0(),
     );
     app.store.insert(order);
 
-    let in_flight = send(&app, post(&testkit::payout_json("FLY1", 1500))).await;
+    let in_flight = send(&app, post(&payout_testkit::payout_json("FLY1", 1500))).await;
     assert_eq!(in_flight.status, 409);
     assert_eq!(in_flight.body["error"], "in_flight");
 
@@ -433,7 +433,7 @@ async fn a_submit_still_in_flight_is_409_and_an_abandoned_one_reads_unconfirmed(
         clock: an_hour_later,
         ..app
     };
-    let abandoned = send(&later, post(&testkit::payout_json("FLY1", 1500))).await;
+    let abandoned = send(&later, post(&payout_testkit::payout_json("FLY1", 1500))).await;
     assert_eq!(abandoned.status, 200);
     assert_eq!(abandoned.body["status"], "UNCONFIRMED");
     assert_eq!(
@@ -459,7 +459,7 @@ async fn reading_an_abandoned_order_stores_it_unconfirmed() {
     };
     app.store.insert(Order::pending(
         TradeNo::parse("FLY2").unwrap(),
-        &testkit::payout("FLY2", 1500),
+        &payout_testkit::payout("FLY2", 1500),
         t0(),
         t0(),
     ));
@@ -478,8 +478,8 @@ async fn a_put_that_landed_but_reported_an_error_is_sent_exactly_once() {
     let app = app(processing("LAND1"));
     app.store.fail_after_applying("create", 1);
 
-    let first = send(&app, post(&testkit::payout_json("LAND1", 1500))).await;
-    let retry = send(&app, post(&testkit::payout_json("LAND1", 1500))).await;
+    let first = send(&app, post(&payout_testkit::payout_json("LAND1", 1500))).await;
+    let retry = send(&app, post(&payout_testkit::payout_json("LAND1", 1500))).await;
 
     assert_eq!(first.status, 201, "{}", first.body);
     assert_eq!(first.body["status"], "PROCESSING");
@@ -490,11 +490,11 @@ async fn a_put_that_landed_but_reported_an_error_is_sent_exactly_once() {
 #[tokio::test]
 async fn an_unconfirmed_order_retried_is_answered_from_storage_and_never_sent_again() {
     let app = app(Exchange::TimedOut);
-    let first = send(&app, post(&testkit::payout_json("UNC1", 1500))).await;
+    let first = send(&app, post(&payout_testkit::payout_json("UNC1", 1500))).await;
     assert_eq!(first.status, 202);
 
     app.gateway.then_submit(processing("UNC1"));
-    let retry = send(&app, post(&testkit::payout_json("UNC1", 1500))).await;
+    let retry = send(&app, post(&payout_testkit::payout_json("UNC1", 1500))).await;
 
     assert_eq!(retry.status, 200);
     assert_eq!(retry.body["status"], "UNCONFIRMED");
@@ -504,7 +504,7 @@ async fn an_unconfirmed_order_retried_is_answered_from_storage_and_never_sent_ag
 #[tokio::test]
 async fn a_missing_trade_no_is_generated_in_tokyo_time() {
     let app = app(processing("ignored"));
-    let mut body: Value = serde_json::from_str(&testkit::payout_json("X", 1500)).unwrap();
+    let mut body: Value = serde_json::from_str(&payout_testkit::payout_json("X", 1500)).unwrap();
     body.as_object_mut().unwrap().remove("tradeNo");
 
     let answer = send(&app, post(&body.to_string())).await;
@@ -535,7 +535,8 @@ async fn every_validation_rule_is_a_400_naming_its_field_and_nothing_is_stored()
     ];
     for (field, value) in cases {
         let app = app(processing("VAL1"));
-        let mut body: Value = serde_json::from_str(&testkit::payout_json("VAL1", 1500)).unwrap();
+        let mut body: Value =
+            serde_json::from_str(&payout_testkit::payout_json("VAL1", 1500)).unwrap();
         body[*field] = value.clone();
 
         let answer = send(&app, post(&body.to_string())).await;
@@ -586,7 +587,7 @@ async fn storage_down_before_sending_is_503_and_vexora_is_not_called() {
     let app = app(processing("STO1"));
     app.store.set_unavailable(true);
 
-    let answer = send(&app, post(&testkit::payout_json("STO1", 1500))).await;
+    let answer = send(&app, post(&payout_testkit::payout_json("STO1", 1500))).await;
 
     assert_eq!(answer.status, 503);
     assert_eq!(answer.body["error"], "unavailable");
@@ -595,18 +596,19 @@ async fn storage_down_before_sending_is_503_and_vexora_is_not_called() {
 
 #[tokio::test]
 async fn a_secret_put_back_to_a_placeholder_is_never_used_to_sign() {
-    let store = FakeSecretStore::new(&testkit::secret_json("0000000001", SECRET), t0());
+    let store = FakeSecretStore::new(&payout_testkit::secret_json("0000000001", SECRET), t0());
     let app = App {
-        secrets: payout_core::secrets::Secrets::load(store, std::time::Duration::ZERO)
+        secrets: payout_app::secrets::Secrets::load(store, std::time::Duration::ZERO)
             .await
             .unwrap(),
         ..app(processing("SEC1"))
     };
-    app.secrets
-        .store()
-        .put(&testkit::secret_json("0000000000", "REPLACE-ME"), t0());
+    app.secrets.store().put(
+        &payout_testkit::secret_json("0000000000", "REPLACE-ME"),
+        t0(),
+    );
 
-    let answer = send(&app, post(&testkit::payout_json("SEC1", 1500))).await;
+    let answer = send(&app, post(&payout_testkit::payout_json("SEC1", 1500))).await;
 
     // Neither the placeholder nor the version it replaced signs (issue 22 item 4: the old one is
     // no longer current): nothing is stored or sent, and the merchant may retry.
@@ -621,7 +623,7 @@ async fn a_failure_to_record_the_answer_keeps_the_order_pending_and_answers_unco
     let app = app(vexora_answer("0000", Some("00029"), "REC1"));
     app.store.fail_operation("transition");
 
-    let answer = send(&app, post(&testkit::payout_json("REC1", 1500))).await;
+    let answer = send(&app, post(&payout_testkit::payout_json("REC1", 1500))).await;
 
     assert_eq!(answer.status, 202);
     assert_eq!(
@@ -636,7 +638,7 @@ async fn a_failure_to_record_the_answer_keeps_the_order_pending_and_answers_unco
 #[tokio::test]
 async fn the_request_sent_to_vexora_follows_section_3() {
     let app = app(processing("WIRE1"));
-    send(&app, post(&testkit::payout_json("WIRE1", 1500))).await;
+    send(&app, post(&payout_testkit::payout_json("WIRE1", 1500))).await;
 
     let sent = &app.gateway.submits()[0];
     let wire = serde_json::to_value(sent).unwrap();
@@ -648,13 +650,13 @@ async fn the_request_sent_to_vexora_follows_section_3() {
     assert_eq!(wire["amount"], "1500");
     assert_eq!(wire["firstname"], "タロウ");
     let fields = ReceivedFields::from_json(wire.to_string().as_bytes()).unwrap();
-    assert!(fields.verify(&testkit::credentials(SECRET).app_secret));
+    assert!(fields.verify(&payout_testkit::credentials(SECRET).app_secret));
 }
 
 #[tokio::test]
 async fn get_answers_the_masked_order_or_404() {
     let app = app(processing("GET1"));
-    send(&app, post(&testkit::payout_json("GET1", 1500))).await;
+    send(&app, post(&payout_testkit::payout_json("GET1", 1500))).await;
 
     let found = send(&app, get("GET1")).await;
     assert_eq!(found.status, 200);
@@ -694,7 +696,7 @@ fn refresh(trade_no: &str) -> Request {
 #[tokio::test]
 async fn refresh_resolves_a_non_final_order_once_through_the_query_api() {
     let app = app(Exchange::TimedOut);
-    send(&app, post(&testkit::payout_json("REF1", 1500))).await;
+    send(&app, post(&payout_testkit::payout_json("REF1", 1500))).await;
     app.gateway
         .then_query(vexora_answer("0000", Some("0000"), "REF1"));
 
@@ -716,7 +718,7 @@ async fn refresh_resolves_a_non_final_order_once_through_the_query_api() {
 #[tokio::test]
 async fn refresh_is_rate_limited_per_order_and_an_unknown_answer_changes_nothing() {
     let app = app(Exchange::TimedOut);
-    send(&app, post(&testkit::payout_json("REF2", 1500))).await;
+    send(&app, post(&payout_testkit::payout_json("REF2", 1500))).await;
     app.gateway.then_query(vexora_answer("8000", None, "REF2"));
 
     let first = send(&app, refresh("REF2")).await;
@@ -750,7 +752,7 @@ async fn refresh_leaves_an_in_flight_submit_alone() {
     let app = app(processing("REF3"));
     app.store.insert(Order::pending(
         TradeNo::parse("REF3").unwrap(),
-        &testkit::payout("REF3", 1500),
+        &payout_testkit::payout("REF3", 1500),
         t0(),
         t0(),
     ));
@@ -769,7 +771,7 @@ async fn routing_works_with_and_without_a_stage_in_the_path() {
             "/prod/payouts",
             "prod",
             "",
-            Some(&testkit::payout_json("STG1", 1500)),
+            Some(&payout_testkit::payout_json("STG1", 1500)),
         ),
     )
     .await;
@@ -807,7 +809,7 @@ async fn other_routes_are_404_and_other_methods_405_with_allow() {
 
 #[tokio::test]
 async fn logs_are_one_json_summary_line_per_request_without_pii_or_secret() {
-    let logs = testkit::CapturedLogs::default();
+    let logs = payout_testkit::CapturedLogs::default();
     let _guard = logs.install();
     let app = app(processing("LOG1"));
     let canary = json!({
@@ -911,7 +913,7 @@ fn get_balance() -> Request {
 async fn the_balance_is_vexoras_reading_cached_and_503_when_vexora_cannot_tell() {
     let app = app(processing("BAL1"));
     app.gateway
-        .then_balance(testkit::balance_answer("250000", "1500", "300"));
+        .then_balance(payout_testkit::balance_answer("250000", "1500", "300"));
 
     let answer = send(&app, get_balance()).await;
     assert_eq!(answer.status, 200);
@@ -927,8 +929,8 @@ async fn the_balance_is_vexoras_reading_cached_and_503_when_vexora_cannot_tell()
 
     for exchange in [
         Exchange::TimedOut,
-        testkit::vexora_answer("5000", None, "X"),
-        testkit::balance_answer("12.5", "0", "0"),
+        payout_testkit::vexora_answer("5000", None, "X"),
+        payout_testkit::balance_answer("12.5", "0", "0"),
     ] {
         let failing = self::app(processing("BAL2"));
         failing.gateway.then_balance(exchange);

@@ -1,8 +1,9 @@
 //! Notification sequences against DynamoDB on the moto server.
 
 use super::*;
-use payout_core::store::{DynamoOrderStore, Transition, create_table};
-use payout_core::testkit::{Moto, aws_config_for};
+use payout_app::store::Transition;
+use payout_aws::store::{DynamoOrderStore, create_table};
+use payout_testkit::{Moto, aws_config_for};
 use std::sync::Arc;
 
 type RealApp = TestApp<DynamoOrderStore>;
@@ -20,7 +21,7 @@ async fn real_app() -> RealApp {
     .await
 }
 
-async fn order(app: &RealApp, trade_no: &str) -> payout_core::order::Order {
+async fn order(app: &RealApp, trade_no: &str) -> payout_domain::order::Order {
     app.store.get(&tn(trade_no)).await.unwrap().unwrap()
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use payout_core::testkit::MemoryQueue;
+use payout_testkit::MemoryQueue;
 
 use super::*;
 
@@ -20,7 +20,8 @@ fn items(n: usize, amount: u64) -> Vec<Value> {
     (0..n)
         .map(|i| {
             let mut p: Value =
-                serde_json::from_str(&testkit::payout_json(&format!("I{i}"), amount)).unwrap();
+                serde_json::from_str(&payout_testkit::payout_json(&format!("I{i}"), amount))
+                    .unwrap();
             p.as_object_mut().unwrap().remove("tradeNo");
             p
         })
@@ -140,7 +141,7 @@ async fn every_invalid_item_is_named_and_nothing_is_stored() {
 async fn a_batch_over_the_balance_is_refused_whole_and_an_item_of_another_payout_is_422() {
     let (app, queue) = batch_app();
     app.gateway
-        .then_balance(testkit::balance_answer("2999", "0", "0"));
+        .then_balance(payout_testkit::balance_answer("2999", "0", "0"));
     let answer = send(
         &app,
         post_batch(&json!({"batchId": "BIG", "items": items(2, 1500)})),
@@ -152,7 +153,7 @@ async fn a_batch_over_the_balance_is_refused_whole_and_an_item_of_another_payout
     assert!(queue.taken().is_empty());
 
     // BIG-0 exists as another payout of the merchant's.
-    send(&app, post(&testkit::payout_json("BIG-0", 1700))).await;
+    send(&app, post(&payout_testkit::payout_json("BIG-0", 1700))).await;
     let answer = send(
         &app,
         post_batch(&json!({"batchId": "BIG", "items": items(2, 1500)})),
@@ -240,7 +241,7 @@ async fn a_batch_item_too_large_for_a_table_item_is_a_400_naming_the_item() {
     let (app, queue) = batch_app();
     let padded = format!(
         "{{\"batchId\": \"BIG\", \"items\": [{}, {{{}\"tradeNo\": \"BIG-1\", \"amount\": 1500, \"bankCode\": \"0005\", \"bankNumber\": \"1234567\", \"userId\": \"u\", \"mobile\": \"09012345678\", \"email\": \"a@example.jp\", \"firstname\": \"タロウ\", \"lastname\": \"ヤマダ\"}}]}}",
-        testkit::payout_json("BIG-0", 1500),
+        payout_testkit::payout_json("BIG-0", 1500),
         " ".repeat(500 * 1024)
     );
 

@@ -1,12 +1,12 @@
 //! The handler over real parts: DynamoDB on the moto server and Vexora as a local HTTP fake.
 
 use super::*;
-use payout_core::store::{DynamoOrderStore, create_table};
-use payout_core::testkit::{Moto, aws_config_for};
-use payout_core::vexora::VexoraClient;
+use payout_aws::store::{DynamoOrderStore, create_table};
+use payout_testkit::{Moto, aws_config_for};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use vexora::VexoraClient;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -24,7 +24,7 @@ async fn real_app(vexora_base: &str, timeout_ms: u64) -> RealApp {
             Duration::from_millis(timeout_ms),
         )
         .unwrap(),
-        secrets: testkit::secrets(SECRET),
+        secrets: payout_testkit::secrets(SECRET),
         metrics: RecordingMetrics::default(),
         notify_url: Url::parse(NOTIFY).unwrap(),
         abandoned_after: chrono::Duration::seconds(28),
@@ -32,7 +32,7 @@ async fn real_app(vexora_base: &str, timeout_ms: u64) -> RealApp {
             processing_age: chrono::Duration::minutes(15),
         },
         clock: Utc::now,
-        balance: payout_core::balance::BalanceCache::default(),
+        balance: payout_app::balance::BalanceCache::default(),
         queue: None,
     }
 }
@@ -115,7 +115,7 @@ async fn each_vexora_outcome_ends_in_the_right_state_in_dynamodb() {
         let app = real_app(&server.uri(), 300).await;
         let trade_no = format!("REAL{i}");
 
-        let answer = send(&app, post(&testkit::payout_json(&trade_no, 1500))).await;
+        let answer = send(&app, post(&payout_testkit::payout_json(&trade_no, 1500))).await;
 
         assert_eq!(answer.status, status, "{reason}");
         assert_eq!(stored_status(&app, &trade_no).await, state, "{reason}");
@@ -145,7 +145,7 @@ async fn a_connection_dropped_after_sending_is_unconfirmed() {
     });
     let app = real_app(&format!("http://{addr}"), 2000).await;
 
-    let answer = send(&app, post(&testkit::payout_json("DROP1", 1500))).await;
+    let answer = send(&app, post(&payout_testkit::payout_json("DROP1", 1500))).await;
 
     assert_eq!(answer.status, 202);
     assert_eq!(stored_status(&app, "DROP1").await, OrderStatus::Unconfirmed);
@@ -157,7 +157,7 @@ async fn twenty_concurrent_identical_submits_call_vexora_exactly_once() {
         vexora_answering(vexora_json("0000", Some("0015")).set_delay(Duration::from_millis(400)))
             .await;
     let app = Arc::new(real_app(&server.uri(), 5000).await);
-    let body = testkit::payout_json("RACE1", 1500);
+    let body = payout_testkit::payout_json("RACE1", 1500);
 
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -186,7 +186,7 @@ async fn twenty_concurrent_identical_submits_call_vexora_exactly_once() {
         "{statuses:?}"
     );
 
-    let other = send(&*app, post(&testkit::payout_json("RACE1", 9999))).await;
+    let other = send(&*app, post(&payout_testkit::payout_json("RACE1", 9999))).await;
     assert_eq!(other.status, 422);
     assert_eq!(
         server.received_requests().await.unwrap().len(),
@@ -200,8 +200,8 @@ async fn an_unconfirmed_order_is_never_sent_again() {
     let server = vexora_answering(vexora_json("5000", None)).await;
     let app = real_app(&server.uri(), 2000).await;
 
-    let first = send(&app, post(&testkit::payout_json("UNC9", 1500))).await;
-    let retry = send(&app, post(&testkit::payout_json("UNC9", 1500))).await;
+    let first = send(&app, post(&payout_testkit::payout_json("UNC9", 1500))).await;
+    let retry = send(&app, post(&payout_testkit::payout_json("UNC9", 1500))).await;
 
     assert_eq!((first.status, retry.status), (202, 200));
     assert_eq!(retry.body["status"], "UNCONFIRMED");
@@ -222,7 +222,7 @@ async fn vexora_receives_section_3_exactly() {
     let app = real_app(&server.uri(), 2000).await;
     let before = Utc::now().timestamp_millis();
 
-    let answer = send(&app, post(&testkit::payout_json("SEC3", 1500))).await;
+    let answer = send(&app, post(&payout_testkit::payout_json("SEC3", 1500))).await;
 
     let after = Utc::now().timestamp_millis();
     assert_eq!(answer.status, 201);
@@ -252,5 +252,5 @@ async fn vexora_receives_section_3_exactly() {
         "epoch milliseconds of the call"
     );
     let fields = ReceivedFields::from_json(&requests[0].body).unwrap();
-    assert!(fields.verify(&testkit::credentials(SECRET).app_secret));
+    assert!(fields.verify(&payout_testkit::credentials(SECRET).app_secret));
 }
