@@ -13,10 +13,7 @@ async fn main() -> Result<(), Error> {
     payout_aws::telemetry::init();
     let config =
         EventsConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
-    let sdk = payout_aws::sdk::sdk_defaults()
-        .timeout_config(time_budget::aws_timeouts())
-        .load()
-        .await;
+    let sdk = payout_aws::sdk::load().await;
     let publisher = Publisher::new(
         EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), config.bus),
         EmfMetrics {

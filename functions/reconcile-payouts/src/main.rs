@@ -10,6 +10,8 @@ use reconcile_payouts::handler::{Reconciler, deadline_of};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
+    let gateway = runtime.vexora()?;
+    let queue = runtime.batch_queue();
     let config = &runtime.config;
     let reconciler = Reconciler {
         metrics: runtime.metrics("reconcile-payouts"),
@@ -18,9 +20,9 @@ async fn main() -> Result<(), Error> {
         give_up_after: config.reconcile_give_up_after,
         max_orders: config.reconcile_max_orders,
         store: runtime.store,
-        gateway: runtime.vexora,
+        gateway,
         secrets: runtime.secrets,
-        queue: runtime.batch_queue,
+        queue,
     };
     let reconciler = &reconciler;
     run(service_fn(

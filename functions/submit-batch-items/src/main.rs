@@ -10,6 +10,7 @@ use submit_batch_items::handler::Worker;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
+    let gateway = runtime.vexora()?;
     let worker = Worker {
         metrics: runtime.metrics("submit-batch-items"),
         abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
@@ -17,7 +18,7 @@ async fn main() -> Result<(), Error> {
         notify_url: runtime.config.vexora_notify_url,
         worst_item: time_budget::batch_item_worst_case(runtime.config.vexora_timeout),
         store: runtime.store,
-        gateway: runtime.vexora,
+        gateway,
         secrets: runtime.secrets,
         clock: chrono::Utc::now,
     };

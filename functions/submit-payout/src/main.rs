@@ -11,17 +11,19 @@ use submit_payout::handler::{App, handle};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
+    let gateway = runtime.vexora()?;
+    let queue = runtime.batch_queue();
     let app = App {
         metrics: runtime.metrics("submit-payout"),
         abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
         schedule: Schedule::from(&runtime.config),
         notify_url: runtime.config.vexora_notify_url,
         store: runtime.store,
-        gateway: runtime.vexora,
+        gateway,
         secrets: runtime.secrets,
         clock: chrono::Utc::now,
         balance: payout_app::balance::BalanceCache::default(),
-        queue: runtime.batch_queue,
+        queue,
     };
     let app = &app;
     run(service_fn(move |request| async move {

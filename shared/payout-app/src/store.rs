@@ -73,6 +73,12 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// Whether this move carries a report that says the payout was paid
+    /// ([`crate::review::says_paid`]): the store notes it once in `reportedPaidAt`.
+    pub fn says_paid(&self) -> bool {
+        crate::review::says_paid(self.history.as_ref(), self.anomaly.as_ref())
+    }
+
     /// A move to `to` at `at` with no other guard, answer or history.
     pub fn to(to: OrderStatus, at: DateTime<Utc>) -> Self {
         Self {
@@ -145,6 +151,12 @@ pub struct Keep {
 }
 
 impl Keep {
+    /// Whether this keep carries a report that says the payout was paid
+    /// ([`crate::review::says_paid`]): the store notes it once in `reportedPaidAt`.
+    pub fn says_paid(&self) -> bool {
+        crate::review::says_paid(self.history.as_ref(), self.anomaly.as_ref())
+    }
+
     pub fn new(
         known: &Order,
         history: Option<HistoryEntry>,

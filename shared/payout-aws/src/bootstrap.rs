@@ -1,10 +1,10 @@
-//! Init for every function, once per sandbox: configuration, AWS clients, the Vexora client and
-//! the first read of the secret. A failure stops init with a message that names its cause.
+//! Init for every function, once per sandbox: configuration, the store, and the first read of the
+//! secret; the Vexora client and the batch queue only for the functions that use them. A failure
+//! stops init with a message that names its cause.
 
 use crate::config::{Config, ConfigError};
 use crate::secrets::SecretsManagerStore;
 use crate::store::DynamoOrderStore;
-use crate::time_budget;
 use payout_app::secrets::{DEFAULT_TTL, Secrets};
 use vexora::credentials::SecretError;
 use vexora::{ClientBuildError, VexoraClient};
@@ -20,15 +20,14 @@ pub enum InitError {
     Client(#[from] ClientBuildError),
 }
 
-/// Everything a function needs, built once.
+/// What every function needs, built once; the clients only some use are built by
+/// [`Runtime::vexora`] and [`Runtime::batch_queue`].
 #[derive(Debug)]
 pub struct Runtime {
     pub config: Config,
     pub store: DynamoOrderStore,
     pub secrets: Secrets<SecretsManagerStore>,
-    pub vexora: VexoraClient,
-    /// `PAYOUT_BATCH_QUEUE_URL`'s queue, when configured.
-    pub batch_queue: Option<std::sync::Arc<dyn payout_app::batch::BatchQueue>>,
+    sdk: aws_config::SdkConfig,
 }
 
 impl Runtime {
@@ -49,15 +48,12 @@ impl Runtime {
             .inspect_err(|e| tracing::error!(error = %e, "init failed"))
     }
 
-    /// Reads the environment (the SDK honours `AWS_REGION` and `AWS_ENDPOINT_URL`), builds the
-    /// clients with bounded timeouts ([`time_budget::aws_timeouts`]) and reads the secret once, so a
-    /// warm request never calls Secrets Manager.
+    /// Reads the environment, builds the store's client with bounded timeouts
+    /// ([`crate::sdk::load`]) and reads the secret once, so a warm request never calls Secrets
+    /// Manager.
     pub async fn init() -> Result<Self, InitError> {
         let config = Config::from_env()?;
-        let sdk = crate::sdk::sdk_defaults()
-            .timeout_config(time_budget::aws_timeouts())
-            .load()
-            .await;
+        let sdk = crate::sdk::load().await;
         let store = DynamoOrderStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             config.payouts_table.clone(),
@@ -70,19 +66,29 @@ impl Runtime {
             DEFAULT_TTL,
         )
         .await?;
-        let vexora = VexoraClient::new(&config.vexora_base_url, config.vexora_timeout)?;
-        let batch_queue = config.batch_queue_url.as_ref().map(|url| {
-            std::sync::Arc::new(crate::queue::SqsBatchQueue::new(
-                aws_sdk_sqs::Client::new(&sdk),
-                url,
-            )) as std::sync::Arc<dyn payout_app::batch::BatchQueue>
-        });
         Ok(Self {
             config,
             store,
             secrets,
-            vexora,
-            batch_queue,
+            sdk,
+        })
+    }
+
+    /// The Vexora client, for the functions that call Vexora; a failure is logged as init's.
+    pub fn vexora(&self) -> Result<VexoraClient, InitError> {
+        VexoraClient::new(&self.config.vexora_base_url, self.config.vexora_timeout)
+            .map_err(InitError::from)
+            .inspect_err(|e| tracing::error!(error = %e, "init failed"))
+    }
+
+    /// `PAYOUT_BATCH_QUEUE_URL`'s queue, when configured, for the functions that queue batch
+    /// items.
+    pub fn batch_queue(&self) -> Option<std::sync::Arc<dyn payout_app::batch::BatchQueue>> {
+        self.config.batch_queue_url.as_ref().map(|url| {
+            std::sync::Arc::new(crate::queue::SqsBatchQueue::new(
+                aws_sdk_sqs::Client::new(&self.sdk),
+                url,
+            )) as std::sync::Arc<dyn payout_app::batch::BatchQueue>
         })
     }
 }

@@ -28,6 +28,16 @@ pub fn https_client() -> SharedHttpClient {
     SharedHttpClient::new(ReqwestHttpClient::default())
 }
 
+/// The SDK configuration every deployed client is built from: [`sdk_defaults`] with the bounded
+/// timeouts ([`crate::time_budget::aws_timeouts`]); the SDK honours `AWS_REGION` and
+/// `AWS_ENDPOINT_URL`.
+pub async fn load() -> aws_config::SdkConfig {
+    sdk_defaults()
+        .timeout_config(crate::time_budget::aws_timeouts())
+        .load()
+        .await
+}
+
 /// `aws_config::defaults` with [`https_client`], and without stalled-stream protection: it wraps
 /// every request and response body in a throughput monitor with its own timers, for bodies of a
 /// few hundred bytes whose whole call is already bounded by the attempt and operation timeouts

@@ -198,17 +198,17 @@ pub struct Order {
     /// when an answer is lost) recognizes itself instead of mistaking its own item for another.
     pub last_write: Option<String>,
     /// The id of the submit that stored this order, never changed: tells this intent from a later
-    /// one for the same `tradeNo` (both `PENDING`, version 1) ([`payout_app::intent`]).
+    /// one for the same `tradeNo` (both `PENDING`, version 1) (`payout_app::intent`).
     pub intent_id: Option<String>,
     /// The last anomaly recorded, kept even when [`Order::anomalies`] is full.
     pub last_anomaly: Option<Anomaly>,
     /// When a report first said this payout was paid, kept or not, moved or not
-    /// ([`payout_app::review::says_paid`]): an operator may never resolve it `FAILED`.
+    /// (`payout_app::review::says_paid`): an operator may never resolve it `FAILED`.
     pub reported_paid_at: Option<DateTime<Utc>>,
-    /// The batch this payout came in ([`payout_app::batch`]).
+    /// The batch this payout came in (`payout_app::batch`).
     pub batch_id: Option<String>,
     /// A batch item waiting in the queue: stored, never sent, its request kept (apart from the
-    /// order) until a worker takes it ([`payout_app::batch`]). Never abandoned while queued.
+    /// order) until a worker takes it (`payout_app::batch`). Never abandoned while queued.
     pub queued: bool,
     /// When a worker took a batch item to send it: its submit's start (the signature's
     /// timestamp and the abandoned clock); `None` for a `POST /payouts` order, whose submit
@@ -227,7 +227,7 @@ pub struct HistoryEntry {
     pub status: String,
     pub plat_form_trade_no: Option<String>,
     pub amount: Option<String>,
-    /// An operator's decision ([`payout_app::review`]): who decided and on what evidence.
+    /// An operator's decision (`payout_app::review`): who decided and on what evidence.
     pub decision: Option<OperatorDecision>,
 }
 
@@ -281,7 +281,7 @@ pub struct VexoraAnswer {
 }
 
 /// How long after its creation a `PENDING` order is abandoned: its submit function has
-/// certainly ended (the function timeout is set below this; see [`payout_aws::time_budget`] and the SAM
+/// certainly ended (the function timeout is set below this; see `payout_aws::time_budget` and the SAM
 /// template), so nobody will record Vexora's answer. Readers and the reconciler then store it
 /// as `UNCONFIRMED`.
 pub fn pending_abandoned_after(vexora_timeout: std::time::Duration) -> chrono::Duration {
@@ -313,7 +313,7 @@ impl Order {
 
     /// Whether this order is `PENDING` past the moment its submit has certainly ended
     /// ([`pending_abandoned_after`]): nobody will record Vexora's answer, so it is to be stored
-    /// as `UNCONFIRMED` ([`payout_app::apply::settle_abandoned`]).
+    /// as `UNCONFIRMED` (`payout_app::apply::settle_abandoned`).
     pub fn is_abandoned(&self, now: DateTime<Utc>, abandoned_after: chrono::Duration) -> bool {
         self.status == OrderStatus::Pending
             && !self.queued

@@ -164,7 +164,7 @@ impl OrderStore for InMemoryStore {
             }
             return Ok(Transitioned::Rejected(order.clone()));
         }
-        if payout_app::review::says_paid(t.history.as_ref(), t.anomaly.as_ref()) {
+        if t.says_paid() {
             order.reported_paid_at.get_or_insert(t.at);
         }
         guarded(&self.payloads).remove(trade_no.as_str());
@@ -272,7 +272,7 @@ impl OrderStore for InMemoryStore {
         if !guarded(&self.kept).insert(id) {
             return Ok(Some(order.clone()));
         }
-        if payout_app::review::says_paid(keep.history.as_ref(), keep.anomaly.as_ref())
+        if keep.says_paid()
             && let Some(at) = keep
                 .history
                 .as_ref()

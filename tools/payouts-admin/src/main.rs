@@ -209,10 +209,7 @@ fn japan_midnight(date: NaiveDate) -> DateTime<Utc> {
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    payout_aws::sdk::sdk_defaults()
-        .timeout_config(payout_aws::time_budget::aws_timeouts())
-        .load()
-        .await
+    payout_aws::sdk::load().await
 }
 
 /// The table named by `PAYOUTS_TABLE`.
@@ -251,6 +248,7 @@ async fn find(store: &impl OrderStore, trade_no: &str) -> Result<Order, Failure>
 
 async fn refresh(trade_no: &str, json: bool) -> Result<(), Failure> {
     let runtime = Runtime::init().await.map_err(broken)?;
+    let vexora = runtime.vexora().map_err(broken)?;
     let order = find(&runtime.store, trade_no).await?;
     if order.status.is_final() {
         return Err(refused(format!(
@@ -279,7 +277,7 @@ async fn refresh(trade_no: &str, json: bool) -> Result<(), Failure> {
         metrics: &NoMetrics,
         schedule: Schedule::from(&runtime.config),
     };
-    let applied = query_and_apply(&applier, &runtime.vexora, &runtime.secrets, &order, now)
+    let applied = query_and_apply(&applier, &vexora, &runtime.secrets, &order, now)
         .await
         .map_err(|e| broken(format!("the query could not be applied: {e}")))?;
     let (outcome, now_order) = match &applied {

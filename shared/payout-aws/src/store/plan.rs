@@ -57,7 +57,7 @@ impl UpdatePlan {
         self.add.push(format!("{count} {one}"));
     }
 
-    /// Notes, once, that a report said the payout was paid ([`payout_app::review::says_paid`]).
+    /// Notes, once, that a report said the payout was paid ([`Transition::says_paid`], [`Keep::says_paid`]).
     fn reported_paid(&mut self, at: DateTime<Utc>) {
         let name = self.name(attr::REPORTED_PAID_AT);
         let value = self.value("paidAt", s(&timestamp(at)));
@@ -148,7 +148,7 @@ pub fn transition(t: &Transition) -> Result<UpdatePlan, StoreError> {
             "(attribute_not_exists({count}) OR {count} = {zero})"
         ));
     }
-    if payout_app::review::says_paid(t.history.as_ref(), t.anomaly.as_ref()) {
+    if t.says_paid() {
         p.reported_paid(t.at);
     }
     let to = p.value("to", s(t.to.as_str()));
@@ -227,7 +227,7 @@ pub fn keep(k: &Keep) -> UpdatePlan {
     ));
     p.set.push(format!("{last} = {write}"));
     p.add.push(format!("{kept} {ids}"));
-    if payout_app::review::says_paid(k.history.as_ref(), k.anomaly.as_ref()) {
+    if k.says_paid() {
         let at = k
             .history
             .as_ref()
