@@ -62,10 +62,10 @@ pub struct SecretVersion {
 
 /// What the cache holds: the current version and (when usable) the previous one.
 #[derive(Debug)]
-pub struct Snapshot {
-    pub current: Arc<SecretVersion>,
+struct Snapshot {
+    current: Arc<SecretVersion>,
     /// `None` when there is none, or it is a placeholder, malformed or another merchant's.
-    pub previous: Option<Arc<SecretVersion>>,
+    previous: Option<Arc<SecretVersion>>,
     /// Set when the current stage now holds a version that cannot be used (malformed, a
     /// placeholder): that version's creation date (or when it was first seen) and why. `current`
     /// is then the last good version, which verifies only as the previous secret, within the
@@ -137,9 +137,11 @@ impl<S: SecretStore> Secrets<S> {
         }
     }
 
-    /// Reads the secret now, whatever the cache holds, and keeps what it read.
-    pub async fn refresh(&self) -> Result<Arc<Snapshot>, SecretError> {
-        self.fetch(None).await
+    /// Reads the secret now, whatever the cache holds, and keeps what it read. What it read is
+    /// had through [`Secrets::current`] and the keyring only, so every rule (placeholder,
+    /// superseded version, grace window) still applies.
+    pub async fn refresh(&self) -> Result<(), SecretError> {
+        self.fetch(None).await.map(|_| ())
     }
 
     /// Fetches unless another caller fetched within `unless_within` (single-flight).

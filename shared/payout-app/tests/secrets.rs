@@ -9,23 +9,18 @@ use chrono::TimeZone;
 use chrono::{DateTime, Utc};
 use payout_app::secrets::*;
 use payout_testkit::{FakeSecretStore, secret_json};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use vexora::signing::ReceivedFields;
-use vexora::signing::sign;
 use vexora::{SecretError, VexoraCredentials};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
 }
 
+/// A notification's fields signed with `app_secret`.
 fn signed_with(app_secret: &str) -> ReceivedFields {
-    let secret = SecretString::from(app_secret.to_owned());
     let fields = [("tradeNo", "T1"), ("status", "0000"), ("amount", "1500")];
-    let sig = sign(fields, &secret);
-    ReceivedFields::from_json(
-        format!(r#"{{"tradeNo":"T1","status":"0000","amount":"1500","sign":"{sig}"}}"#).as_bytes(),
-    )
-    .unwrap()
+    ReceivedFields::from_json(payout_testkit::signed_json(&fields, app_secret).as_bytes()).unwrap()
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -395,10 +390,24 @@ async fn a_rotation_is_taken_even_when_the_previous_stage_cannot_be_read() {
         .0
         .put(&secret_json("0000000001", "new"), t0());
 
-    let fresh = secrets.refresh().await.unwrap();
+    secrets.refresh().await.unwrap();
 
-    assert_eq!(fresh.current.credentials.app_secret.expose_secret(), "new");
-    assert!(fresh.previous.is_none());
+    assert_eq!(
+        secrets
+            .current()
+            .await
+            .unwrap()
+            .credentials
+            .app_secret
+            .expose_secret(),
+        "new"
+    );
+    let keyring = Keyring::new(secrets, GRACE, HOUR);
+    assert_eq!(
+        keyring.verify(&signed_with("old"), t0()).await.unwrap(),
+        None,
+        "the previous version, unread, verifies nothing"
+    );
 }
 
 #[tokio::test]

@@ -7,18 +7,14 @@ use std::time::Duration;
 use chrono::Utc;
 use payout_app::secrets::*;
 use payout_aws::secrets::SecretsManagerStore;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use vexora::SecretError;
-use vexora::signing::{ReceivedFields, sign};
+use vexora::signing::ReceivedFields;
 
+/// A notification's fields signed with `app_secret`.
 fn signed_with(app_secret: &str) -> ReceivedFields {
-    let secret = SecretString::from(app_secret.to_owned());
     let fields = [("tradeNo", "T1"), ("status", "0000"), ("amount", "1500")];
-    let sig = sign(fields, &secret);
-    ReceivedFields::from_json(
-        format!(r#"{{"tradeNo":"T1","status":"0000","amount":"1500","sign":"{sig}"}}"#).as_bytes(),
-    )
-    .unwrap()
+    ReceivedFields::from_json(payout_testkit::signed_json(&fields, app_secret).as_bytes()).unwrap()
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -81,24 +77,21 @@ async fn reads_are_served_from_the_cache_until_a_refresh() {
         "first",
         "a warm read must not call Secrets Manager"
     );
-    let fresh = secrets.refresh().await.unwrap();
-    assert_eq!(
-        fresh.current.credentials.app_secret.expose_secret(),
-        "second"
-    );
+    secrets.refresh().await.unwrap();
+    let fresh = secrets.current().await.unwrap();
+    assert_eq!(fresh.credentials.app_secret.expose_secret(), "second");
     assert!(
-        fresh.current.created_at.is_some(),
+        fresh.created_at.is_some(),
         "Secrets Manager's CreatedDate is read"
     );
+    let keyring = Keyring::new(secrets, GRACE, HOUR);
     assert_eq!(
-        fresh
-            .previous
-            .as_ref()
-            .unwrap()
-            .credentials
-            .app_secret
-            .expose_secret(),
-        "first"
+        keyring
+            .verify(&signed_with("first"), Utc::now())
+            .await
+            .unwrap(),
+        Some(Verified::Previous),
+        "the version before is read as AWSPREVIOUS"
     );
 }
 

@@ -145,6 +145,7 @@ store_behaviour!(
     a_queued_item_is_listed_by_later_batches_and_withdrawn_only_as_last_read,
     a_batch_record_is_stored_once_and_committed,
     the_unresolved_index_pages,
+    orders_due_at_the_same_instant_page_once_each,
     a_check_is_claimed_once_per_reading_and_counts_its_attempt,
     a_refresh_is_claimed_at_most_once_per_interval,
 );
@@ -916,6 +917,33 @@ async fn the_unresolved_index_pages(store: &(impl OrderStore + BatchStore)) {
     }
     let expected: Vec<_> = (0..5).map(|i| tn(&format!("PAGE{i}"))).collect();
     assert_eq!(seen, expected);
+}
+
+/// The cursor is rebuilt from the last order's `tradeNo` and `checkAfter` (the port holds no
+/// DynamoDB key): orders due at the same instant, across page boundaries, each come once.
+async fn orders_due_at_the_same_instant_page_once_each(store: &(impl OrderStore + BatchStore)) {
+    for i in 0..5 {
+        let mut o = order(&format!("SAME{i}"), 1500);
+        o.check_after = Some(t0());
+        store.create(&o).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .due_for_check(t0() + Duration::hours(1), 2, cursor)
+            .await
+            .unwrap();
+        assert!(page.trade_nos.len() <= 2);
+        seen.extend(page.trade_nos);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    seen.sort();
+    let expected: Vec<_> = (0..5).map(|i| tn(&format!("SAME{i}"))).collect();
+    assert_eq!(seen, expected, "each order once, none skipped");
 }
 
 #[tokio::test]
