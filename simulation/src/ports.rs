@@ -3,7 +3,6 @@
 //! seed decides when it goes on and what befalls it.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -394,22 +393,18 @@ pub struct SimQueue {
     pub world: Shared,
 }
 
-type Sent<'a> = Pin<Box<dyn Future<Output = Result<usize, QueueError>> + Send + 'a>>;
-
 impl BatchQueue for SimQueue {
-    fn send<'a>(&'a self, messages: &'a [BatchMessage]) -> Sent<'a> {
-        Box::pin(async move {
-            if gate(&self.world, Point::Queue).await == Grant::Queue(false) {
-                return Err(QueueError);
-            }
-            let mut w = lock(&self.world);
-            for m in messages {
-                let id = w.next_message;
-                w.next_message += 1;
-                let body = serde_json::to_string(m).unwrap_or_default();
-                w.queue.push(crate::world::Message { id, body });
-            }
-            Ok(messages.len())
-        })
+    async fn send(&self, messages: &[BatchMessage]) -> Result<usize, QueueError> {
+        if gate(&self.world, Point::Queue).await == Grant::Queue(false) {
+            return Err(QueueError);
+        }
+        let mut w = lock(&self.world);
+        for m in messages {
+            let id = w.next_message;
+            w.next_message += 1;
+            let body = serde_json::to_string(m).unwrap_or_default();
+            w.queue.push(crate::world::Message { id, body });
+        }
+        Ok(messages.len())
     }
 }

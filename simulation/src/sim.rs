@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use payout_app::apply::Schedule;
-use payout_app::batch::BatchQueue;
 use payout_app::secrets::{DEFAULT_PREVIOUS_SECRET_GRACE, Keyring, MIN_REFRESH_INTERVAL};
 use payout_aws::item_failures::BatchResponse;
 use payout_domain::order::{Order, OrderStatus};
@@ -34,11 +33,17 @@ const NOTIFY: &str = "https://payouts.example.jp/vexora/notify";
 /// 1 + 8 retries).
 const DELIVERIES: u32 = 9;
 
-type Api = submit_payout::handler::App<SimStore, SimVexora, FakeSecretStore, NoMetrics>;
+type Api =
+    submit_payout::handler::App<SimStore, SimVexora, FakeSecretStore, NoMetrics, Arc<SimQueue>>;
 type Hook = payout_webhook::handler::App<SimStore, FakeSecretStore, NoMetrics>;
 type Work = submit_batch_items::handler::Worker<SimStore, SimVexora, FakeSecretStore, NoMetrics>;
-type Recon =
-    reconcile_payouts::handler::Reconciler<SimStore, SimVexora, FakeSecretStore, NoMetrics>;
+type Recon = reconcile_payouts::handler::Reconciler<
+    SimStore,
+    SimVexora,
+    FakeSecretStore,
+    NoMetrics,
+    Arc<SimQueue>,
+>;
 
 /// What a run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,7 +269,7 @@ impl Sim {
         let vexora = SimVexora {
             world: world.clone(),
         };
-        let queue: Arc<dyn BatchQueue> = Arc::new(SimQueue {
+        let queue = Arc::new(SimQueue {
             world: world.clone(),
         });
         let notify = Url::parse(NOTIFY).unwrap_or_else(|e| panic!("{e}"));

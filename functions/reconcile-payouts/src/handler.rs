@@ -22,7 +22,7 @@ const PAGE_SIZE: i32 = 25;
 
 /// The reconciler's dependencies and policy, built once at init.
 #[derive(Debug)]
-pub struct Reconciler<S, G, K, M> {
+pub struct Reconciler<S, G, K, M, Q> {
     pub store: S,
     pub gateway: G,
     pub secrets: Secrets<K>,
@@ -34,7 +34,7 @@ pub struct Reconciler<S, G, K, M> {
     /// At most this many orders are checked (and queried) per run.
     pub max_orders: u32,
     /// The batch queue: a queued item whose message was lost is put on it again.
-    pub queue: Option<std::sync::Arc<dyn payout_app::batch::BatchQueue>>,
+    pub queue: Option<Q>,
 }
 
 /// What a run did; also the function's answer.
@@ -92,12 +92,13 @@ impl Action {
     }
 }
 
-impl<S, G, K, M> Reconciler<S, G, K, M>
+impl<S, G, K, M, Q> Reconciler<S, G, K, M, Q>
 where
     S: OrderStore + payout_app::batch::BatchStore,
     G: PayoutGateway,
     K: SecretStore,
     M: Metrics,
+    Q: payout_app::batch::BatchQueue,
 {
     /// Checks due orders, oldest first, until none are due, `max_orders` were checked, or
     /// `deadline` (less a margin) comes: the run always answers in time. An order cut short

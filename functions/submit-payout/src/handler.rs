@@ -35,7 +35,7 @@ const GENERATED_TRADE_NO_ATTEMPTS: usize = 3;
 
 /// The function's dependencies, built once at init and lent to every request.
 #[derive(Debug)]
-pub struct App<S, G, K, M> {
+pub struct App<S, G, K, M, Q> {
     pub store: S,
     pub gateway: G,
     pub secrets: Secrets<K>,
@@ -48,7 +48,7 @@ pub struct App<S, G, K, M> {
     /// `GET /balance` readings, kept for [`payout_app::balance::CACHE_TTL`].
     pub balance: BalanceCache,
     /// Where batch items wait (`PAYOUT_BATCH_QUEUE_URL`); `None`: batches are not served.
-    pub queue: Option<std::sync::Arc<dyn BatchQueue>>,
+    pub queue: Option<Q>,
 }
 
 mod batches;
@@ -381,12 +381,13 @@ impl Answer {
 }
 
 /// Handles one request. Every anticipated outcome is a response; nothing here panics.
-pub async fn handle<S, G, K, M>(app: &App<S, G, K, M>, request: Request) -> Response<Body>
+pub async fn handle<S, G, K, M, Q>(app: &App<S, G, K, M, Q>, request: Request) -> Response<Body>
 where
     S: OrderStore + BatchStore,
     G: PayoutGateway,
     K: SecretStore,
     M: Metrics,
+    Q: BatchQueue,
 {
     let started = Instant::now();
     let path = route_path(&request);
@@ -435,12 +436,13 @@ fn route_path(request: &Request) -> String {
     raw.to_owned()
 }
 
-impl<S, G, K, M> App<S, G, K, M>
+impl<S, G, K, M, Q> App<S, G, K, M, Q>
 where
     S: OrderStore + BatchStore,
     G: PayoutGateway,
     K: SecretStore,
     M: Metrics,
+    Q: BatchQueue,
 {
     fn applier(&self) -> Applier<'_, S, M> {
         Applier {

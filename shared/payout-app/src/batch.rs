@@ -24,7 +24,7 @@ use payout_domain::{FieldError, PayoutRequest, TradeNo, ValidationErrors};
 mod queue;
 mod store;
 
-pub use queue::{BatchMessage, BatchQueue, QueueError, Sent};
+pub use queue::{BatchMessage, BatchQueue, QueueError};
 pub use store::{Adopted, BatchStore};
 
 /// Items per batch.

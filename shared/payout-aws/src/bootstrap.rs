@@ -83,12 +83,10 @@ impl Runtime {
 
     /// `PAYOUT_BATCH_QUEUE_URL`'s queue, when configured, for the functions that queue batch
     /// items.
-    pub fn batch_queue(&self) -> Option<std::sync::Arc<dyn payout_app::batch::BatchQueue>> {
-        self.config.batch_queue_url.as_ref().map(|url| {
-            std::sync::Arc::new(crate::queue::SqsBatchQueue::new(
-                aws_sdk_sqs::Client::new(&self.sdk),
-                url,
-            )) as std::sync::Arc<dyn payout_app::batch::BatchQueue>
-        })
+    pub fn batch_queue(&self) -> Option<crate::queue::SqsBatchQueue> {
+        self.config
+            .batch_queue_url
+            .as_ref()
+            .map(|url| crate::queue::SqsBatchQueue::new(aws_sdk_sqs::Client::new(&self.sdk), url))
     }
 }

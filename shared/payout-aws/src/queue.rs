@@ -1,6 +1,6 @@
 //! The batch queue's SQS adapter: `SendMessageBatch` calls of ten.
 
-use payout_app::batch::{BatchMessage, BatchQueue, QueueError, Sent};
+use payout_app::batch::{BatchMessage, BatchQueue, QueueError};
 
 /// SQS, in `SendMessageBatch` calls of 10.
 #[derive(Debug, Clone)]
@@ -57,21 +57,19 @@ impl SqsBatchQueue {
 }
 
 impl BatchQueue for SqsBatchQueue {
-    fn send<'a>(&'a self, messages: &'a [BatchMessage]) -> Sent<'a> {
-        Box::pin(async move {
-            let mut sent = 0;
-            // Two calls of ten at a time.
-            for group in messages.chunks(20) {
-                let calls = group.chunks(10).map(|chunk| self.send_chunk(chunk));
-                sent += futures_util::future::join_all(calls)
-                    .await
-                    .into_iter()
-                    .sum::<usize>();
-            }
-            if sent == 0 && !messages.is_empty() {
-                return Err(QueueError);
-            }
-            Ok(sent)
-        })
+    async fn send(&self, messages: &[BatchMessage]) -> Result<usize, QueueError> {
+        let mut sent = 0;
+        // Two calls of ten at a time.
+        for group in messages.chunks(20) {
+            let calls = group.chunks(10).map(|chunk| self.send_chunk(chunk));
+            sent += futures_util::future::join_all(calls)
+                .await
+                .into_iter()
+                .sum::<usize>();
+        }
+        if sent == 0 && !messages.is_empty() {
+            return Err(QueueError);
+        }
+        Ok(sent)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use payout_app::batch::{BatchMessage, BatchQueue, QueueError, Sent};
+use payout_app::batch::{BatchMessage, BatchQueue, QueueError};
 
 /// Messages kept in memory (tests).
 #[derive(Debug, Default)]
@@ -24,16 +24,14 @@ impl MemoryQueue {
 }
 
 impl BatchQueue for MemoryQueue {
-    fn send<'a>(&'a self, messages: &'a [BatchMessage]) -> Sent<'a> {
-        Box::pin(async move {
-            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(QueueError);
-            }
-            self.messages
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend_from_slice(messages);
-            Ok(messages.len())
-        })
+    async fn send(&self, messages: &[BatchMessage]) -> Result<usize, QueueError> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(QueueError);
+        }
+        self.messages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(messages);
+        Ok(messages.len())
     }
 }

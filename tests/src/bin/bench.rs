@@ -128,7 +128,7 @@ fn submit_cpu() -> Result<(f64, f64)> {
         },
         clock: chrono::Utc::now,
         balance: payout_app::balance::BalanceCache::default(),
-        queue: None,
+        queue: None::<payout_testkit::MemoryQueue>,
     };
     let events = (0..CPU_REQUESTS)
         .map(|i| event(fixture, &payout_json(&format!("BENCH-{i:06}"), 1500)))

@@ -16,8 +16,13 @@ use std::time::Instant;
 
 const SECRET: &str = "reconcile-secret";
 
-type RealReconciler =
-    Reconciler<DynamoOrderStore, ScriptedGateway, FakeSecretStore, RecordingMetrics>;
+type RealReconciler = Reconciler<
+    DynamoOrderStore,
+    ScriptedGateway,
+    FakeSecretStore,
+    RecordingMetrics,
+    Arc<payout_testkit::MemoryQueue>,
+>;
 
 /// What Vexora holds for a payout.
 #[derive(Debug, Clone, Copy)]
@@ -366,7 +371,7 @@ async fn a_run_answers_before_its_deadline_however_slow_vexora_is() {
         },
         give_up_after: Duration::hours(72),
         max_orders: 100,
-        queue: None,
+        queue: None::<payout_testkit::MemoryQueue>,
     };
     let started = Instant::now();
     let deadline =

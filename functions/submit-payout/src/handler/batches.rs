@@ -17,12 +17,13 @@ use super::{Answer, App};
 /// Writes in flight at once while a batch's items are stored.
 const STORE_CONCURRENCY: usize = 25;
 
-impl<S, G, K, M> App<S, G, K, M>
+impl<S, G, K, M, Q> App<S, G, K, M, Q>
 where
     S: OrderStore + BatchStore,
     G: PayoutGateway,
     K: SecretStore,
     M: Metrics,
+    Q: payout_app::batch::BatchQueue,
 {
     pub(super) async fn submit_batch(&self, body: &[u8]) -> Answer {
         let Some(queue) = &self.queue else {
@@ -207,7 +208,7 @@ where
             tracing::error!(batch_id = batch_id.as_str(), error = %e, "committing the batch failed");
             return Answer::BatchUnavailable(batch_id);
         }
-        self.enqueue(queue.as_ref(), &batch_id, &queued).await;
+        self.enqueue(queue, &batch_id, &queued).await;
         tracing::info!(
             batch_id = batch_id.as_str(),
             items = batch.items.len(),
@@ -232,12 +233,7 @@ where
 
     /// Puts items on the queue; what does not get there stays queued in the table and is put
     /// there again by the reconciler.
-    async fn enqueue(
-        &self,
-        queue: &dyn payout_app::batch::BatchQueue,
-        batch_id: &BatchId,
-        trade_nos: &[TradeNo],
-    ) {
+    async fn enqueue(&self, queue: &Q, batch_id: &BatchId, trade_nos: &[TradeNo]) {
         if trade_nos.is_empty() {
             return;
         }
@@ -284,8 +280,7 @@ where
             .map(|o| o.trade_no.clone())
             .collect();
         if let Some(queue) = &self.queue {
-            self.enqueue(queue.as_ref(), &record.batch_id, &still_queued)
-                .await;
+            self.enqueue(queue, &record.batch_id, &still_queued).await;
         }
         Answer::Batch(Box::new(BatchView::new(record, &orders, 0)))
     }

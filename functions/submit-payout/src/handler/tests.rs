@@ -26,7 +26,13 @@ fn an_hour_later() -> DateTime<Utc> {
     t0() + chrono::Duration::hours(1)
 }
 
-type TestApp = App<InMemoryStore, ScriptedGateway, FakeSecretStore, RecordingMetrics>;
+type TestApp = App<
+    InMemoryStore,
+    ScriptedGateway,
+    FakeSecretStore,
+    RecordingMetrics,
+    std::sync::Arc<payout_testkit::MemoryQueue>,
+>;
 
 fn app(answer: Exchange) -> TestApp {
     App {
@@ -86,8 +92,14 @@ struct Answered {
 }
 
 /// Sends a request and checks the answer against `openapi.yaml` for its route.
-async fn send<S: OrderStore + BatchStore, G: PayoutGateway, K: SecretStore, M: Metrics>(
-    app: &App<S, G, K, M>,
+async fn send<
+    S: OrderStore + BatchStore,
+    G: PayoutGateway,
+    K: SecretStore,
+    M: Metrics,
+    Q: payout_app::batch::BatchQueue,
+>(
+    app: &App<S, G, K, M, Q>,
     request: Request,
 ) -> Answered {
     let method = request.method().as_str().to_lowercase();

@@ -2,7 +2,6 @@
 //! `payout_aws::queue::SqsBatchQueue`; the in-memory one for tests is `payout_testkit::MemoryQueue`.
 
 use std::future::Future;
-use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,12 +18,23 @@ pub struct BatchMessage {
 #[error("the batch queue refused or could not be reached")]
 pub struct QueueError;
 
-/// What sending returns: how many messages went.
-pub type Sent<'a> = Pin<Box<dyn Future<Output = Result<usize, QueueError>> + Send + 'a>>;
-
 /// Where batch items wait for a worker.
-pub trait BatchQueue: Send + Sync + std::fmt::Debug {
+pub trait BatchQueue: Send + Sync {
     /// Queues every message; `Ok(n)` with how many were accepted (the rest stay queued in the
     /// table and are queued again by the reconciler).
-    fn send<'a>(&'a self, messages: &'a [BatchMessage]) -> Sent<'a>;
+    fn send(
+        &self,
+        messages: &[BatchMessage],
+    ) -> impl Future<Output = Result<usize, QueueError>> + Send;
+}
+
+/// One queue shared by several holders (the submit function and the reconciler in a test or the
+/// simulation).
+impl<Q: BatchQueue> BatchQueue for std::sync::Arc<Q> {
+    fn send(
+        &self,
+        messages: &[BatchMessage],
+    ) -> impl Future<Output = Result<usize, QueueError>> + Send {
+        (**self).send(messages)
+    }
 }

@@ -10,7 +10,13 @@ use vexora::VexoraClient;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-type RealApp = App<DynamoOrderStore, VexoraClient, FakeSecretStore, RecordingMetrics>;
+type RealApp = App<
+    DynamoOrderStore,
+    VexoraClient,
+    FakeSecretStore,
+    RecordingMetrics,
+    payout_testkit::MemoryQueue,
+>;
 
 async fn real_app(vexora_base: &str, timeout_ms: u64) -> RealApp {
     let config = aws_config_for(&Moto::shared().endpoint).await;
