@@ -435,6 +435,27 @@ async fn front(
     http_response(&bytes)
 }
 
+/// `queryStringParameters` as API Gateway's HTTP API gives them: names and values
+/// percent-decoded (`+` stays a plus), a name given twice holding its values joined by commas.
+fn query_parameters(query: &str) -> serde_json::Map<String, Value> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut params = serde_json::Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (decode(k), decode(v));
+        let joined = match params.get(&k).and_then(Value::as_str) {
+            Some(earlier) => format!("{earlier},{v}"),
+            None => v,
+        };
+        params.insert(k, Value::from(joined));
+    }
+    params
+}
+
 fn api_gateway_event(parts: &axum::http::request::Parts, body: &[u8]) -> Value {
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
@@ -444,11 +465,7 @@ fn api_gateway_event(parts: &axum::http::request::Parts, body: &[u8]) -> Value {
             headers.insert(name.as_str().to_owned(), Value::from(v));
         }
     }
-    let mut params = serde_json::Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        params.insert(k.to_owned(), Value::from(v));
-    }
+    let params = query_parameters(&query);
     let (body, encoded) = match std::str::from_utf8(body) {
         Ok(text) => (Value::from(text), false),
         Err(_) => (
@@ -528,4 +545,18 @@ fn http_response(bytes: &[u8]) -> Response {
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded_as_api_gateway_decodes_them() {
+        let params = query_parameters("refresh=true&note=a%20b%2Bc+d&x=1&x=2&empty");
+        assert_eq!(params["refresh"], "true");
+        assert_eq!(params["note"], "a b+c+d");
+        assert_eq!(params["x"], "1,2");
+        assert_eq!(params["empty"], "");
+    }
 }

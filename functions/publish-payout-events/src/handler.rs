@@ -12,7 +12,8 @@ use payout_app::metrics::{self, Metrics};
 use payout_aws::events::stream::StreamRecord;
 use payout_domain::events::PayoutEvent;
 
-pub use payout_aws::item_failures::{BatchResponse, ItemFailure};
+pub use payout_aws::item_failures::DynamoDbEventResponse;
+use payout_aws::item_failures::stream_answer;
 
 /// Why a whole batch fails (Lambda then delivers all of it again).
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,7 @@ impl<S: EventSink, M: Metrics> Publisher<S, M> {
         &self,
         batch: &serde_json::Value,
         deadline: Instant,
-    ) -> Result<BatchResponse, PublishError> {
+    ) -> Result<DynamoDbEventResponse, PublishError> {
         let records = batch
             .get("Records")
             .and_then(serde_json::Value::as_array)
@@ -82,22 +83,19 @@ impl<S: EventSink, M: Metrics> Publisher<S, M> {
         self.metrics
             .count(metrics::PAYOUT_EVENTS_PUBLISHED, published as u64);
         let answer = match failed_from {
-            None => BatchResponse::default(),
+            None => stream_answer(Vec::new()),
             Some(first) => {
                 let failures = records[first..]
                     .iter()
                     .enumerate()
                     .map(|(k, raw)| {
                         StreamRecord::sequence_number_of(raw)
-                            .map(|item_identifier| ItemFailure { item_identifier })
                             .ok_or(PublishError::Unidentifiable(first + k))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 self.metrics
                     .count(metrics::PAYOUT_EVENT_RECORDS_RETRIED, failures.len() as u64);
-                BatchResponse {
-                    batch_item_failures: failures,
-                }
+                stream_answer(failures)
             }
         };
         tracing::info!(

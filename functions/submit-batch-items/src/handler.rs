@@ -18,7 +18,8 @@ use payout_domain::{PayoutRequest, TradeNo};
 use url::Url;
 use vexora::PayoutGateway;
 
-pub use payout_aws::item_failures::{BatchResponse, ItemFailure};
+use payout_aws::item_failures::queue_answer;
+pub use payout_aws::item_failures::{SqsEvent, SqsEventResponse};
 
 /// The worker's dependencies, built once at init.
 #[derive(Debug)]
@@ -55,29 +56,21 @@ where
     K: SecretStore,
     M: Metrics,
 {
-    pub async fn handle(&self, event: &serde_json::Value, deadline: Instant) -> BatchResponse {
-        let records = event
-            .get("Records")
-            .and_then(serde_json::Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut answer = BatchResponse::default();
-        for record in &records {
-            let id = record["messageId"].as_str().unwrap_or_default().to_owned();
+    pub async fn handle(&self, event: &SqsEvent, deadline: Instant) -> SqsEventResponse {
+        let mut again = Vec::new();
+        for record in &event.records {
             let left = deadline.saturating_duration_since(Instant::now());
             let done = if left < self.worst_item + payout_aws::time_budget::MARGIN {
                 // Not started: its message comes again.
                 Done::Again
             } else {
-                self.item(record["body"].as_str().unwrap_or_default()).await
+                self.item(record.body.as_deref().unwrap_or_default()).await
             };
             if done == Done::Again {
-                answer.batch_item_failures.push(ItemFailure {
-                    item_identifier: id,
-                });
+                again.push(record.message_id.clone().unwrap_or_default());
             }
         }
-        answer
+        queue_answer(again)
     }
 
     async fn item(&self, body: &str) -> Done {

@@ -5,7 +5,7 @@ use payout_app::apply::Schedule;
 use payout_aws::bootstrap::Runtime;
 use payout_aws::time_budget;
 use payout_domain::order::pending_abandoned_after;
-use submit_batch_items::handler::Worker;
+use submit_batch_items::handler::{SqsEvent, Worker};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -23,13 +23,11 @@ async fn main() -> Result<(), Error> {
         clock: chrono::Utc::now,
     };
     let worker = &worker;
-    run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            let deadline = time_budget::deadline_of(event.context.deadline, chrono::Utc::now());
-            Ok::<_, Error>(serde_json::to_value(
-                worker.handle(&event.payload, deadline).await,
-            )?)
-        },
-    ))
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline = time_budget::deadline_of(event.context.deadline, chrono::Utc::now());
+        Ok::<_, Error>(serde_json::to_value(
+            worker.handle(&event.payload, deadline).await,
+        )?)
+    }))
     .await
 }

@@ -203,40 +203,25 @@ impl Config {
                 }
             },
         };
-        match (
-            table,
-            secret_id,
-            base,
-            notify,
-            timeout,
-            processing_age,
-            give_up,
-            max_orders,
-            grace,
-        ) {
-            (
-                Some(t),
-                Some(s),
-                Some(b),
-                Some(n),
-                Some(d),
-                Some(p),
-                Some(g),
-                Some(m),
-                Some(grace),
-            ) if errors.is_empty() => Ok(Self {
-                payouts_table: t,
-                vexora_secret_id: s,
-                vexora_base_url: b,
-                vexora_notify_url: n,
-                vexora_timeout: d,
-                reconcile_processing_age: chrono::Duration::minutes(i64::from(p)),
-                reconcile_give_up_after: chrono::Duration::hours(i64::from(g)),
-                reconcile_max_orders: m,
-                previous_secret_grace: grace,
+        // Every variable was read and every problem collected above; a value is missing only
+        // where a problem was noted.
+        let config = || -> Option<Self> {
+            Some(Self {
+                payouts_table: table?,
+                vexora_secret_id: secret_id?,
+                vexora_base_url: base?,
+                vexora_notify_url: notify?,
+                vexora_timeout: timeout?,
+                reconcile_processing_age: chrono::Duration::minutes(i64::from(processing_age?)),
+                reconcile_give_up_after: chrono::Duration::hours(i64::from(give_up?)),
+                reconcile_max_orders: max_orders?,
+                previous_secret_grace: grace?,
                 environment: environment(&lookup),
                 batch_queue_url: queue,
-            }),
+            })
+        };
+        match config() {
+            Some(config) if errors.is_empty() => Ok(config),
             _ => Err(ConfigError(errors)),
         }
     }

@@ -128,11 +128,11 @@ fn batch(records: Vec<serde_json::Value>) -> serde_json::Value {
     serde_json::json!({ "Records": records })
 }
 
-fn failures(answer: &BatchResponse) -> Vec<&str> {
+fn failures(answer: &DynamoDbEventResponse) -> Vec<&str> {
     answer
         .batch_item_failures
         .iter()
-        .map(|f| f.item_identifier.as_str())
+        .filter_map(|f| f.item_identifier.as_deref())
         .collect()
 }
 

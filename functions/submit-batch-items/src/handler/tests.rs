@@ -54,7 +54,7 @@ async fn queued(w: &TestWorker, n: usize) -> Vec<String> {
     batch.items.iter().map(|i| i.trade_no.to_string()).collect()
 }
 
-fn event(trade_nos: &[String]) -> serde_json::Value {
+fn event(trade_nos: &[String]) -> SqsEvent {
     let records: Vec<_> = trade_nos
         .iter()
         .enumerate()
@@ -63,7 +63,7 @@ fn event(trade_nos: &[String]) -> serde_json::Value {
                 serde_json::json!({"batchId": "WB", "tradeNo": t}).to_string()})
         })
         .collect();
-    serde_json::json!({ "Records": records })
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
 }
 
 /// Vexora answers each item's submit with `status`, naming that item.
@@ -180,11 +180,12 @@ async fn without_time_or_storage_nothing_is_taken_and_the_message_comes_back() {
 #[tokio::test]
 async fn messages_that_name_no_item_are_dropped_without_a_call() {
     let w = worker(vexora_answer("0000", Some("0015"), "-"));
-    let event = serde_json::json!({"Records": [
+    let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
         {"messageId": "a", "body": "not json"},
         {"messageId": "b", "body": "{\"batchId\":\"X\",\"tradeNo\":\"bad tradeNo!\"}"},
         {"messageId": "c", "body": "{\"batchId\":\"X\",\"tradeNo\":\"NOT-STORED\"}"},
-    ]});
+    ]}))
+    .unwrap();
     let answer = w.handle(&event, later()).await;
     assert!(answer.batch_item_failures.is_empty());
     assert!(w.gateway.submits().is_empty());
