@@ -10,7 +10,8 @@ use payout_app::batch::{
     Adopted, BatchId, BatchMessage, BatchQueue, BatchRecord, BatchStore, QueueError,
 };
 use payout_app::store::{
-    CheckClaim, Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned,
+    Annotation, CheckClaim, Created, DueCursor, DuePage, OrderStore, StoreError, Transition,
+    Transitioned,
 };
 use payout_domain::TradeNo;
 use payout_domain::order::Order;
@@ -158,9 +159,13 @@ impl OrderStore for SimStore {
         .await
     }
 
-    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<Option<Order>, StoreError> {
-        self.call("keep", trade_no.as_str(), Some(trade_no), || {
-            self.inner.keep(trade_no, keep)
+    async fn annotate(
+        &self,
+        trade_no: &TradeNo,
+        annotation: &Annotation,
+    ) -> Result<Option<Order>, StoreError> {
+        self.call("annotate", trade_no.as_str(), Some(trade_no), || {
+            self.inner.annotate(trade_no, annotation)
         })
         .await
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use payout_app::apply::{Applied, Applier, Schedule, backoff, settle_abandoned};
 use payout_app::metrics::{self, Metrics};
-use payout_app::resolve::query_and_apply;
+use payout_app::query::query_and_apply;
 use payout_app::secrets::{SecretStore, Secrets};
 use payout_app::store::{CheckClaim, DueCursor, OrderStore, StoreError};
 use payout_aws::time_budget::MARGIN;

@@ -10,12 +10,12 @@ use reconcile_payouts::handler::{Reconciler, deadline_of};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
-    let gateway = runtime.vexora()?;
+    let (gateway, vexora) = runtime.vexora()?;
     let queue = runtime.batch_queue();
     let config = &runtime.config;
     let reconciler = Reconciler {
         metrics: runtime.metrics("reconcile-payouts"),
-        abandoned_after: pending_abandoned_after(config.vexora_timeout),
+        abandoned_after: pending_abandoned_after(vexora.timeout),
         schedule: Schedule::from(config),
         give_up_after: config.reconcile_give_up_after,
         max_orders: config.reconcile_max_orders,

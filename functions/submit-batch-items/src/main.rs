@@ -10,13 +10,13 @@ use submit_batch_items::handler::{SqsEvent, Worker};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
-    let gateway = runtime.vexora()?;
+    let (gateway, vexora) = runtime.vexora()?;
     let worker = Worker {
         metrics: runtime.metrics("submit-batch-items"),
-        abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
+        abandoned_after: pending_abandoned_after(vexora.timeout),
         schedule: Schedule::from(&runtime.config),
-        notify_url: runtime.config.vexora_notify_url,
-        worst_item: time_budget::batch_item_worst_case(runtime.config.vexora_timeout),
+        notify_url: vexora.notify_url,
+        worst_item: time_budget::batch_item_worst_case(vexora.timeout),
         store: runtime.store,
         gateway,
         secrets: runtime.secrets,

@@ -11,13 +11,13 @@ use submit_payout::handler::{App, handle};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let runtime = Runtime::start().await?;
-    let gateway = runtime.vexora()?;
+    let (gateway, vexora) = runtime.vexora()?;
     let queue = runtime.batch_queue();
     let app = App {
         metrics: runtime.metrics("submit-payout"),
-        abandoned_after: pending_abandoned_after(runtime.config.vexora_timeout),
+        abandoned_after: pending_abandoned_after(vexora.timeout),
         schedule: Schedule::from(&runtime.config),
-        notify_url: runtime.config.vexora_notify_url,
+        notify_url: vexora.notify_url,
         store: runtime.store,
         gateway,
         secrets: runtime.secrets,

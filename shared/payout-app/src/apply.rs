@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::metrics::{self, Metrics};
-use crate::store::{Keep, OrderStore, StoreError, Transition, Transitioned};
+use crate::store::{Annotation, OrderStore, StoreError, Transition, Transitioned};
 use payout_domain::order::{
     Anomaly, AnomalyReason, Decision, HistoryEntry, Order, OrderStatus, ReportSource, Reported,
     VexoraAnswer, decide,
@@ -349,7 +349,7 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
                 .await;
         }
         if suspicious.is_some() {
-            return self.keep(current, report, entry, suspicious, now).await;
+            return self.annotate(current, report, entry, suspicious, now).await;
         }
         // Evidence ranks: a failure that stronger evidence outranks is kept, and moves nothing.
         if to == OrderStatus::Failed
@@ -358,7 +358,7 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
                 || (transition.refusal && !Transition::knows_nothing(&current)))
         {
             let reason = Some(AnomalyReason::OutrankedFailure);
-            return self.keep(current, report, entry, reason, now).await;
+            return self.annotate(current, report, entry, reason, now).await;
         }
         match decide(current.status, reported) {
             // A report that tells what the order does not hold yet is kept (one more write): that
@@ -366,7 +366,7 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             // submit answer `5000` whose data says `0000`, stale behind a webhook) or Vexora's
             // reference for an order without one.
             Decision::Duplicate | Decision::Stale if adds_evidence(&current, report, &entry) => {
-                self.keep(current, report, entry, None, now).await
+                self.annotate(current, report, entry, None, now).await
             }
             // Nothing to keep: the order already says it (or more). Not written, so a duplicate
             // costs one call (the refused guard); the log line is its record.
@@ -379,7 +379,7 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
                 Ok(Applied::Stale(current))
             }
             Decision::Anomaly => {
-                self.keep(
+                self.annotate(
                     current,
                     report,
                     entry,
@@ -435,11 +435,11 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
                 None => return Ok(Applied::NotFound),
             },
         };
-        self.keep(order, report, entry, Some(reason), now).await
+        self.annotate(order, report, entry, Some(reason), now).await
     }
 
     /// Keeps the report on the order without moving it (and the anomaly, if any).
-    async fn keep(
+    async fn annotate(
         &self,
         order: Order,
         report: &Report,
@@ -458,11 +458,11 @@ impl<S: OrderStore, M: Metrics> Applier<'_, S, M> {
             unchanged(&order, report, "anomaly already kept");
             return Ok(Applied::Flagged(order, new.reason));
         }
-        let keep = Keep::new(&order, Some(entry), anomaly, write_id());
-        let Some(order) = self.store.keep(&order.trade_no, &keep).await? else {
+        let annotation = Annotation::new(&order, Some(entry), anomaly, write_id());
+        let Some(order) = self.store.annotate(&order.trade_no, &annotation).await? else {
             return Ok(Applied::NotFound);
         };
-        if let Some(reason) = keep.anomaly.as_ref().map(|a| a.reason) {
+        if let Some(reason) = annotation.anomaly.as_ref().map(|a| a.reason) {
             self.raise(&order.trade_no, report.source, reason);
             return Ok(Applied::Flagged(order, reason));
         }

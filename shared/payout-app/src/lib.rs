@@ -6,7 +6,7 @@
 //! - [`submit`]: sign, send, and record what came back;
 //! - [`apply`]: the one rule that applies every report about a payout (answers, webhooks,
 //!   queries) and settles an abandoned intent;
-//! - [`resolve`]: ask Vexora about an order without a final answer;
+//! - [`query`]: ask Vexora about an order without a final answer, and apply the answer;
 //! - [`review`]: what a report said, and an operator's resolution;
 //! - [`balance`], [`batch`]: the merchant's balance and batches.
 //!
@@ -18,7 +18,7 @@ pub mod batch;
 pub mod events;
 pub mod intent;
 pub mod metrics;
-pub mod resolve;
+pub mod query;
 pub mod review;
 pub mod secrets;
 pub mod store;

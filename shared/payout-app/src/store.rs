@@ -53,7 +53,7 @@ pub struct Transition {
     /// When set, the move happens only if the order is for this amount.
     pub expected_amount: Option<Amount>,
     /// A report to keep in the order's history in the same write. Transitions append without a
-    /// bound: an order moves at most four times, so only [`Keep`] writes need one.
+    /// bound: an order moves at most four times, so only [`Annotation`] writes need one.
     pub history: Option<HistoryEntry>,
     /// An anomaly to keep in the same write (an undocumented status moves a `PENDING` order
     /// and is flagged at once).
@@ -136,11 +136,11 @@ pub enum Transitioned {
     NotFound,
 }
 
-/// Keeps a report on an order without changing its state: its history entry and, when it is
-/// an anomaly, the anomaly, both in one write. Built from the order as last read, so each
+/// An annotation: a report kept on an order without changing its state (its history entry and,
+/// when it is an anomaly, the anomaly), both in one write. Built from the order as last read, so each
 /// bounded list is appended to only while it has room (the counts go on).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keep {
+pub struct Annotation {
     pub history: Option<HistoryEntry>,
     pub anomaly: Option<Anomaly>,
     /// Whether each list still has room, from the order as last read.
@@ -150,7 +150,7 @@ pub struct Keep {
     pub write_id: String,
 }
 
-impl Keep {
+impl Annotation {
     /// Whether this keep carries a report that says the payout was paid
     /// ([`crate::review::says_paid`]): the store notes it once in `reportedPaidAt`.
     pub fn says_paid(&self) -> bool {
@@ -243,13 +243,14 @@ pub trait OrderStore: Send + Sync {
         min_interval: chrono::Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Keeps a report (history, anomaly) on an order without changing its state, in one
-    /// write, once: a retry of a keep that landed (whatever was written since) writes nothing.
+    /// Annotates an order: keeps a report (history, anomaly) on it without changing its state,
+    /// in one write, once: a retry of an annotation that landed (whatever was written since)
+    /// writes nothing.
     /// The order as stored after it; `None` when the order does not exist.
-    fn keep(
+    fn annotate(
         &self,
         trade_no: &TradeNo,
-        keep: &Keep,
+        annotation: &Annotation,
     ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
 
     /// Unresolved orders whose next check is at or before `now`, oldest first.

@@ -7,7 +7,7 @@ use chrono::TimeZone;
 
 use chrono::{DateTime, Utc};
 use payout_app::apply::*;
-use payout_app::store::{Keep, OrderStore};
+use payout_app::store::{Annotation, OrderStore};
 use payout_domain::TradeNo;
 use payout_domain::order::{Anomaly, AnomalyReason, Order, OrderStatus, ReportSource};
 use vexora::{Exchange, Operation, ReportedAmount};
@@ -636,12 +636,24 @@ async fn a_keep_retried_after_another_write_lands_once() {
         reason: AnomalyReason::ContradictsFinalState,
         report: Default::default(),
     };
-    let keep = Keep::new(&known, None, Some(anomaly.clone()), "keep-1".into());
-    assert!(w.store.keep(&tn("EV5"), &keep).await.unwrap().is_some());
-    let other = Keep::new(&known, None, Some(anomaly), "keep-2".into());
-    assert!(w.store.keep(&tn("EV5"), &other).await.unwrap().is_some());
+    let annotation = Annotation::new(&known, None, Some(anomaly.clone()), "keep-1".into());
+    assert!(
+        w.store
+            .annotate(&tn("EV5"), &annotation)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let other = Annotation::new(&known, None, Some(anomaly), "keep-2".into());
+    assert!(
+        w.store
+            .annotate(&tn("EV5"), &other)
+            .await
+            .unwrap()
+            .is_some()
+    );
 
-    let again = w.store.keep(&tn("EV5"), &keep).await.unwrap();
+    let again = w.store.annotate(&tn("EV5"), &annotation).await.unwrap();
 
     assert_eq!(again.map(|o| o.anomaly_count), Some(2));
     assert_eq!(w.order("EV5").anomaly_count, 2, "kept once each");

@@ -2,7 +2,7 @@
 //! secret; the Vexora client and the batch queue only for the functions that use them. A failure
 //! stops init with a message that names its cause.
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, VexoraConfig};
 use crate::secrets::SecretsManagerStore;
 use crate::store::DynamoOrderStore;
 use payout_app::secrets::{DEFAULT_TTL, Secrets};
@@ -74,11 +74,15 @@ impl Runtime {
         })
     }
 
-    /// The Vexora client, for the functions that call Vexora; a failure is logged as init's.
-    pub fn vexora(&self) -> Result<VexoraClient, InitError> {
-        VexoraClient::new(&self.config.vexora_base_url, self.config.vexora_timeout)
-            .map_err(InitError::from)
-            .inspect_err(|e| tracing::error!(error = %e, "init failed"))
+    /// Vexora's endpoint ([`VexoraConfig`]) and a client for it, for the functions that call
+    /// Vexora (the webhook does not, and needs no Vexora URL); a failure is logged as init's.
+    pub fn vexora(&self) -> Result<(VexoraClient, VexoraConfig), InitError> {
+        let connect = || -> Result<_, InitError> {
+            let config = VexoraConfig::from_env()?;
+            let client = VexoraClient::new(&config.base_url, config.timeout)?;
+            Ok((client, config))
+        };
+        connect().inspect_err(|e| tracing::error!(error = %e, "init failed"))
     }
 
     /// `PAYOUT_BATCH_QUEUE_URL`'s queue, when configured, for the functions that queue batch

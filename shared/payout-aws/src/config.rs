@@ -51,14 +51,12 @@ pub const ALL_VARIABLES: [&str; 12] = [
 pub const DEFAULT_VEXORA_TIMEOUT: Duration = Duration::from_millis(8000);
 const MAX_VEXORA_TIMEOUT_MS: u64 = 60_000;
 
-/// The validated configuration shared by the functions.
+/// The validated configuration every function reads. The functions that call Vexora read
+/// [`VexoraConfig`] as well; the webhook does not, so it needs no Vexora URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub payouts_table: String,
     pub vexora_secret_id: String,
-    pub vexora_base_url: Url,
-    pub vexora_notify_url: Url,
-    pub vexora_timeout: Duration,
     /// A `PROCESSING` order is first queried this long after it got there.
     pub reconcile_processing_age: chrono::Duration,
     /// Past this age an unresolved order is marked for manual review.
@@ -105,60 +103,8 @@ impl Config {
     /// Reads through `lookup` so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut errors = Vec::new();
-        let mut required = |name: &'static str| match lookup(name) {
-            Some(v) if !v.trim().is_empty() => Some(v),
-            _ => {
-                errors.push(VarError {
-                    variable: name,
-                    problem: "is missing or empty".into(),
-                });
-                None
-            }
-        };
-        let table = required(PAYOUTS_TABLE);
-        let secret_id = required(VEXORA_SECRET_ID);
-        let base = required(VEXORA_BASE_URL);
-        let notify = required(VEXORA_NOTIFY_URL);
-        let mut check = |name: &'static str, r: Result<Url, String>| {
-            r.map_err(|problem| {
-                errors.push(VarError {
-                    variable: name,
-                    problem,
-                })
-            })
-            .ok()
-        };
-        let production = lookup(PAYOUTS_ENVIRONMENT).is_some_and(|e| e.trim() == "prod");
-        let base = base.and_then(|v| {
-            check(
-                VEXORA_BASE_URL,
-                parse_url(&v).and_then(|url| {
-                    if production && is_sandbox(&url) {
-                        Err("is Vexora's sandbox, which prod must not call".into())
-                    } else {
-                        Ok(url)
-                    }
-                }),
-            )
-        });
-        let notify = notify.and_then(|v| check(VEXORA_NOTIFY_URL, parse_url(&v)));
-        let timeout = match lookup(VEXORA_TIMEOUT_MS) {
-            None => Some(DEFAULT_VEXORA_TIMEOUT),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(ms) if (1..=MAX_VEXORA_TIMEOUT_MS).contains(&ms) => {
-                    Some(Duration::from_millis(ms))
-                }
-                _ => {
-                    errors.push(VarError {
-                        variable: VEXORA_TIMEOUT_MS,
-                        problem: format!(
-                            "must be a whole number of milliseconds from 1 to {MAX_VEXORA_TIMEOUT_MS}"
-                        ),
-                    });
-                    None
-                }
-            },
-        };
+        let table = required(&lookup, PAYOUTS_TABLE, &mut errors);
+        let secret_id = required(&lookup, VEXORA_SECRET_ID, &mut errors);
         let mut number = |name: &'static str, default: u32, max: u32| match lookup(name) {
             None => Some(default),
             Some(v) => match v.trim().parse::<u32>() {
@@ -209,9 +155,6 @@ impl Config {
             Some(Self {
                 payouts_table: table?,
                 vexora_secret_id: secret_id?,
-                vexora_base_url: base?,
-                vexora_notify_url: notify?,
-                vexora_timeout: timeout?,
                 reconcile_processing_age: chrono::Duration::minutes(i64::from(processing_age?)),
                 reconcile_give_up_after: chrono::Duration::hours(i64::from(give_up?)),
                 reconcile_max_orders: max_orders?,
@@ -223,6 +166,97 @@ impl Config {
         match config() {
             Some(config) if errors.is_empty() => Ok(config),
             _ => Err(ConfigError(errors)),
+        }
+    }
+}
+
+/// Vexora's endpoint, for the functions that call it (`submit-payout`, `reconcile-payouts`,
+/// `submit-batch-items`, the operator tool's `refresh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VexoraConfig {
+    pub base_url: Url,
+    pub notify_url: Url,
+    pub timeout: Duration,
+}
+
+impl VexoraConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads through `lookup` so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut errors = Vec::new();
+        let base = required(&lookup, VEXORA_BASE_URL, &mut errors);
+        let notify = required(&lookup, VEXORA_NOTIFY_URL, &mut errors);
+        let mut check = |name: &'static str, r: Result<Url, String>| {
+            r.map_err(|problem| {
+                errors.push(VarError {
+                    variable: name,
+                    problem,
+                })
+            })
+            .ok()
+        };
+        let production = lookup(PAYOUTS_ENVIRONMENT).is_some_and(|e| e.trim() == "prod");
+        let base = base.and_then(|v| {
+            check(
+                VEXORA_BASE_URL,
+                parse_url(&v).and_then(|url| {
+                    if production && is_sandbox(&url) {
+                        Err("is Vexora's sandbox, which prod must not call".into())
+                    } else {
+                        Ok(url)
+                    }
+                }),
+            )
+        });
+        let notify = notify.and_then(|v| check(VEXORA_NOTIFY_URL, parse_url(&v)));
+        let timeout = match lookup(VEXORA_TIMEOUT_MS) {
+            None => Some(DEFAULT_VEXORA_TIMEOUT),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if (1..=MAX_VEXORA_TIMEOUT_MS).contains(&ms) => {
+                    Some(Duration::from_millis(ms))
+                }
+                _ => {
+                    errors.push(VarError {
+                        variable: VEXORA_TIMEOUT_MS,
+                        problem: format!(
+                            "must be a whole number of milliseconds from 1 to {MAX_VEXORA_TIMEOUT_MS}"
+                        ),
+                    });
+                    None
+                }
+            },
+        };
+        let config = || -> Option<Self> {
+            Some(Self {
+                base_url: base?,
+                notify_url: notify?,
+                timeout: timeout?,
+            })
+        };
+        match config() {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(ConfigError(errors)),
+        }
+    }
+}
+
+/// A variable that must be set and not blank; its absence is noted in `errors`.
+fn required(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    errors: &mut Vec<VarError>,
+) -> Option<String> {
+    match lookup(name) {
+        Some(v) if !v.trim().is_empty() => Some(v),
+        _ => {
+            errors.push(VarError {
+                variable: name,
+                problem: "is missing or empty".into(),
+            });
+            None
         }
     }
 }
@@ -355,24 +389,40 @@ mod tests {
         v
     }
 
-    fn load(pairs: Vec<(String, String)>) -> Result<Config, ConfigError> {
+    /// Both halves, as a function that calls Vexora reads them, their problems together.
+    fn load(pairs: Vec<(String, String)>) -> Result<(Config, VexoraConfig), ConfigError> {
         let map: HashMap<String, String> = pairs.into_iter().collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        both(|k| map.get(k).cloned())
+    }
+
+    fn both(
+        lookup: impl Fn(&str) -> Option<String> + Copy,
+    ) -> Result<(Config, VexoraConfig), ConfigError> {
+        match (
+            Config::from_lookup(lookup),
+            VexoraConfig::from_lookup(lookup),
+        ) {
+            (Ok(c), Ok(v)) => Ok((c, v)),
+            (c, v) => Err(ConfigError(
+                [c.err(), v.err()]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|e| e.0)
+                    .collect(),
+            )),
+        }
     }
 
     #[test]
     fn a_complete_environment_loads_with_the_default_timeout() {
-        let c = Config::from_lookup(env(GOOD)).unwrap();
+        let (c, v) = both(&env(GOOD)).unwrap();
         assert_eq!(c.payouts_table, "payouts");
-        assert_eq!(c.vexora_timeout, Duration::from_millis(8000));
+        assert_eq!(v.timeout, Duration::from_millis(8000));
         assert_eq!(c.reconcile_processing_age, chrono::Duration::minutes(15));
         assert_eq!(c.reconcile_give_up_after, chrono::Duration::hours(72));
         assert_eq!(c.reconcile_max_orders, 100);
         assert_eq!(c.previous_secret_grace, Duration::from_secs(86_400));
-        assert_eq!(
-            c.vexora_base_url.as_str(),
-            "https://sandbox-api.vexora.com/japan"
-        );
+        assert_eq!(v.base_url.as_str(), "https://sandbox-api.vexora.com/japan");
     }
 
     #[test]
@@ -411,8 +461,8 @@ mod tests {
         ] {
             assert!(load(with(VEXORA_BASE_URL, Some(url))).is_ok(), "{url}");
         }
-        let c = load(with(VEXORA_TIMEOUT_MS, Some("250"))).unwrap();
-        assert_eq!(c.vexora_timeout, Duration::from_millis(250));
+        let (_, v) = load(with(VEXORA_TIMEOUT_MS, Some("250"))).unwrap();
+        assert_eq!(v.timeout, Duration::from_millis(250));
     }
 
     #[test]
@@ -460,8 +510,21 @@ mod tests {
     }
 
     #[test]
+    fn the_webhook_needs_no_vexora_url() {
+        let vars: Vec<(&str, &str)> = GOOD
+            .iter()
+            .copied()
+            .filter(|(k, _)| !k.starts_with("VEXORA_") || *k == VEXORA_SECRET_ID)
+            .collect();
+        assert!(Config::from_lookup(env(&vars)).is_ok());
+        let err = VexoraConfig::from_lookup(env(&vars)).unwrap_err();
+        let names: Vec<_> = err.0.iter().map(|e| e.variable).collect();
+        assert_eq!(names, [VEXORA_BASE_URL, VEXORA_NOTIFY_URL]);
+    }
+
+    #[test]
     fn all_problems_are_reported_together() {
-        let err = Config::from_lookup(|_| None).unwrap_err();
+        let err = both(|_| None).unwrap_err();
         let names: Vec<_> = err.0.iter().map(|e| e.variable).collect();
         assert_eq!(
             names,

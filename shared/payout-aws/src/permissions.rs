@@ -85,8 +85,8 @@ pub struct Needs {
 
 const NOTHING: &[&str] = &[];
 
-/// `submit-payout`: create, get, transition, delete_pending, keep; refresh uses claim_refresh
-/// and the resolver (transition, keep); batches store queued items and their record, read
+/// `submit-payout`: create, get, transition, delete_pending, annotate; refresh uses claim_refresh
+/// and the query (transition, annotate); batches store queued items and their record, read
 /// many, and queue the items.
 pub const SUBMIT_PAYOUT: Needs = Needs {
     binary: "submit-payout",
@@ -105,7 +105,7 @@ pub const SUBMIT_PAYOUT: Needs = Needs {
     batch_queue: &BATCH_QUEUE_SEND,
 };
 
-/// `payout-webhook`: transition, get, keep.
+/// `payout-webhook`: transition, get, annotate.
 pub const PAYOUT_WEBHOOK: Needs = Needs {
     binary: "payout-webhook",
     table: &[store::GET, store::TRANSITION],

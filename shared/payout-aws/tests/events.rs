@@ -6,7 +6,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use payout_app::apply::{Applier, Report, Schedule};
-use payout_app::store::{Keep, OrderStore};
+use payout_app::store::{Annotation, OrderStore};
 use payout_aws::events::stream::StreamRecord;
 use payout_aws::store::order_to_image;
 use payout_domain::TradeNo;
@@ -220,9 +220,9 @@ async fn a_write_that_only_annotates_and_a_withdrawn_intent_are_no_events() {
     let order = r.last.clone().unwrap();
     assert!(
         r.store
-            .keep(
+            .annotate(
                 &order.trade_no,
-                &Keep::new(&order, None, None, "w-1".into())
+                &Annotation::new(&order, None, None, "w-1".into())
             )
             .await
             .unwrap()

@@ -13,7 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use payout_app::secrets::{SecretStore, Stage, StoredSecret};
 use payout_app::store::{
-    CheckClaim, Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned,
+    Annotation, CheckClaim, Created, DueCursor, DuePage, OrderStore, StoreError, Transition,
+    Transitioned,
 };
 use vexora::credentials::{SecretError, VexoraCredentials};
 
@@ -262,41 +263,45 @@ impl OrderStore for InMemoryStore {
         }
     }
 
-    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<Option<Order>, StoreError> {
-        self.enter("keep")?;
+    async fn annotate(
+        &self,
+        trade_no: &TradeNo,
+        annotation: &Annotation,
+    ) -> Result<Option<Order>, StoreError> {
+        self.enter("annotate")?;
         let mut orders = self.lock();
         let Some(order) = orders.get_mut(trade_no) else {
             return Ok(None);
         };
-        let id = (trade_no.as_str().to_owned(), keep.write_id.clone());
+        let id = (trade_no.as_str().to_owned(), annotation.write_id.clone());
         if !guarded(&self.kept).insert(id) {
             return Ok(Some(order.clone()));
         }
-        if keep.says_paid()
-            && let Some(at) = keep
+        if annotation.says_paid()
+            && let Some(at) = annotation
                 .history
                 .as_ref()
                 .map(|h| h.at)
-                .or(keep.anomaly.as_ref().map(|a| a.at))
+                .or(annotation.anomaly.as_ref().map(|a| a.at))
         {
             order.reported_paid_at.get_or_insert(at);
         }
-        if let Some(entry) = &keep.history
-            && keep.history_room
+        if let Some(entry) = &annotation.history
+            && annotation.history_room
         {
             order.history.push(entry.clone());
         }
-        if let Some(anomaly) = &keep.anomaly {
-            if keep.anomalies_room {
+        if let Some(anomaly) = &annotation.anomaly {
+            if annotation.anomalies_room {
                 order.anomalies.push(anomaly.clone());
             }
             order.anomaly_count += 1;
             order.last_anomaly = Some(anomaly.clone());
         }
-        order.last_write = Some(keep.write_id.clone());
+        order.last_write = Some(annotation.write_id.clone());
         let kept = order.clone();
         drop(orders);
-        self.applied_then_failed("keep")?;
+        self.applied_then_failed("annotate")?;
         Ok(Some(kept))
     }
 

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use payout_app::apply::{Applied, Applier, Schedule, settle_abandoned};
-use payout_app::resolve::query_and_apply;
+use payout_app::query::query_and_apply;
 use payout_app::store::{OrderStore, Transitioned};
 use payout_aws::bootstrap::Runtime;
 use payout_aws::config::PAYOUTS_TABLE;
@@ -248,7 +248,7 @@ async fn find(store: &impl OrderStore, trade_no: &str) -> Result<Order, Failure>
 
 async fn refresh(trade_no: &str, json: bool) -> Result<(), Failure> {
     let runtime = Runtime::init().await.map_err(broken)?;
-    let vexora = runtime.vexora().map_err(broken)?;
+    let (vexora, endpoint) = runtime.vexora().map_err(broken)?;
     let order = find(&runtime.store, trade_no).await?;
     if order.status.is_final() {
         return Err(refused(format!(
@@ -257,7 +257,7 @@ async fn refresh(trade_no: &str, json: bool) -> Result<(), Failure> {
         )));
     }
     let now = Utc::now();
-    let abandoned_after = pending_abandoned_after(runtime.config.vexora_timeout);
+    let abandoned_after = pending_abandoned_after(endpoint.timeout);
     if order.status == OrderStatus::Pending && !order.is_abandoned(now, abandoned_after) {
         return Err(refused(format!(
             "{trade_no} is PENDING and its submit may still be running; try again in a minute"

@@ -4,6 +4,9 @@
 
 use super::*;
 use chrono::TimeZone;
+use lambda_http::http::header;
+use payout_app::batch::BatchId;
+use payout_domain::FieldError;
 use payout_testkit::{
     FakeSecretStore, InMemoryStore, RecordingMetrics, ScriptedGateway, vexora_answer,
 };

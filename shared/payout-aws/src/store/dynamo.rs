@@ -13,7 +13,8 @@ use super::plan::{self, UpdatePlan};
 use super::schema::{self, attr};
 use super::{unavailable, unbuildable};
 use payout_app::store::{
-    CheckClaim, Created, DueCursor, DuePage, Keep, OrderStore, StoreError, Transition, Transitioned,
+    Annotation, CheckClaim, Created, DueCursor, DuePage, OrderStore, StoreError, Transition,
+    Transitioned,
 };
 use payout_domain::TradeNo;
 use payout_domain::order::{Order, OrderStatus};
@@ -250,11 +251,20 @@ impl OrderStore for DynamoOrderStore {
         conditional(result)
     }
 
-    async fn keep(&self, trade_no: &TradeNo, keep: &Keep) -> Result<Option<Order>, StoreError> {
+    async fn annotate(
+        &self,
+        trade_no: &TradeNo,
+        annotation: &Annotation,
+    ) -> Result<Option<Order>, StoreError> {
         // Refused with an item: this very write already landed; without one: no such order.
-        Ok(match self.update(trade_no, plan::keep(keep), true).await? {
-            Ok(order) | Err(order) => order,
-        })
+        Ok(
+            match self
+                .update(trade_no, plan::annotate(annotation), true)
+                .await?
+            {
+                Ok(order) | Err(order) => order,
+            },
+        )
     }
 
     async fn due_for_check(

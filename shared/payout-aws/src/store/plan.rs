@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::codec::{anomaly_to_attr, answer_to_attr, history_to_attr, n, s, timestamp};
 use super::schema::attr;
 use chrono::{DateTime, Utc};
-use payout_app::store::{Keep, StoreError, Transition};
+use payout_app::store::{Annotation, StoreError, Transition};
 use payout_domain::order::{Anomaly, OrderStatus};
 
 /// One `UpdateItem`'s expressions and their placeholders.
@@ -57,7 +57,7 @@ impl UpdatePlan {
         self.add.push(format!("{count} {one}"));
     }
 
-    /// Notes, once, that a report said the payout was paid ([`Transition::says_paid`], [`Keep::says_paid`]).
+    /// Notes, once, that a report said the payout was paid ([`Transition::says_paid`], [`Annotation::says_paid`]).
     fn reported_paid(&mut self, at: DateTime<Utc>) {
         let name = self.name(attr::REPORTED_PAID_AT);
         let value = self.value("paidAt", s(&timestamp(at)));
@@ -209,10 +209,10 @@ pub fn transition(t: &Transition) -> Result<UpdatePlan, StoreError> {
     Ok(p)
 }
 
-/// The write of a [`Keep`]: the history entry and the anomaly, each appended while its list has
+/// The write of a [`Annotation`]: the history entry and the anomaly, each appended while its list has
 /// room and counted always; refused when the order is gone or when this very write already
 /// landed (a retry finds its own `lastWrite`).
-pub fn keep(k: &Keep) -> UpdatePlan {
+pub fn annotate(k: &Annotation) -> UpdatePlan {
     let mut p = UpdatePlan::default();
     let key = p.name(attr::TRADE_NO);
     let last = p.name(attr::LAST_WRITE);
@@ -220,7 +220,7 @@ pub fn keep(k: &Keep) -> UpdatePlan {
     let kept = p.name(attr::KEPT_WRITES);
     let ids = p.value("kept", AttributeValue::Ss(vec![k.write_id.clone()]));
     p.conditions.push(format!("attribute_exists({key})"));
-    // A keep lands once: its id stays in the item's set of kept writes, so an SDK retry that
+    // An annotation lands once: its id stays in the item's set of kept writes, so an SDK retry that
     // comes after other writes still finds it.
     p.conditions.push(format!(
         "(attribute_not_exists({kept}) OR NOT contains({kept}, {write}))"
@@ -405,7 +405,7 @@ mod tests {
             reason: payout_domain::order::AnomalyReason::AmountMismatch,
             report: Default::default(),
         };
-        let room = keep(&Keep {
+        let room = annotate(&Annotation {
             history: Some(entry()),
             anomaly: Some(anomaly.clone()),
             history_room: true,
@@ -423,7 +423,7 @@ mod tests {
         );
         assert_consistent(&room);
 
-        let full = keep(&Keep {
+        let full = annotate(&Annotation {
             history: Some(entry()),
             anomaly: Some(anomaly),
             history_room: false,
@@ -438,7 +438,7 @@ mod tests {
         );
         assert_consistent(&full);
 
-        let history_only = keep(&Keep {
+        let history_only = annotate(&Annotation {
             history: Some(entry()),
             anomaly: None,
             history_room: true,

@@ -55,7 +55,7 @@ fn move_to(to: OrderStatus, minutes: i64) -> Transition {
 }
 
 /// Keeps `history` and `anomaly` on the order as it stands now.
-async fn keep(
+async fn annotate(
     store: &impl OrderStore,
     trade_no: &str,
     history: Option<HistoryEntry>,
@@ -63,9 +63,9 @@ async fn keep(
 ) -> bool {
     let known = store.get(&tn(trade_no)).await.unwrap().unwrap();
     store
-        .keep(
+        .annotate(
             &tn(trade_no),
-            &Keep::new(&known, history, anomaly, payout_app::apply::write_id()),
+            &Annotation::new(&known, history, anomaly, payout_app::apply::write_id()),
         )
         .await
         .unwrap()
@@ -212,13 +212,13 @@ async fn a_refresh_is_claimed_at_most_once_per_interval(store: &(impl OrderStore
 async fn a_keep_retried_after_another_write_lands_once(store: &(impl OrderStore + BatchStore)) {
     store.create(&order("KR1", 1500)).await.unwrap();
     let known = store.get(&tn("KR1")).await.unwrap().unwrap();
-    let first = Keep::new(&known, Some(notification(1)), None, "keep-a".into());
-    let second = Keep::new(&known, Some(notification(2)), None, "keep-b".into());
-    store.keep(&tn("KR1"), &first).await.unwrap();
-    store.keep(&tn("KR1"), &second).await.unwrap();
+    let first = Annotation::new(&known, Some(notification(1)), None, "keep-a".into());
+    let second = Annotation::new(&known, Some(notification(2)), None, "keep-b".into());
+    store.annotate(&tn("KR1"), &first).await.unwrap();
+    store.annotate(&tn("KR1"), &second).await.unwrap();
 
     // The SDK sends the first again (its answer was lost) after the second landed.
-    let again = store.keep(&tn("KR1"), &first).await.unwrap();
+    let again = store.annotate(&tn("KR1"), &first).await.unwrap();
 
     assert_eq!(again.map(|o| o.history.len()), Some(2));
     assert_eq!(
@@ -251,7 +251,7 @@ async fn a_refusal_moves_only_an_order_of_which_nothing_else_is_known(
     ));
     // PENDING still, but a report was kept on it (history): refused too.
     store.create(&order("RF3", 1500)).await.unwrap();
-    assert!(keep(store, "RF3", Some(notification(1)), None).await);
+    assert!(annotate(store, "RF3", Some(notification(1)), None).await);
     assert!(matches!(
         store.transition(&tn("RF3"), &refusal(3)).await.unwrap(),
         Transitioned::Rejected(_)
@@ -597,7 +597,7 @@ async fn a_transition_keeps_its_notification_in_the_history(store: &impl OrderSt
     t.history = Some(notification(1));
 
     store.transition(&tn("HIS1"), &t).await.unwrap();
-    assert!(keep(store, "HIS1", Some(notification(2)), None).await);
+    assert!(annotate(store, "HIS1", Some(notification(2)), None).await);
 
     let stored = store.get(&tn("HIS1")).await.unwrap().unwrap();
     assert_eq!(stored.history, vec![notification(1), notification(2)]);
@@ -607,7 +607,7 @@ async fn a_transition_keeps_its_notification_in_the_history(store: &impl OrderSt
 async fn a_full_history_never_blocks_a_transition(store: &impl OrderStore) {
     store.create(&order("HIS2", 1500)).await.unwrap();
     for i in 0..schema::MAX_HISTORY_KEPT as i64 + 2 {
-        assert!(keep(store, "HIS2", Some(notification(i)), None).await);
+        assert!(annotate(store, "HIS2", Some(notification(i)), None).await);
     }
     let mut t = move_to(OrderStatus::Succeeded, 1);
     t.history = Some(notification(999));
@@ -660,7 +660,7 @@ async fn only_a_pending_order_at_its_version_is_deleted(store: &impl OrderStore)
         reason: AnomalyReason::AmountMismatch,
         report: std::collections::BTreeMap::new(),
     };
-    assert!(keep(store, "DEL3", None, Some(flagged)).await);
+    assert!(annotate(store, "DEL3", None, Some(flagged)).await);
     assert!(
         !store
             .delete_pending(&tn("DEL3"), "intent-DEL3")
@@ -696,7 +696,7 @@ async fn anomalies_are_kept_up_to_a_bound_and_counted_beyond(store: &impl OrderS
     };
     let total = schema::MAX_ANOMALIES_KEPT as i64 + 3;
     for i in 0..total {
-        assert!(keep(store, "ANOM1", None, Some(anomaly(i))).await);
+        assert!(annotate(store, "ANOM1", None, Some(anomaly(i))).await);
     }
     assert!(!keep_absent(store).await, "an absent order is not found");
 
@@ -758,7 +758,7 @@ async fn each_move_and_each_anomaly_counts_one_event_in_the_same_write(store: &i
         panic!()
     };
     assert_eq!(done.event_count(), 3);
-    assert!(keep(store, "EVT1", Some(notification(3)), None).await);
+    assert!(annotate(store, "EVT1", Some(notification(3)), None).await);
     assert_eq!(
         store.get(&tn("EVT1")).await.unwrap().unwrap().event_count(),
         3,
@@ -789,9 +789,9 @@ async fn a_transition_for_one_intent_never_moves_another(store: &impl OrderStore
 async fn keep_absent(store: &impl OrderStore) -> bool {
     let known = order("GHOST", 1500);
     store
-        .keep(
+        .annotate(
             &tn("GHOST"),
-            &Keep::new(&known, Some(notification(1)), None, "w".into()),
+            &Annotation::new(&known, Some(notification(1)), None, "w".into()),
         )
         .await
         .unwrap()
@@ -817,9 +817,9 @@ async fn a_retried_write_recognizes_its_own_landed_write(store: &impl OrderStore
     assert_eq!(order.version, 2, "applied once");
     assert_eq!(order.history.len(), 1);
     let known = store.get(&tn("RETRY1")).await.unwrap().unwrap();
-    let k = Keep::new(&known, Some(notification(2)), None, "w-2".into());
-    assert!(store.keep(&tn("RETRY1"), &k).await.unwrap().is_some());
-    assert!(store.keep(&tn("RETRY1"), &k).await.unwrap().is_some());
+    let k = Annotation::new(&known, Some(notification(2)), None, "w-2".into());
+    assert!(store.annotate(&tn("RETRY1"), &k).await.unwrap().is_some());
+    assert!(store.annotate(&tn("RETRY1"), &k).await.unwrap().is_some());
     let stored = store.get(&tn("RETRY1")).await.unwrap().unwrap();
     assert_eq!(stored.history.len(), 2, "kept once");
     assert_eq!(stored.last_write.as_deref(), Some("w-2"));
@@ -1026,7 +1026,7 @@ async fn an_operators_resolution_is_kept_with_its_decision_and_only_once(store: 
             .into_iter()
             .collect(),
     };
-    assert!(keep(store, "OPR2", None, Some(paid_elsewhere)).await);
+    assert!(annotate(store, "OPR2", None, Some(paid_elsewhere)).await);
     assert!(
         store
             .get(&tn("OPR2"))

@@ -1,4 +1,4 @@
-//! Resolving an order through Vexora's query API: the one rule the reconciler and
+//! Asking Vexora about an order through its query API: the one rule the reconciler and
 //! `GET /payouts/{tradeNo}?refresh=true` share. The answer is applied like any other report
 //! ([`crate::apply`]); a query that tells nothing resolves nothing; an order is never failed
 //! because Vexora could not find it, and never re-submitted.
@@ -14,7 +14,7 @@ use vexora::credentials::SecretError;
 use vexora::{Operation, PayoutGateway, QueryRequest};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
+pub enum QueryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -31,7 +31,7 @@ pub async fn query_and_apply<S, M, G, K>(
     secrets: &Secrets<K>,
     order: &Order,
     now: DateTime<Utc>,
-) -> Result<Applied, ResolveError>
+) -> Result<Applied, QueryError>
 where
     S: OrderStore,
     M: Metrics,
