@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use payout_app::apply::Schedule;
 use payout_app::secrets::{DEFAULT_PREVIOUS_SECRET_GRACE, Keyring, MIN_REFRESH_INTERVAL};
-use payout_aws::item_failures::{SqsEvent, SqsEventResponse};
+use payout_aws::item_failures::{SqsBatchResponse, SqsEvent};
 use payout_domain::order::{Order, OrderStatus};
 use payout_testkit::{FakeSecretStore, InMemoryStore, NoMetrics};
 use rand::rngs::StdRng;
@@ -103,7 +103,7 @@ impl Kind {
 
 enum Out {
     Http(u16, serde_json::Value, String),
-    Worker(SqsEventResponse),
+    Worker(SqsBatchResponse),
     Done,
 }
 
@@ -688,7 +688,7 @@ impl Sim {
                 let again = answer
                     .batch_item_failures
                     .iter()
-                    .any(|f| f.item_identifier.as_deref() == Some(&message.id.to_string()));
+                    .any(|f| f.item_identifier == message.id.to_string());
                 let duplicate = self.storm > 0 && self.rng.random_range(0..20) == 0;
                 if again || duplicate {
                     lock(&self.world).queue.push(message);

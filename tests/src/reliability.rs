@@ -509,7 +509,7 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
     let new_secret = format!("rel-new-secret-{}", uuid::Uuid::new_v4().simple());
     let specs = specs(plan, &mut rng);
     std::fs::create_dir_all(&plan.out_dir).map_err(|e| e.to_string())?;
-    let mut moto = Moto::start_keeping_state(&plan.out_dir.join("moto-state.pickle"))?;
+    let moto = Moto::start_keeping_state(&plan.out_dir.join("moto-state.pickle"))?;
     let s = Arc::new(stack(plan, &old_secret, &moto).await?);
     for spec in &specs {
         if spec.failing_deliveries > 0 {
@@ -517,135 +517,31 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
                 .fail_deliveries(&spec.trade_no, spec.failing_deliveries);
         }
     }
-    let mut faults = Faults {
-        moto_restarted_after_payouts: plan.payouts * 35 / 100,
-        secret_rotated_after_payouts: plan.payouts * 65 / 100,
-        payouts_with_lost_deliveries: specs.iter().filter(|s| s.failing_deliveries > 0).count(),
-        ..Faults::default()
-    };
-    for spec in &specs {
-        *faults
-            .payouts_by_client_pattern
-            .entry(format!("{:?}", spec.pattern))
-            .or_default() += 1;
-        *faults
-            .payouts_by_vexora_outcome
-            .entry(format!("{:?}", spec.behaviour))
-            .or_default() += 1;
-    }
+    let mut faults = planned_faults(plan, &specs);
 
     // The load, with the faults fired when enough payouts have finished.
     let (finished, watch_finished) = watch::channel(0usize);
-    let faults_task = {
-        let s = s.clone();
-        let mut watch_finished = watch_finished.clone();
-        let (restart_at, rotate_at) = (
-            faults.moto_restarted_after_payouts,
-            faults.secret_rotated_after_payouts,
-        );
-        let down_for = plan.moto_down_for;
-        let new_secret = new_secret.clone();
-        tokio::spawn(async move {
-            let _ = watch_finished.wait_for(|n| *n >= restart_at).await;
-            let down = Instant::now();
-            moto.restart(down_for).await?;
-            let down_ms = down.elapsed().as_millis();
-            let _ = watch_finished.wait_for(|n| *n >= rotate_at).await;
-            // Vexora's console first, then Secrets Manager: the documented order.
-            s.sandbox.rotate(&new_secret);
-            let value = local::secret_json(MERCHANT, &new_secret);
-            let mut stored = Err(String::new());
-            for _ in 0..50 {
-                stored = local::put_secret(&s.sdk, &s.config.secret_id, &value).await;
-                if stored.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            stored.map(|()| (moto, down_ms))
-        })
-    };
+    let faults_task = fire_faults(&s, plan, &faults, moto, watch_finished, &new_secret);
     // Every request's answers once (a batch's are every item's): what the canary scan reads.
-    let mut requests: Vec<(String, Vec<Told>)> = Vec::new();
-    let told: Vec<Vec<Told>> = {
-        // Single payouts one client each; batch items ten to a batch, in plan order.
-        let mut jobs: Vec<Vec<usize>> = Vec::new();
-        let mut open_batch: Vec<usize> = Vec::new();
-        for (i, spec) in specs.iter().enumerate() {
-            if spec.pattern == Pattern::Batch {
-                open_batch.push(i);
-                if open_batch.len() == 10 {
-                    jobs.push(std::mem::take(&mut open_batch));
-                }
-            } else {
-                jobs.push(vec![i]);
-            }
-        }
-        if !open_batch.is_empty() {
-            jobs.push(open_batch);
-        }
-        let limit = Arc::new(Semaphore::new(plan.concurrency));
-        let tasks: Vec<_> = jobs
-            .into_iter()
-            .map(|job| {
-                let (s, limit, finished) = (s.clone(), limit.clone(), finished.clone());
-                let job_specs: Vec<Spec> = job.iter().map(|&i| specs[i].clone()).collect();
-                tokio::spawn(async move {
-                    let _permit = limit.acquire().await;
-                    let told = if job_specs[0].pattern == Pattern::Batch {
-                        batch_client(&s, &job_specs).await
-                    } else {
-                        client(&s, &job_specs[0]).await
-                    };
-                    finished.send_modify(|n| *n += job.len());
-                    job.into_iter()
-                        .map(|i| (i, told.clone()))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut told = vec![Vec::new(); specs.len()];
-        for task in tasks {
-            let job = task
-                .await
-                .map_err(|e| format!("a client task failed: {e}"))?;
-            if let Some((first, answers)) = job.first() {
-                requests.push((specs[*first].trade_no.clone(), answers.clone()));
-            }
-            for (i, answers) in job {
-                told[i] = answers;
-            }
-        }
-        told
-    };
+    let (told, requests) = run_clients(&s, plan, &specs, finished).await?;
     // The server stays up (owned here) until the run ends.
     let (_moto, down_ms) = faults_task
         .await
         .map_err(|e| format!("the fault task failed: {e}"))??;
     faults.moto_down_ms = down_ms;
 
-    // Stale and duplicate webhooks for some payouts Vexora holds.
-    let ledger = s.sandbox.ledger();
-    for spec in specs.iter().filter(|spec| spec.replay) {
-        if let Some(order) = ledger.orders.get(&spec.trade_no) {
-            for status in ["0015", order.status.as_str()] {
-                s.sandbox.send_webhook(&spec.trade_no, status).await;
-                faults.replayed_webhooks += 1;
-            }
-        }
-    }
+    faults.replayed_webhooks = replay_webhooks(&s, &specs).await;
     let settle = Duration::from_secs_f64((plan.time_scale * 40_000.0).max(10.0) + 20.0);
     if !s.sandbox.deliveries_settled(settle).await {
         return Err(format!("webhook deliveries still running after {settle:?}"));
     }
     let store = DynamoOrderStore::new(s.dynamodb.clone(), &s.config.table);
     // What the webhooks alone achieved, before the reconciler's sweep hides it.
-    let mut before_sweep = Vec::new();
-    for spec in &specs {
-        let trade_no = TradeNo::parse(&spec.trade_no).map_err(|e| format!("{e:?}"))?;
-        let order = store.get(&trade_no).await.map_err(|e| e.to_string())?;
-        before_sweep.push(order.map(|o| o.status));
-    }
+    let before_sweep: Vec<Option<OrderStatus>> = read_orders(&store, &specs)
+        .await?
+        .into_iter()
+        .map(|o| o.map(|o| o.status))
+        .collect();
     let (mut reconcile_runs, mut reconcile_resolved) = reconcile_until_quiet(&s, plan).await?;
     // What the reconciler cannot resolve it flags for manual review at the give-up age: let
     // that much time pass for those orders too, and run it again.
@@ -661,28 +557,11 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
     for spec in &specs {
         final_view.push(final_look(&s, &store, &spec.trade_no).await?);
     }
-    let mut stored = Vec::new();
-    for spec in &specs {
-        let trade_no = TradeNo::parse(&spec.trade_no).map_err(|e| format!("{e:?}"))?;
-        stored.push(store.get(&trade_no).await.map_err(|e| e.to_string())?);
-    }
+    let stored = read_orders(&store, &specs).await?;
     let item_count = count_items(&s).await?;
     let events = events_settled(&s, &stored).await;
     let ledger = s.sandbox.ledger();
-    let logs = format!(
-        "{}\n{}\n{}\n{}",
-        s.submit.logs(),
-        s.webhook.logs(),
-        s.reconcile.logs(),
-        s.events
-            .as_ref()
-            .map(|e| e.publisher.logs())
-            .unwrap_or_default()
-    ) + &s
-        .batches
-        .as_ref()
-        .map(|b| format!("\n{}", b.worker.logs()))
-        .unwrap_or_default();
+    let logs = function_logs(&s);
     std::fs::write(plan.out_dir.join("function-logs.jsonl"), &logs).map_err(|e| e.to_string())?;
 
     let mut report = Report {
@@ -729,6 +608,177 @@ pub async fn run(plan: &Plan) -> Result<Report, String> {
     std::fs::write(plan.out_dir.join("report.json"), json).map_err(|e| e.to_string())?;
     std::fs::write(plan.out_dir.join("report.md"), report.summary()).map_err(|e| e.to_string())?;
     Ok(report)
+}
+
+/// The faults the plan fires, and how the payouts are spread over patterns and outcomes.
+fn planned_faults(plan: &Plan, specs: &[Spec]) -> Faults {
+    let mut faults = Faults {
+        moto_restarted_after_payouts: plan.payouts * 35 / 100,
+        secret_rotated_after_payouts: plan.payouts * 65 / 100,
+        payouts_with_lost_deliveries: specs.iter().filter(|s| s.failing_deliveries > 0).count(),
+        ..Faults::default()
+    };
+    for spec in specs {
+        *faults
+            .payouts_by_client_pattern
+            .entry(format!("{:?}", spec.pattern))
+            .or_default() += 1;
+        *faults
+            .payouts_by_vexora_outcome
+            .entry(format!("{:?}", spec.behaviour))
+            .or_default() += 1;
+    }
+    faults
+}
+
+/// Fires the run's faults as the load goes: the moto server restarted once
+/// `moto_restarted_after_payouts` payouts have finished, the secret rotated (Vexora's console
+/// first, then Secrets Manager) once `secret_rotated_after_payouts` have. Answers the server
+/// (kept up until the run ends) and how long it was down.
+fn fire_faults(
+    s: &Arc<Stack>,
+    plan: &Plan,
+    faults: &Faults,
+    mut moto: Moto,
+    watch_finished: watch::Receiver<usize>,
+    new_secret: &str,
+) -> tokio::task::JoinHandle<Result<(Moto, u128), String>> {
+    let s = s.clone();
+    let mut watch_finished = watch_finished;
+    let (restart_at, rotate_at) = (
+        faults.moto_restarted_after_payouts,
+        faults.secret_rotated_after_payouts,
+    );
+    let down_for = plan.moto_down_for;
+    let new_secret = new_secret.to_owned();
+    tokio::spawn(async move {
+        let _ = watch_finished.wait_for(|n| *n >= restart_at).await;
+        let down = Instant::now();
+        moto.restart(down_for).await?;
+        let down_ms = down.elapsed().as_millis();
+        let _ = watch_finished.wait_for(|n| *n >= rotate_at).await;
+        // Vexora's console first, then Secrets Manager: the documented order.
+        s.sandbox.rotate(&new_secret);
+        let value = local::secret_json(MERCHANT, &new_secret);
+        let mut stored = Err(String::new());
+        for _ in 0..50 {
+            stored = local::put_secret(&s.sdk, &s.config.secret_id, &value).await;
+            if stored.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stored.map(|()| (moto, down_ms))
+    })
+}
+
+/// The clients: each single payout one client, batch items ten to a batch, in plan order, at
+/// most `plan.concurrency` at a time; `finished` counts the payouts done (the faults wait on
+/// it). Answers every payout's answers, and every request's answers once (a batch's are every
+/// item's), for the canary scan.
+async fn run_clients(
+    s: &Arc<Stack>,
+    plan: &Plan,
+    specs: &[Spec],
+    finished: watch::Sender<usize>,
+) -> Result<(Vec<Vec<Told>>, Vec<(String, Vec<Told>)>), String> {
+    let mut requests: Vec<(String, Vec<Told>)> = Vec::new();
+    // Single payouts one client each; batch items ten to a batch, in plan order.
+    let mut jobs: Vec<Vec<usize>> = Vec::new();
+    let mut open_batch: Vec<usize> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        if spec.pattern == Pattern::Batch {
+            open_batch.push(i);
+            if open_batch.len() == 10 {
+                jobs.push(std::mem::take(&mut open_batch));
+            }
+        } else {
+            jobs.push(vec![i]);
+        }
+    }
+    if !open_batch.is_empty() {
+        jobs.push(open_batch);
+    }
+    let limit = Arc::new(Semaphore::new(plan.concurrency));
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let (s, limit, finished) = (s.clone(), limit.clone(), finished.clone());
+            let job_specs: Vec<Spec> = job.iter().map(|&i| specs[i].clone()).collect();
+            tokio::spawn(async move {
+                let _permit = limit.acquire().await;
+                let told = if job_specs[0].pattern == Pattern::Batch {
+                    batch_client(&s, &job_specs).await
+                } else {
+                    client(&s, &job_specs[0]).await
+                };
+                finished.send_modify(|n| *n += job.len());
+                job.into_iter()
+                    .map(|i| (i, told.clone()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut told = vec![Vec::new(); specs.len()];
+    for task in tasks {
+        let job = task
+            .await
+            .map_err(|e| format!("a client task failed: {e}"))?;
+        if let Some((first, answers)) = job.first() {
+            requests.push((specs[*first].trade_no.clone(), answers.clone()));
+        }
+        for (i, answers) in job {
+            told[i] = answers;
+        }
+    }
+    Ok((told, requests))
+}
+
+/// Stale and duplicate webhooks for the payouts the plan replays that Vexora holds; answers how
+/// many were sent.
+async fn replay_webhooks(s: &Stack, specs: &[Spec]) -> usize {
+    let ledger = s.sandbox.ledger();
+    let mut sent = 0;
+    for spec in specs.iter().filter(|spec| spec.replay) {
+        if let Some(order) = ledger.orders.get(&spec.trade_no) {
+            for status in ["0015", order.status.as_str()] {
+                s.sandbox.send_webhook(&spec.trade_no, status).await;
+                sent += 1;
+            }
+        }
+    }
+    sent
+}
+
+/// Every planned payout's order as DynamoDB holds it now.
+async fn read_orders(
+    store: &DynamoOrderStore,
+    specs: &[Spec],
+) -> Result<Vec<Option<Order>>, String> {
+    let mut orders = Vec::new();
+    for spec in specs {
+        let trade_no = TradeNo::parse(&spec.trade_no).map_err(|e| format!("{e:?}"))?;
+        orders.push(store.get(&trade_no).await.map_err(|e| e.to_string())?);
+    }
+    Ok(orders)
+}
+
+/// Every function's log lines, one file's worth.
+fn function_logs(s: &Stack) -> String {
+    format!(
+        "{}\n{}\n{}\n{}",
+        s.submit.logs(),
+        s.webhook.logs(),
+        s.reconcile.logs(),
+        s.events
+            .as_ref()
+            .map(|e| e.publisher.logs())
+            .unwrap_or_default()
+    ) + &s
+        .batches
+        .as_ref()
+        .map(|b| format!("\n{}", b.worker.logs()))
+        .unwrap_or_default()
 }
 
 /// The events the collector received once every stored order's are in, or once nothing new has
@@ -1109,7 +1159,23 @@ fn final_look_problem(seen: &[Told], stored: bool) -> Option<(&'static str, Stri
     }
 }
 
-#[allow(clippy::too_many_lines)] // one pass over the three ledgers reads best in one place
+/// The violations found, as they are found.
+#[derive(Default)]
+struct Violations(Vec<Violation>);
+
+impl Violations {
+    fn add(&mut self, trade_no: &str, kind: &'static str, detail: String) {
+        self.0.push(Violation {
+            trade_no: trade_no.to_owned(),
+            kind,
+            detail,
+        });
+    }
+}
+
+/// The three ledgers side by side, payout by payout: what each client was told, what DynamoDB
+/// holds, what Vexora holds (and the clients' last look); then what none of them asked for,
+/// and Vexora's own counts.
 fn compare(
     report: &mut Report,
     specs: &[Spec],
@@ -1119,196 +1185,40 @@ fn compare(
     item_count: usize,
     ledger: &Ledger,
 ) {
-    let mut violations = Vec::new();
-    let mut violation = |trade_no: &str, kind: &'static str, detail: String| {
-        violations.push(Violation {
-            trade_no: trade_no.to_owned(),
-            kind,
-            detail,
-        });
-    };
+    let mut violations = Violations::default();
     let mut submit_ms = Vec::new();
     let mut first_ms = Vec::new();
     for (((spec, told), seen), order) in specs.iter().zip(told).zip(final_view).zip(stored) {
-        let t = spec.trade_no.as_str();
         for answer in told {
-            *report.client_answers.entry(answer_key(answer)).or_default() += 1;
             submit_ms.push(answer.ms);
         }
         if let Some(first) = told.first() {
             first_ms.push(first.ms);
         }
-        let answered = told.iter().any(|a| is_accepted(a.http));
-        let gave_up = told.iter().any(|a| a.gave_up);
-        if !answered || gave_up {
-            report.clients_unanswered += 1;
-            violation(
-                t,
-                "client_unanswered",
-                if gave_up {
-                    format!("a client ran out of {CLIENT_ATTEMPTS} attempts without an answer")
-                } else {
-                    "no request for the payout was accepted".into()
-                },
-            );
-        }
-        for answer in told.iter().filter(|a| a.http.is_none()) {
-            if answer.cut {
-                report.requests_cut += 1;
-            } else {
-                report.requests_unanswered += 1;
-                violation(
-                    t,
-                    "request_unanswered",
-                    format!("no answer after {:.0} ms", answer.ms),
-                );
-            }
-        }
-        for answer in told {
-            match answer.http {
-                Some(422) => {
-                    violation(t, "refused_identical_retry", "422 for the same body".into())
-                }
-                Some(c) if (400..500).contains(&c) && c != 409 && c != 429 => {
-                    violation(t, "refused_valid_payout", format!("HTTP {c}"));
-                }
-                _ => {}
-            }
-        }
-        let calls = ledger.submits.get(t).copied().unwrap_or(0);
-        if calls > 1 {
-            violation(
-                t,
-                "paid_twice_risk",
-                format!("{calls} submit calls reached Vexora"),
-            );
-        }
-        let vexora = ledger.orders.get(t).map(|o| o.status.as_str());
-        let paid = vexora == Some("0000");
-        let status = order.as_ref().map(|o| o.status);
-        if let Some(order) = order {
-            *report
-                .dynamodb
-                .entry(order.status.as_str().to_owned())
-                .or_default() += 1;
-            report.anomalies_recorded += order.anomalies.len();
-            if !order.status.is_final() {
-                let reason = if vexora.is_none() {
-                    non_final_reason(spec.behaviour, calls, order)
-                } else {
-                    None
-                };
-                if order.manual_review && reason.is_some() {
-                    report.non_final_in_review += 1;
-                } else if vexora.is_none() {
-                    // (With a Vexora payout it is `left_unresolved`, below.)
-                    violation(
-                        t,
-                        "non_final",
-                        format!(
-                            "{} at the end, {}, {}",
-                            order.status.as_str(),
-                            if order.manual_review {
-                                "in manual review"
-                            } else {
-                                "not in manual review"
-                            },
-                            reason.as_deref().map_or_else(
-                                || format!("no reason after {:?}", spec.behaviour),
-                                |r| format!("reason: {r}")
-                            )
-                        ),
-                    );
-                }
-                report.non_final.push(NonFinal {
-                    trade_no: t.to_owned(),
-                    status: order.status.as_str().to_owned(),
-                    manual_review: order.manual_review,
-                    reason,
-                });
-            }
-        }
-        match (vexora, status) {
-            (Some(_), None) => violation(
-                t,
-                "lost",
-                "Vexora holds the payout; DynamoDB does not".into(),
-            ),
-            (None, None) if answered => violation(
-                t,
-                "lost",
-                "the client was told it was accepted; DynamoDB has nothing".into(),
-            ),
-            (Some("0000"), Some(OrderStatus::Succeeded))
-            | (Some("00029"), Some(OrderStatus::Failed))
-            | (None, None) => {}
-            (Some("0000"), Some(OrderStatus::Failed)) => {
-                violation(
-                    t,
-                    "failed_but_paid",
-                    "DynamoDB says FAILED; Vexora paid".into(),
-                );
-            }
-            (Some(v), Some(s)) if !s.is_final() => violation(
-                t,
-                "left_unresolved",
-                format!("{} although Vexora's query answers {v}", s.as_str()),
-            ),
-            (Some(v), Some(s)) => violation(
-                t,
-                "wrong_final_state",
-                format!("{} but Vexora says {v}", s.as_str()),
-            ),
-            (None, Some(OrderStatus::Succeeded)) => violation(
-                t,
-                "wrong_final_state",
-                "SUCCEEDED but Vexora has no such payout".into(),
-            ),
-            (None, Some(OrderStatus::Failed)) if spec.behaviour == Behaviour::Rejected => {}
-            (None, Some(OrderStatus::Failed)) => violation(
-                t,
-                "wrong_final_state",
-                format!("FAILED after {:?}, which is not a refusal", spec.behaviour),
-            ),
-            // Not final: judged above (manual review with a reason, or a violation).
-            (None, Some(_)) => {}
-        }
-        for answer in told.iter().chain(seen) {
-            match answer.status.as_deref() {
-                Some("FAILED") if paid => {
-                    violation(t, "client_told_failed_but_paid", answer.brief());
-                }
-                Some("SUCCEEDED") if !paid => {
-                    violation(t, "client_told_succeeded_but_unpaid", answer.brief());
-                }
-                _ => {}
-            }
-        }
-        for answer in seen {
-            *report
-                .final_look_answers
-                .entry(answer_key(answer))
-                .or_default() += 1;
-        }
-        report.final_look_retries += seen.len().saturating_sub(1);
-        if let Some((kind, detail)) = final_look_problem(seen, order.is_some()) {
-            violation(t, kind, detail);
-        }
-        let last = seen.last().and_then(|a| a.status.clone());
-        let expected = status.map(|s| s.as_str().to_owned());
-        if seen.last().is_some_and(|a| is_accepted(a.http)) && last != expected {
-            violation(
-                t,
-                "client_view_differs",
-                format!("GET shows {last:?}, DynamoDB holds {expected:?}"),
-            );
-        }
+        let answered = compare_client(report, &mut violations, &spec.trade_no, told);
+        compare_stored(
+            report,
+            &mut violations,
+            spec,
+            order.as_ref(),
+            ledger,
+            answered,
+        );
+        compare_views(
+            report,
+            &mut violations,
+            &spec.trade_no,
+            told,
+            seen,
+            order.as_ref(),
+            ledger,
+        );
     }
     report.non_final_count = report.non_final.len();
     let planned: HashSet<&str> = specs.iter().map(|s| s.trade_no.as_str()).collect();
     let known = stored.iter().flatten().count();
     if item_count != known {
-        violation(
+        violations.add(
             "-",
             "unexpected_orders",
             format!("DynamoDB holds {item_count} orders; the run made {known}"),
@@ -1319,15 +1229,225 @@ fn compare(
         .keys()
         .filter(|t| !planned.contains(t.as_str()))
     {
-        violation(
+        violations.add(
             t,
             "unexpected_vexora_payout",
             "Vexora holds a payout nobody asked for".into(),
         );
     }
-    report.violations.extend(violations);
+    report.violations.extend(violations.0);
     report.submit_latency_ms = Percentiles::of(submit_ms);
     report.first_answer_latency_ms = Percentiles::of(first_ms);
+    count_vexora(report, ledger);
+}
+
+/// What one payout's clients were told: every answer counted, one accepted at least, none
+/// refusing a valid payout or an identical retry. Answers whether one was accepted.
+fn compare_client(
+    report: &mut Report,
+    violations: &mut Violations,
+    t: &str,
+    told: &[Told],
+) -> bool {
+    for answer in told {
+        *report.client_answers.entry(answer_key(answer)).or_default() += 1;
+    }
+    let answered = told.iter().any(|a| is_accepted(a.http));
+    let gave_up = told.iter().any(|a| a.gave_up);
+    if !answered || gave_up {
+        report.clients_unanswered += 1;
+        violations.add(
+            t,
+            "client_unanswered",
+            if gave_up {
+                format!("a client ran out of {CLIENT_ATTEMPTS} attempts without an answer")
+            } else {
+                "no request for the payout was accepted".into()
+            },
+        );
+    }
+    for answer in told.iter().filter(|a| a.http.is_none()) {
+        if answer.cut {
+            report.requests_cut += 1;
+        } else {
+            report.requests_unanswered += 1;
+            violations.add(
+                t,
+                "request_unanswered",
+                format!("no answer after {:.0} ms", answer.ms),
+            );
+        }
+    }
+    for answer in told {
+        match answer.http {
+            Some(422) => {
+                violations.add(t, "refused_identical_retry", "422 for the same body".into())
+            }
+            Some(c) if (400..500).contains(&c) && c != 409 && c != 429 => {
+                violations.add(t, "refused_valid_payout", format!("HTTP {c}"));
+            }
+            _ => {}
+        }
+    }
+    answered
+}
+
+/// One payout's DynamoDB order against Vexora's: sent at most once, never lost, never failed
+/// when paid, final unless there is a reason (and then in manual review).
+fn compare_stored(
+    report: &mut Report,
+    violations: &mut Violations,
+    spec: &Spec,
+    order: Option<&Order>,
+    ledger: &Ledger,
+    answered: bool,
+) {
+    let t = spec.trade_no.as_str();
+    let calls = ledger.submits.get(t).copied().unwrap_or(0);
+    if calls > 1 {
+        violations.add(
+            t,
+            "paid_twice_risk",
+            format!("{calls} submit calls reached Vexora"),
+        );
+    }
+    let vexora = ledger.orders.get(t).map(|o| o.status.as_str());
+    let status = order.map(|o| o.status);
+    if let Some(order) = order {
+        *report
+            .dynamodb
+            .entry(order.status.as_str().to_owned())
+            .or_default() += 1;
+        report.anomalies_recorded += order.anomalies.len();
+        if !order.status.is_final() {
+            let reason = if vexora.is_none() {
+                non_final_reason(spec.behaviour, calls, order)
+            } else {
+                None
+            };
+            if order.manual_review && reason.is_some() {
+                report.non_final_in_review += 1;
+            } else if vexora.is_none() {
+                // (With a Vexora payout it is `left_unresolved`, below.)
+                violations.add(
+                    t,
+                    "non_final",
+                    format!(
+                        "{} at the end, {}, {}",
+                        order.status.as_str(),
+                        if order.manual_review {
+                            "in manual review"
+                        } else {
+                            "not in manual review"
+                        },
+                        reason.as_deref().map_or_else(
+                            || format!("no reason after {:?}", spec.behaviour),
+                            |r| format!("reason: {r}")
+                        )
+                    ),
+                );
+            }
+            report.non_final.push(NonFinal {
+                trade_no: t.to_owned(),
+                status: order.status.as_str().to_owned(),
+                manual_review: order.manual_review,
+                reason,
+            });
+        }
+    }
+    match (vexora, status) {
+        (Some(_), None) => violations.add(
+            t,
+            "lost",
+            "Vexora holds the payout; DynamoDB does not".into(),
+        ),
+        (None, None) if answered => violations.add(
+            t,
+            "lost",
+            "the client was told it was accepted; DynamoDB has nothing".into(),
+        ),
+        (Some("0000"), Some(OrderStatus::Succeeded))
+        | (Some("00029"), Some(OrderStatus::Failed))
+        | (None, None) => {}
+        (Some("0000"), Some(OrderStatus::Failed)) => {
+            violations.add(
+                t,
+                "failed_but_paid",
+                "DynamoDB says FAILED; Vexora paid".into(),
+            );
+        }
+        (Some(v), Some(s)) if !s.is_final() => violations.add(
+            t,
+            "left_unresolved",
+            format!("{} although Vexora's query answers {v}", s.as_str()),
+        ),
+        (Some(v), Some(s)) => violations.add(
+            t,
+            "wrong_final_state",
+            format!("{} but Vexora says {v}", s.as_str()),
+        ),
+        (None, Some(OrderStatus::Succeeded)) => violations.add(
+            t,
+            "wrong_final_state",
+            "SUCCEEDED but Vexora has no such payout".into(),
+        ),
+        (None, Some(OrderStatus::Failed)) if spec.behaviour == Behaviour::Rejected => {}
+        (None, Some(OrderStatus::Failed)) => violations.add(
+            t,
+            "wrong_final_state",
+            format!("FAILED after {:?}, which is not a refusal", spec.behaviour),
+        ),
+        // Not final: judged above (manual review with a reason, or a violation).
+        (None, Some(_)) => {}
+    }
+}
+
+/// What one payout's clients saw against the truth: never told FAILED when paid or SUCCEEDED
+/// when not, and their last look (`seen`) showing what DynamoDB holds.
+fn compare_views(
+    report: &mut Report,
+    violations: &mut Violations,
+    t: &str,
+    told: &[Told],
+    seen: &[Told],
+    order: Option<&Order>,
+    ledger: &Ledger,
+) {
+    let paid = ledger.orders.get(t).map(|o| o.status.as_str()) == Some("0000");
+    for answer in told.iter().chain(seen) {
+        match answer.status.as_deref() {
+            Some("FAILED") if paid => {
+                violations.add(t, "client_told_failed_but_paid", answer.brief());
+            }
+            Some("SUCCEEDED") if !paid => {
+                violations.add(t, "client_told_succeeded_but_unpaid", answer.brief());
+            }
+            _ => {}
+        }
+    }
+    for answer in seen {
+        *report
+            .final_look_answers
+            .entry(answer_key(answer))
+            .or_default() += 1;
+    }
+    report.final_look_retries += seen.len().saturating_sub(1);
+    if let Some((kind, detail)) = final_look_problem(seen, order.is_some()) {
+        violations.add(t, kind, detail);
+    }
+    let last = seen.last().and_then(|a| a.status.clone());
+    let expected = order.map(|o| o.status.as_str().to_owned());
+    if seen.last().is_some_and(|a| is_accepted(a.http)) && last != expected {
+        violations.add(
+            t,
+            "client_view_differs",
+            format!("GET shows {last:?}, DynamoDB holds {expected:?}"),
+        );
+    }
+}
+
+/// Vexora's side of the run: its orders by status, the calls it took, its webhook deliveries.
+fn count_vexora(report: &mut Report, ledger: &Ledger) {
     for order in ledger.orders.values() {
         *report
             .vexora_orders

@@ -1,6 +1,6 @@
 //! One reconciler run: find due unresolved orders through the index (no scan), claim each so
 //! overlapping runs never query twice, store abandoned `PENDING` orders as `UNCONFIRMED`,
-//! resolve with the shared resolver, back off, mark orders past the age limit for manual
+//! resolve with the shared query (`payout_app::query`), back off, mark orders past the age limit for manual
 //! review, and start no order the function's remaining time cannot finish.
 
 use std::time::Instant;

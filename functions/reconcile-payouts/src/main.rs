@@ -9,18 +9,17 @@ use reconcile_payouts::handler::{Reconciler, deadline_of};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let runtime = Runtime::start().await?;
-    let (gateway, vexora) = runtime.vexora()?;
+    let (runtime, vexora) = Runtime::start_with_vexora().await?;
     let queue = runtime.batch_queue();
     let config = &runtime.config;
     let reconciler = Reconciler {
         metrics: runtime.metrics("reconcile-payouts"),
-        abandoned_after: pending_abandoned_after(vexora.timeout),
+        abandoned_after: pending_abandoned_after(vexora.endpoint.timeout),
         schedule: Schedule::from(config),
         give_up_after: config.reconcile_give_up_after,
         max_orders: config.reconcile_max_orders,
         store: runtime.store,
-        gateway,
+        gateway: vexora.client,
         secrets: runtime.secrets,
         queue,
     };

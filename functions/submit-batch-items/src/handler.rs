@@ -19,7 +19,7 @@ use url::Url;
 use vexora::PayoutGateway;
 
 use payout_aws::item_failures::queue_answer;
-pub use payout_aws::item_failures::{SqsEvent, SqsEventResponse};
+pub use payout_aws::item_failures::{SqsBatchResponse, SqsEvent};
 
 /// The worker's dependencies, built once at init.
 #[derive(Debug)]
@@ -56,7 +56,7 @@ where
     K: SecretStore,
     M: Metrics,
 {
-    pub async fn handle(&self, event: &SqsEvent, deadline: Instant) -> SqsEventResponse {
+    pub async fn handle(&self, event: &SqsEvent, deadline: Instant) -> SqsBatchResponse {
         let mut again = Vec::new();
         for record in &event.records {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -9,16 +9,15 @@ use submit_batch_items::handler::{SqsEvent, Worker};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let runtime = Runtime::start().await?;
-    let (gateway, vexora) = runtime.vexora()?;
+    let (runtime, vexora) = Runtime::start_with_vexora().await?;
     let worker = Worker {
         metrics: runtime.metrics("submit-batch-items"),
-        abandoned_after: pending_abandoned_after(vexora.timeout),
+        abandoned_after: pending_abandoned_after(vexora.endpoint.timeout),
         schedule: Schedule::from(&runtime.config),
-        notify_url: vexora.notify_url,
-        worst_item: time_budget::batch_item_worst_case(vexora.timeout),
+        notify_url: vexora.endpoint.notify_url,
+        worst_item: time_budget::batch_item_worst_case(vexora.endpoint.timeout),
         store: runtime.store,
-        gateway,
+        gateway: vexora.client,
         secrets: runtime.secrets,
         clock: chrono::Utc::now,
     };

@@ -10,16 +10,15 @@ use submit_payout::handler::{App, handle};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let runtime = Runtime::start().await?;
-    let (gateway, vexora) = runtime.vexora()?;
+    let (runtime, vexora) = Runtime::start_with_vexora().await?;
     let queue = runtime.batch_queue();
     let app = App {
         metrics: runtime.metrics("submit-payout"),
-        abandoned_after: pending_abandoned_after(vexora.timeout),
+        abandoned_after: pending_abandoned_after(vexora.endpoint.timeout),
         schedule: Schedule::from(&runtime.config),
-        notify_url: vexora.notify_url,
+        notify_url: vexora.endpoint.notify_url,
         store: runtime.store,
-        gateway,
+        gateway: vexora.client,
         secrets: runtime.secrets,
         clock: chrono::Utc::now,
         balance: payout_app::balance::BalanceCache::default(),

@@ -21,9 +21,6 @@ pub enum QueryError {
     Secret(#[from] SecretError),
 }
 
-/// Past this age an unresolved order is marked for manual review.
-pub const DEFAULT_GIVE_UP_AFTER: chrono::Duration = chrono::Duration::hours(72);
-
 /// Queries Vexora about `order` and applies the answer.
 pub async fn query_and_apply<S, M, G, K>(
     applier: &Applier<'_, S, M>,

@@ -151,7 +151,7 @@ pub struct Annotation {
 }
 
 impl Annotation {
-    /// Whether this keep carries a report that says the payout was paid
+    /// Whether this annotation carries a report that says the payout was paid
     /// ([`crate::review::says_paid`]): the store notes it once in `reportedPaidAt`.
     pub fn says_paid(&self) -> bool {
         crate::review::says_paid(self.history.as_ref(), self.anomaly.as_ref())

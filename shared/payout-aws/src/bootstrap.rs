@@ -20,8 +20,9 @@ pub enum InitError {
     Client(#[from] ClientBuildError),
 }
 
-/// What every function needs, built once; the clients only some use are built by
-/// [`Runtime::vexora`] and [`Runtime::batch_queue`].
+/// What every function needs, built once. The functions that call Vexora start with
+/// [`Runtime::start_with_vexora`], which also reads Vexora's endpoint and builds its client; the
+/// batch queue is built by [`Runtime::batch_queue`] where it is used.
 #[derive(Debug)]
 pub struct Runtime {
     pub config: Config,
@@ -48,11 +49,31 @@ impl Runtime {
             .inspect_err(|e| tracing::error!(error = %e, "init failed"))
     }
 
+    /// [`Runtime::start`] for a function that calls Vexora: [`Runtime::init_with_vexora`].
+    pub async fn start_with_vexora() -> Result<(Self, Vexora), InitError> {
+        crate::telemetry::init();
+        Self::init_with_vexora()
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "init failed"))
+    }
+
     /// Reads the environment, builds the store's client with bounded timeouts
     /// ([`crate::sdk::load`]) and reads the secret once, so a warm request never calls Secrets
     /// Manager.
     pub async fn init() -> Result<Self, InitError> {
-        let config = Config::from_env()?;
+        Self::init_from(Config::from_env()?).await
+    }
+
+    /// [`Runtime::init`] and Vexora's endpoint ([`VexoraConfig`]) with a client for it: every
+    /// problem of either configuration is reported together, before any AWS call.
+    pub async fn init_with_vexora() -> Result<(Self, Vexora), InitError> {
+        let (config, endpoint) = crate::config::with_vexora(|name| std::env::var(name).ok())?;
+        let client = VexoraClient::new(&endpoint.base_url, endpoint.timeout)?;
+        let runtime = Self::init_from(config).await?;
+        Ok((runtime, Vexora { client, endpoint }))
+    }
+
+    async fn init_from(config: Config) -> Result<Self, InitError> {
         let sdk = crate::sdk::load().await;
         let store = DynamoOrderStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
@@ -74,17 +95,6 @@ impl Runtime {
         })
     }
 
-    /// Vexora's endpoint ([`VexoraConfig`]) and a client for it, for the functions that call
-    /// Vexora (the webhook does not, and needs no Vexora URL); a failure is logged as init's.
-    pub fn vexora(&self) -> Result<(VexoraClient, VexoraConfig), InitError> {
-        let connect = || -> Result<_, InitError> {
-            let config = VexoraConfig::from_env()?;
-            let client = VexoraClient::new(&config.base_url, config.timeout)?;
-            Ok((client, config))
-        };
-        connect().inspect_err(|e| tracing::error!(error = %e, "init failed"))
-    }
-
     /// `PAYOUT_BATCH_QUEUE_URL`'s queue, when configured, for the functions that queue batch
     /// items.
     pub fn batch_queue(&self) -> Option<crate::queue::SqsBatchQueue> {
@@ -93,4 +103,11 @@ impl Runtime {
             .as_ref()
             .map(|url| crate::queue::SqsBatchQueue::new(aws_sdk_sqs::Client::new(&self.sdk), url))
     }
+}
+
+/// Vexora's endpoint and the client for it, for the functions that call Vexora.
+#[derive(Debug)]
+pub struct Vexora {
+    pub client: VexoraClient,
+    pub endpoint: VexoraConfig,
 }

@@ -243,6 +243,25 @@ impl VexoraConfig {
     }
 }
 
+/// Both halves, for a function that calls Vexora: every problem of either reported together.
+pub fn with_vexora(
+    lookup: impl Fn(&str) -> Option<String> + Copy,
+) -> Result<(Config, VexoraConfig), ConfigError> {
+    match (
+        Config::from_lookup(lookup),
+        VexoraConfig::from_lookup(lookup),
+    ) {
+        (Ok(config), Ok(vexora)) => Ok((config, vexora)),
+        (config, vexora) => Err(ConfigError(
+            [config.err(), vexora.err()]
+                .into_iter()
+                .flatten()
+                .flat_map(|e| e.0)
+                .collect(),
+        )),
+    }
+}
+
 /// A variable that must be set and not blank; its absence is noted in `errors`.
 fn required(
     lookup: &impl Fn(&str) -> Option<String>,
@@ -415,7 +434,7 @@ mod tests {
 
     #[test]
     fn a_complete_environment_loads_with_the_default_timeout() {
-        let (c, v) = both(&env(GOOD)).unwrap();
+        let (c, v) = with_vexora(&env(GOOD)).unwrap();
         assert_eq!(c.payouts_table, "payouts");
         assert_eq!(v.timeout, Duration::from_millis(8000));
         assert_eq!(c.reconcile_processing_age, chrono::Duration::minutes(15));
@@ -524,7 +543,7 @@ mod tests {
 
     #[test]
     fn all_problems_are_reported_together() {
-        let err = both(|_| None).unwrap_err();
+        let err = with_vexora(|_| None).unwrap_err();
         let names: Vec<_> = err.0.iter().map(|e| e.variable).collect();
         assert_eq!(
             names,

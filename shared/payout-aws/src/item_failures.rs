@@ -2,22 +2,13 @@
 //! (`ReportBatchItemFailures`), as `aws_lambda_events` types: the records to deliver again, by
 //! their queue message id or stream sequence number.
 
-pub use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-pub use aws_lambda_events::event::streams::{
-    DynamoDbBatchItemFailure, DynamoDbEventResponse, SqsBatchItemFailure, SqsEventResponse,
-};
+pub use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+pub use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
 /// The answer to a queue batch that hands back the messages `message_ids`.
-pub fn queue_answer(message_ids: impl IntoIterator<Item = String>) -> SqsEventResponse {
-    let mut answer = SqsEventResponse::default();
-    answer.batch_item_failures = message_ids
-        .into_iter()
-        .map(|id| {
-            let mut failure = SqsBatchItemFailure::default();
-            failure.item_identifier = Some(id);
-            failure
-        })
-        .collect();
+pub fn queue_answer(message_ids: impl IntoIterator<Item = String>) -> SqsBatchResponse {
+    let mut answer = SqsBatchResponse::default();
+    answer.set_failures(message_ids);
     answer
 }
 

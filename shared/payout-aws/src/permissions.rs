@@ -8,7 +8,7 @@ pub mod store {
     pub const GET: &str = "dynamodb:GetItem";
     pub const TRANSITION: &str = "dynamodb:UpdateItem";
     pub const DELETE_PENDING: &str = "dynamodb:DeleteItem";
-    pub const KEEP: &str = "dynamodb:UpdateItem";
+    pub const ANNOTATE: &str = "dynamodb:UpdateItem";
     pub const CLAIM_CHECK: &str = "dynamodb:UpdateItem";
     pub const CLAIM_REFRESH: &str = "dynamodb:UpdateItem";
     /// On the unresolved index, not the table.
@@ -117,7 +117,7 @@ pub const PAYOUT_WEBHOOK: Needs = Needs {
     batch_queue: NOTHING,
 };
 
-/// `reconcile-payouts`: due_for_check, get, claim_check and the resolver; a queued batch item
+/// `reconcile-payouts`: due_for_check, get, claim_check and the query; a queued batch item
 /// whose message was lost goes on the queue again; one no accepted batch lists is withdrawn.
 pub const RECONCILE_PAYOUTS: Needs = Needs {
     binary: "reconcile-payouts",
@@ -130,7 +130,7 @@ pub const RECONCILE_PAYOUTS: Needs = Needs {
     batch_queue: &BATCH_QUEUE_SEND,
 };
 
-/// `submit-batch-items`: claim_queued, requeue, and the applier (get, transition, keep); its
+/// `submit-batch-items`: claim_queued, requeue, and the applier (get, transition, annotate); its
 /// event source mapping polls the batch queue as it.
 pub const SUBMIT_BATCH_ITEMS: Needs = Needs {
     binary: "submit-batch-items",

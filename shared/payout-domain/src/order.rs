@@ -11,7 +11,7 @@ use crate::{Amount, PayoutRequest, TradeNo};
 
 /// At most this many anomalies are kept on an order; the count goes on.
 pub const MAX_ANOMALIES_KEPT: usize = 20;
-/// At most this many reports are kept in an order's history by a keep (a report kept without
+/// At most this many reports are kept in an order's history by an annotation (a report kept without
 /// a move); the count goes on.
 pub const MAX_HISTORY_KEPT: usize = 50;
 

@@ -30,7 +30,7 @@ pub struct InMemoryStore {
     /// Queued batch items' requests, by `tradeNo` ([`payout_app::batch`]).
     payloads: Mutex<BTreeMap<String, String>>,
     batches: Mutex<BTreeMap<String, payout_app::batch::BatchRecord>>,
-    /// The ids of the keep writes that landed, per order (the item's `keptWrites`).
+    /// The ids of the annotation writes that landed, per order (the item's `keptWrites`).
     kept: Mutex<BTreeSet<(String, String)>>,
 }
 

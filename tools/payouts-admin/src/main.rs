@@ -52,7 +52,7 @@ enum Command {
         /// The order's tradeNo.
         trade_no: String,
     },
-    /// Ask Vexora about one order now and apply the answer (the reconciler's resolver).
+    /// Ask Vexora about one order now and apply the answer (the reconciler's query).
     Refresh {
         /// The order's tradeNo.
         trade_no: String,
@@ -247,8 +247,7 @@ async fn find(store: &impl OrderStore, trade_no: &str) -> Result<Order, Failure>
 }
 
 async fn refresh(trade_no: &str, json: bool) -> Result<(), Failure> {
-    let runtime = Runtime::init().await.map_err(broken)?;
-    let (vexora, endpoint) = runtime.vexora().map_err(broken)?;
+    let (runtime, vexora) = Runtime::init_with_vexora().await.map_err(broken)?;
     let order = find(&runtime.store, trade_no).await?;
     if order.status.is_final() {
         return Err(refused(format!(
@@ -257,7 +256,7 @@ async fn refresh(trade_no: &str, json: bool) -> Result<(), Failure> {
         )));
     }
     let now = Utc::now();
-    let abandoned_after = pending_abandoned_after(endpoint.timeout);
+    let abandoned_after = pending_abandoned_after(vexora.endpoint.timeout);
     if order.status == OrderStatus::Pending && !order.is_abandoned(now, abandoned_after) {
         return Err(refused(format!(
             "{trade_no} is PENDING and its submit may still be running; try again in a minute"
@@ -277,7 +276,7 @@ async fn refresh(trade_no: &str, json: bool) -> Result<(), Failure> {
         metrics: &NoMetrics,
         schedule: Schedule::from(&runtime.config),
     };
-    let applied = query_and_apply(&applier, &vexora, &runtime.secrets, &order, now)
+    let applied = query_and_apply(&applier, &vexora.client, &runtime.secrets, &order, now)
         .await
         .map_err(|e| broken(format!("the query could not be applied: {e}")))?;
     let (outcome, now_order) = match &applied {

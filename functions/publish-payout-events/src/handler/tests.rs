@@ -132,7 +132,11 @@ fn failures(answer: &DynamoDbEventResponse) -> Vec<&str> {
     answer
         .batch_item_failures
         .iter()
-        .filter_map(|f| f.item_identifier.as_deref())
+        .map(|f| {
+            f.item_identifier
+                .as_deref()
+                .expect("every failure names its record")
+        })
         .collect()
 }
 

@@ -59,7 +59,7 @@ pub mod attr {
     pub const ITEMS: &str = "items";
     pub const COMMITTED: &str = "committed";
     pub const LAST_WRITE: &str = "lastWrite";
-    /// The ids of every keep write that landed (a string set), so a retried keep lands once.
+    /// The ids of every annotation write that landed (a string set), so a retried one lands once.
     pub const KEPT_WRITES: &str = "keptWrites";
     pub const INTENT_ID: &str = "intentId";
     /// How many status events this order's changes stand for ([`payout_domain::events`]): every move
