@@ -41,6 +41,16 @@ fn deployed_crates() -> BTreeSet<String> {
     names(&cargo_tree(&["-e", "no-dev", "--prefix", "none"]))
 }
 
+/// Fails naming what pulls in the first of `absent` the deployed build holds.
+fn assert_absent(crates: &BTreeSet<String>, absent: &[&str]) {
+    for name in absent {
+        if crates.contains(*name) {
+            let reached_by = cargo_tree(&["-e", "no-dev", "-i", name]);
+            panic!("{name} reaches the deployed build:\n{reached_by}");
+        }
+    }
+}
+
 /// The crate names of a `cargo tree --prefix none`.
 fn names(tree: &str) -> BTreeSet<String> {
     tree.lines()
@@ -70,18 +80,16 @@ fn the_deployed_build_compiles_no_test_support() {
     for function in FUNCTIONS {
         assert!(crates.contains(function), "{function} is built: {crates:?}");
     }
-    for absent in [
-        "payout-testkit",
-        "payout-e2e",
-        "payout-simulation",
-        "wiremock",
-        "proptest",
-    ] {
-        if crates.contains(absent) {
-            let reached_by = cargo_tree(&["-e", "no-dev", "-i", absent]);
-            panic!("{absent} reaches the deployed build:\n{reached_by}");
-        }
-    }
+    assert_absent(
+        &crates,
+        &[
+            "payout-testkit",
+            "payout-e2e",
+            "payout-simulation",
+            "wiremock",
+            "proptest",
+        ],
+    );
 }
 
 #[test]
@@ -172,16 +180,14 @@ fn the_deployed_build_links_one_tls_stack_with_one_crypto_library() {
         ring.contains("rustls"),
         "rustls with ring is the TLS stack:\n{ring}"
     );
-    for absent in [
-        "aws-lc-rs",
-        "aws-lc-sys",
-        "openssl",
-        "native-tls",
-        "hyper-tls",
-    ] {
-        if crates.contains(absent) {
-            let reached_by = cargo_tree(&["-e", "no-dev", "-i", absent]);
-            panic!("{absent} reaches the deployed build:\n{reached_by}");
-        }
-    }
+    assert_absent(
+        &crates,
+        &[
+            "aws-lc-rs",
+            "aws-lc-sys",
+            "openssl",
+            "native-tls",
+            "hyper-tls",
+        ],
+    );
 }
