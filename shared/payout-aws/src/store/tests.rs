@@ -1059,3 +1059,50 @@ async fn an_operators_resolution_is_kept_with_its_decision_and_only_once(store: 
         Transitioned::Rejected(_)
     ));
 }
+
+/// The paging key the adapter rebuilds from a cursor is the one DynamoDB returned: the table's
+/// key and the index's, numbers in DynamoDB's canonical form.
+#[test]
+fn a_cursor_rebuilds_the_paging_key_dynamodb_returned() {
+    let key = std::collections::HashMap::from([
+        (schema::PARTITION_KEY.to_owned(), s("T1")),
+        (
+            schema::UNRESOLVED_KEY.to_owned(),
+            s(schema::UNRESOLVED_MARK),
+        ),
+        (
+            schema::CHECK_AFTER.to_owned(),
+            AttributeValue::N("1764036000000".into()),
+        ),
+    ]);
+    let cursor = super::cursor_of(&key).unwrap();
+    assert_eq!(cursor.check_after_ms, 1_764_036_000_000);
+    assert_eq!(super::cursor_key(cursor), key);
+}
+
+/// A paging key that does not read as exactly one instant and one order is an error, never
+/// read as another position (which could skip unresolved orders).
+#[test]
+fn a_paging_key_that_is_not_one_instant_and_one_order_is_corrupt() {
+    for check_after in ["1.5e12", "1764036000000.5", "", "-", "99999999999999999999"] {
+        let key = std::collections::HashMap::from([
+            (schema::PARTITION_KEY.to_owned(), s("T1")),
+            (
+                schema::CHECK_AFTER.to_owned(),
+                AttributeValue::N(check_after.into()),
+            ),
+        ]);
+        assert!(
+            matches!(super::cursor_of(&key), Err(StoreError::Corrupt(_))),
+            "{check_after:?}"
+        );
+    }
+    let no_order = std::collections::HashMap::from([(
+        schema::CHECK_AFTER.to_owned(),
+        AttributeValue::N("1".into()),
+    )]);
+    assert!(matches!(
+        super::cursor_of(&no_order),
+        Err(StoreError::Corrupt(_))
+    ));
+}
