@@ -67,7 +67,7 @@ impl Runtime {
     /// [`Runtime::init`] and Vexora's endpoint ([`VexoraConfig`]) with a client for it: every
     /// problem of either configuration is reported together, before any AWS call.
     pub async fn init_with_vexora() -> Result<(Self, Vexora), InitError> {
-        let (config, endpoint) = crate::config::with_vexora(|name| std::env::var(name).ok())?;
+        let (config, endpoint) = crate::config::with_vexora(crate::config::from_env)?;
         let client = VexoraClient::new(&endpoint.base_url, endpoint.timeout)?;
         let runtime = Self::init_from(config).await?;
         Ok((runtime, Vexora { client, endpoint }))

@@ -97,7 +97,7 @@ impl fmt::Display for ConfigError {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(from_env)
     }
 
     /// Reads through `lookup` so tests need not touch the process environment.
@@ -180,10 +180,6 @@ pub struct VexoraConfig {
 }
 
 impl VexoraConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// Reads through `lookup` so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut errors = Vec::new();
@@ -243,6 +239,11 @@ impl VexoraConfig {
     }
 }
 
+/// A variable of the process environment.
+pub fn from_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// Both halves, for a function that calls Vexora: every problem of either reported together.
 pub fn with_vexora(
     lookup: impl Fn(&str) -> Option<String> + Copy,
@@ -299,7 +300,7 @@ pub struct EventsConfig {
 
 impl EventsConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(from_env)
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {

@@ -11,8 +11,6 @@ use aws_config::timeout::TimeoutConfig;
 pub const AWS_ATTEMPT: Duration = Duration::from_millis(1000);
 /// One AWS call, the SDK's retries included: the bound every path below counts with.
 pub const AWS_CALL: Duration = Duration::from_millis(1500);
-/// Connecting to Vexora ([`vexora::CONNECT_TIMEOUT`]).
-pub const VEXORA_CONNECT: Duration = vexora::CONNECT_TIMEOUT;
 /// What every path keeps free below its function's timeout.
 pub const MARGIN: Duration = Duration::from_secs(1);
 
