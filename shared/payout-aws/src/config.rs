@@ -163,10 +163,7 @@ impl Config {
                 batch_queue_url: queue,
             })
         };
-        match config() {
-            Some(config) if errors.is_empty() => Ok(config),
-            _ => Err(ConfigError(errors)),
-        }
+        finish(config(), errors)
     }
 }
 
@@ -232,10 +229,15 @@ impl VexoraConfig {
                 timeout: timeout?,
             })
         };
-        match config() {
-            Some(config) if errors.is_empty() => Ok(config),
-            _ => Err(ConfigError(errors)),
-        }
+        finish(config(), errors)
+    }
+}
+
+/// The configuration read, unless any variable had a problem: then every problem.
+fn finish<T>(read: Option<T>, errors: Vec<VarError>) -> Result<T, ConfigError> {
+    match read {
+        Some(read) if errors.is_empty() => Ok(read),
+        _ => Err(ConfigError(errors)),
     }
 }
 
